@@ -1,0 +1,155 @@
+"""Every setting of the bot, typed, with its default, in one place.
+
+Values come from the environment and an optional `.env` in the working directory. Each field's env name is its
+upper-case name. `.env.example` and the README's configuration table list the same fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+from bot.models import ASPECT_RATIOS
+
+# Where an operator gets each secret, for the message printed when one is missing.
+SECRET_HELP = {
+    "DISCORD_TOKEN": "create an application at https://discord.com/developers/applications, "
+    "open Bot, press Reset Token and copy it",
+    "GEMINI_API_KEY": "create one at https://aistudio.google.com/apikey (image models need a project with billing)",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    # --- secrets and endpoints ---
+    discord_token: SecretStr
+    gemini_api_key: SecretStr
+    gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    gemini_model: str = "gemini-2.5-flash-image"
+    discord_guild_id: int | None = None
+    database_path: Path = Path("data/bot.sqlite3")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- generation ---
+    prompt_max_chars: int = Field(1500, ge=1, le=4000)
+    default_aspect_ratio: str | None = None
+    # Deadline for one generation including retries; Gemini takes 3-30 s, so a minute and a half is generous.
+    gemini_timeout_seconds: float = Field(90.0, gt=0)
+    # Per HTTP attempt; a stalled connection is abandoned and retried within the overall deadline.
+    gemini_attempt_timeout_seconds: float = Field(60.0, gt=0)
+    gemini_max_attempts: int = Field(3, ge=1, le=10)
+    # A failed generation may still be billed, so backoff starts at a second and retries are few.
+    gemini_backoff_base_seconds: float = Field(1.0, ge=0)
+    gemini_backoff_max_seconds: float = Field(20.0, ge=0)
+    # A 429 asking for a longer wait than this is not retried; the user is told to try later.
+    gemini_max_retry_wait_seconds: float = Field(30.0, ge=0)
+    # Estimated cost of one image in US dollars (2.5 Flash Image: 1290 tokens at $30/1M).
+    price_per_image_usd: float = Field(0.039, ge=0)
+
+    # --- quotas and budgets ---
+    # Images per user per day; -1 means unlimited.
+    daily_quota: int = Field(10, ge=-1)
+    quota_timezone: str = "UTC"
+    # Images per server per day and for the whole bot per day; -1 means no cap.
+    server_daily_image_cap: int = Field(-1, ge=-1)
+    global_daily_image_cap: int = Field(500, ge=-1)
+    # The same caps in estimated US dollars; -1 means no cap.
+    server_daily_cost_cap_usd: float = Field(-1.0, ge=-1)
+    global_daily_cost_cap_usd: float = Field(20.0, ge=-1)
+
+    # --- upstream scheduler ---
+    upstream_rpm: int = Field(10, ge=1)
+    upstream_concurrency: int = Field(4, ge=1)
+    # Optional budgets; 0 means not enforced by the bot.
+    upstream_tpm: int = Field(0, ge=0)
+    upstream_rpd: int = Field(0, ge=0)
+    # Queued plus running requests one user may have at once.
+    user_max_pending: int = Field(3, ge=1)
+    # Consecutive upstream failures that open the circuit, and how long it stays open.
+    circuit_failure_threshold: int = Field(5, ge=1)
+    circuit_cooldown_seconds: float = Field(60.0, gt=0)
+    # Least time between two edits of one progress message (Discord rate-limits message edits).
+    progress_edit_interval_seconds: float = Field(2.0, ge=0)
+    # How long running requests may finish after SIGTERM before the rest are refunded.
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+
+    # --- moderation ---
+    moderation_enabled: bool = True
+    # Blocks within the window that put a user on cool-down, and for how long.
+    moderation_cooldown_blocks: int = Field(3, ge=1)
+    moderation_cooldown_window_seconds: float = Field(600.0, gt=0)
+    moderation_cooldown_seconds: float = Field(900.0, gt=0)
+    moderation_log_retention_days: int = Field(90, ge=1)
+
+    # --- editing and inputs ---
+    max_input_image_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_input_images: int = Field(3, ge=1, le=14)
+    max_input_pixels: int = Field(50_000_000, ge=1)
+    conversation_max_depth: int = Field(8, ge=1)
+    # Keep input images in the database (needed only to edit images whose Discord message is gone).
+    keep_input_images: bool = False
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("default_aspect_ratio")
+    @classmethod
+    def _known_ratio(cls, value: str | None) -> str | None:
+        if value and value not in ASPECT_RATIOS:
+            raise ValueError(f"must be one of {', '.join(ASPECT_RATIOS)}")
+        return value or None
+
+    @field_validator("gemini_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("discord_token", "gemini_api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.quota_timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings or raise one `ConfigError` that names every bad variable and how to fix it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = ["The bot's configuration is incomplete or invalid:"]
+    for err in exc.errors():
+        name = str(err["loc"][0]).upper() if err["loc"] else "?"
+        if err["type"] == "missing":
+            where = SECRET_HELP.get(name, "")
+            lines.append(
+                f"  - {name} is not set. Set it in the environment or in a .env file in the working directory"
+                + (f"; to get one, {where}." if where else ".")
+            )
+        else:
+            # err["input"] is deliberately not shown: it may be a secret.
+            lines.append(f"  - {name}: {err['msg']}.")
+    lines.append("See .env.example for every setting.")
+    return "\n".join(lines)

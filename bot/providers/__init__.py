@@ -1,0 +1,17 @@
+"""Image providers. Each maps its wire format and errors into `bot.models` and `bot.errors`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.models import GeneratedImage, ImageOptions, InputImage
+
+
+class ImageProvider(Protocol):
+    model: str
+
+    async def generate(
+        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+    ) -> GeneratedImage:
+        """Make one image or raise a `bot.errors.UpstreamError`."""
+        ...
