@@ -28,13 +28,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
 
     # --- secrets and endpoints ---
-    discord_token: SecretStr
-    gemini_api_key: SecretStr
+    # Optional at the type level so `python -m bot generate` works without Discord; `load_settings` says which
+    # of them a command needs.
+    discord_token: SecretStr | None = None
+    gemini_api_key: SecretStr | None = None
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
     gemini_model: str = "gemini-2.5-flash-image"
     discord_guild_id: int | None = None
     database_path: Path = Path("data/bot.sqlite3")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Privileged intent; must also be switched on in the developer portal. Needed only for plain (non-reply,
+    # non-mention) messages in the bot's threads to count as edit instructions.
+    message_content_intent: bool = False
 
     # --- generation ---
     prompt_max_chars: int = Field(1500, ge=1, le=4000)
@@ -120,8 +125,8 @@ class Settings(BaseSettings):
 
     @field_validator("discord_token", "gemini_api_key")
     @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
             raise ValueError("is empty")
         return value
 
@@ -130,26 +135,34 @@ class Settings(BaseSettings):
         return ZoneInfo(self.quota_timezone)
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build the settings or raise one `ConfigError` that names every bad variable and how to fix it."""
+class _Secrets(BaseSettings):
+    """Read with the same sources as Settings, so the secrets can be reported even when another field is bad."""
+
+    model_config = Settings.model_config
+    discord_token: SecretStr | None = None
+    gemini_api_key: SecretStr | None = None
+
+
+def load_settings(require: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY"), **overrides: object) -> Settings:
+    """Build the settings or raise one `ConfigError` that names every bad or missing variable and how to fix it.
+    `require` lists the secrets the command at hand needs."""
+    settings: Settings | None = None
+    problems: list[str] = []
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    lines = ["The bot's configuration is incomplete or invalid:"]
-    for err in exc.errors():
-        name = str(err["loc"][0]).upper() if err["loc"] else "?"
-        if err["type"] == "missing":
-            where = SECRET_HELP.get(name, "")
-            lines.append(
-                f"  - {name} is not set. Set it in the environment or in a .env file in the working directory"
-                + (f"; to get one, {where}." if where else ".")
-            )
-        else:
-            # err["input"] is deliberately not shown: it may be a secret.
-            lines.append(f"  - {name}: {err['msg']}.")
-    lines.append("See .env.example for every setting.")
-    return "\n".join(lines)
+        # err["input"] is deliberately never shown: it may be a secret.
+        problems = [f"  - {str(err['loc'][0]).upper()}: {err['msg']}." for err in exc.errors() if err["loc"]]
+    secrets = settings or _Secrets(**{k: v for k, v in overrides.items() if k in _Secrets.model_fields})
+    missing = [
+        f"  - {name} is not set. Set it in the environment or in a .env file in the working directory; "
+        f"to get one, {SECRET_HELP[name]}."
+        for name in require
+        if getattr(secrets, name.lower(), None) is None
+    ]
+    problems = missing + problems
+    if problems or settings is None:
+        raise ConfigError(
+            "\n".join(["The bot's configuration is incomplete or invalid:", *problems, "See .env.example."])
+        )
+    return settings

@@ -2,7 +2,7 @@
 
 Every failure a user can meet is a subclass of `BotError`. Providers map their wire errors into the
 `UpstreamError` branch; the pipeline and cogs never look at HTTP statuses. `user_message(exc)` is what the user
-reads; `exc.operator_detail` (if any) is what goes to the log for the operator.
+reads; `str(exc)` is the detail for the log (never a secret).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 
 class BotError(Exception):
-    """Base of every expected failure. `refund` says whether a reservation taken for the request is returned."""
-
-    refund = True
+    """Base of every expected failure. Whatever the subclass, a reservation taken for the request is refunded."""
 
     def __init__(self, message: str = "", **details: object) -> None:
         super().__init__(message)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 # The ten ratios the Gemini image models accept (reference: gemini-api.md, "aspectRatio").
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
 
-class RequestKind(str, Enum):
+class RequestKind(StrEnum):
     """Which door a request came through; stored with the generation for lineage and stats."""
 
     IMAGINE = "imagine"

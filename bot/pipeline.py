@@ -1,6 +1,7 @@
 """The one path every image request takes:
 
-    validate -> moderation.check -> quota.reserve -> scheduler.run(provider.generate) -> deliver -> commit | refund
+    accept:  validate -> moderation.check -> scheduler.admit -> quota.reserve
+    execute: scheduler.run(provider.generate), retried through the gate -> deliver -> quota.commit | quota.refund
 
 Rejections happen before anything is reserved. A reservation is committed only after `deliver` returned (the
 image reached the user) and refunded on every other ending, including cancellation and shutdown. Every request
@@ -9,9 +10,11 @@ that got a reservation has a row in `generations` that says how it ended.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -20,6 +23,7 @@ from bot.db import Database
 from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
+from bot.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,37 @@ class Quota(Protocol):
     async def refund(self, reservation: Reservation, reason: str) -> None: ...
 
 
+class Ticket(Protocol):
+    """A user's admitted place at the scheduler, held from admission until released (queued or running)."""
+
+    user_id: int
+    key: str
+
+
 class Scheduler(Protocol):
-    async def run(self, user_id: int, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
-        """Run `job` when the upstream gate allows, reporting queue position through `progress`."""
+    def admit(self, user_id: int, key: str) -> Ticket:
+        """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
+        Synchronous so that no other request can slip in between the check and the count."""
+
+    async def run(self, ticket: Ticket, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
+        """Wait until the upstream gate allows a start (reporting position through `progress`), then run one
+        attempt of `job`. Called once per attempt, so retries go back through the gate. Raises `Cancelled` if
+        `cancel(key)` was called while waiting."""
+
+    def cancel(self, key: str) -> bool:
+        """Cancel a waiting request; False when it is not waiting (unknown, running or finished)."""
+
+    def release(self, ticket: Ticket) -> None:
+        """Give the user's slot back; called exactly once per admitted ticket, however the request ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A request that passed every check and holds a scheduler slot and a quota reservation."""
+
+    request: ImageRequest
+    ticket: Ticket
+    reservation: Reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +101,11 @@ class Pipeline:
         moderator: Moderator,
         quota: Quota,
         scheduler: Scheduler,
+        retry_policy: RetryPolicy,
         prompt_max_chars: int,
         price_per_image_usd: float,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.db = db
         self.provider = provider
@@ -80,7 +114,12 @@ class Pipeline:
         self.scheduler = scheduler
         self.prompt_max_chars = prompt_max_chars
         self.price_per_image_usd = price_per_image_usd
+        self.retry_policy = retry_policy
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.clock = clock
+        self.sleep = sleep
 
     def validate(self, request: ImageRequest) -> None:
         prompt = request.prompt.strip()
@@ -95,10 +134,58 @@ class Pipeline:
         if ratio is not None and ratio not in ASPECT_RATIOS:
             raise InvalidRequest(f"Unknown aspect ratio {ratio!r}; choose one of {', '.join(ASPECT_RATIOS)}.")
 
-    async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
+    async def accept(self, request: ImageRequest, *, key: str | None = None) -> Accepted:
+        """Every check that can refuse a request, before anything is spent: input, moderation, the user's place
+        at the scheduler, then one unit of quota. Local and fast, so a cog can answer a refusal ephemerally
+        within Discord's 3 seconds. `key` lets the caller cancel the request while it waits."""
         self.validate(request)
         await self.moderator.check(request)
-        reservation = await self.quota.reserve(request)
+        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
+        try:
+            reservation = await self.quota.reserve(request)
+        except BaseException:
+            self.scheduler.release(ticket)
+            raise
+        return Accepted(request, ticket, reservation)
+
+    async def abandon(self, accepted: Accepted, reason: str) -> None:
+        """Give back what `accept` took when the request cannot go on (e.g. Discord refused the defer)."""
+        try:
+            await self.quota.refund(accepted.reservation, reason)
+        finally:
+            self.scheduler.release(accepted.ticket)
+
+    async def execute(self, accepted: Accepted, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
+        """Generate and deliver an accepted request; commits its quota on delivery and refunds on any other end."""
+        self._active += 1
+        self._idle.clear()
+        try:
+            return await self._generate(accepted.request, accepted.reservation, accepted.ticket, deliver, progress)
+        finally:
+            self.scheduler.release(accepted.ticket)
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def drain(self, within: float) -> bool:
+        """Wait until no request is executing (their refunds and messages done); False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
+        return await self.execute(await self.accept(request), deliver, progress)
+
+    async def _generate(
+        self,
+        request: ImageRequest,
+        reservation: Reservation,
+        ticket: Ticket,
+        deliver: Deliver,
+        progress: ProgressCallback | None,
+    ) -> Delivery:
         try:
             generation_id, depth = await self._start(request)
         except BaseException:
@@ -107,20 +194,23 @@ class Pipeline:
         queued_at = self.clock()
         started_at: float | None = None
 
-        async def generate() -> GeneratedImage:
+        async def attempt() -> GeneratedImage:
             nonlocal started_at
-            started_at = self.clock()
+            if started_at is None:
+                started_at = self.clock()
             return await self.provider.generate(provider_prompt(request), request.images, request.options)
 
         try:
-            image = await self.scheduler.run(request.user_id, generate, progress)
+            # Each attempt goes back through the scheduler so retries respect the upstream rate gate too.
+            image = await call_with_retries(
+                lambda: self.scheduler.run(ticket, attempt, progress), self.retry_policy, sleep=self.sleep
+            )
             done_at = self.clock()
             delivery = Delivery(generation_id, request, image, reservation, depth)
             message_id = await deliver(delivery)
         except BaseException as exc:
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
-        cost = self.price_per_image_usd
         await self.db.execute(
             "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
             " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
@@ -137,7 +227,7 @@ class Pipeline:
                 generation_id,
             ),
         )
-        await self.quota.commit(reservation, generation_id, cost)
+        await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
         return delivery
 
     async def _start(self, request: ImageRequest) -> tuple[int, int]:

@@ -1,0 +1,194 @@
+"""Command line: `python -m bot` runs the bot; `check`, `generate` and `sync` help the operator.
+
+python -m bot                       run the bot
+python -m bot check                 validate the configuration and say what is wrong
+python -m bot generate "a red fox" --aspect-ratio 16:9 -o fox.png
+                                    one image through the same pipeline, without Discord (tests the key)
+python -m bot sync [--global | --guild ID]
+                                    publish the slash commands (globally takes up to an hour to show)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+from bot.errors import BotError, ConfigError, user_message
+from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
+
+log = logging.getLogger("bot")
+
+
+class RedactSecrets(logging.Filter):
+    """Defence in depth: whatever a library logs, the token and key never reach the log output."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 8]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    if settings is not None:
+        secrets = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
+        handler.addFilter(RedactSecrets(secrets))
+        level = settings.log_level
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="gemini-image-bot")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+    chk = sub.add_parser("check", help="validate the configuration")
+    chk.add_argument("--quiet", action="store_true", help="print only problems (for HEALTHCHECK)")
+    gen = sub.add_parser("generate", help="make one image without Discord, to test the Gemini key")
+    gen.add_argument("prompt")
+    gen.add_argument("--aspect-ratio", choices=ASPECT_RATIOS)
+    gen.add_argument("-o", "--output", type=Path, default=Path("out.png"))
+    sync = sub.add_parser("sync", help="publish the slash commands to Discord")
+    scope = sync.add_mutually_exclusive_group()
+    scope.add_argument("--global", dest="everywhere", action="store_true", help="in every server (default)")
+    scope.add_argument("--guild", type=int, help="in one server, at once")
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+
+    needs = ("GEMINI_API_KEY",) if command == "generate" else ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    try:
+        settings = load_settings(require=needs)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    setup_logging(settings)
+    if command == "check":
+        return check(settings, quiet=args.quiet)
+    if command == "generate":
+        return asyncio.run(generate(settings, args.prompt, args.aspect_ratio, args.output))
+    if command == "sync":
+        return asyncio.run(sync_commands(settings, args.guild))
+    return run(settings)
+
+
+def check(settings: Settings, *, quiet: bool = False) -> int:
+    if not quiet:
+        print("Configuration is valid:")
+        for name, value in settings.model_dump().items():
+            print(f"  {name.upper()} = {value}")  # SecretStr dumps as '**********'
+    path = settings.database_path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"DATABASE_PATH: cannot create {path.parent}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, output: Path) -> int:
+    from bot.pipeline import Delivery
+    from bot.services import Services
+
+    services = await Services.start(settings)
+
+    async def save(delivery: Delivery) -> int:
+        path = output if output.suffix else output.with_suffix("." + delivery.image.extension)
+        path.write_bytes(delivery.image.data)
+        print(f"Saved {len(delivery.image.data)} bytes ({delivery.image.mime_type}) to {path}")
+        return 0
+
+    request = ImageRequest(
+        user_id=0,
+        channel_id=0,
+        prompt=prompt,
+        kind=RequestKind.CLI,
+        options=ImageOptions(aspect_ratio=aspect_ratio or settings.default_aspect_ratio),
+    )
+    try:
+        delivery = await services.pipeline.run(request, save)
+    except BotError as exc:
+        print(user_message(exc).text, file=sys.stderr)
+        return 1
+    finally:
+        await services.stop_accepting()
+        await services.close()
+    usage = delivery.image.usage
+    if delivery.image.text:
+        print(f"The model says: {delivery.image.text}")
+    print(f"Model {delivery.image.model}; tokens: {usage.prompt_tokens} in, {usage.output_tokens} out")
+    return 0
+
+
+async def sync_commands(settings: Settings, guild_id: int | None) -> int:
+    import discord
+
+    from bot.app import ImageBot
+
+    bot = ImageBot(settings)
+    async with bot:
+        await bot.login(settings.discord_token.get_secret_value())  # type: ignore[union-attr]
+        if guild_id:
+            guild = discord.Object(id=guild_id)
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+        else:
+            synced = await bot.tree.sync()
+        print(f"Published {len(synced)} commands " + (f"to server {guild_id}." if guild_id else "globally."))
+    return 0
+
+
+def run(settings: Settings) -> int:
+    import discord
+
+    try:
+        asyncio.run(serve(settings))
+    except discord.LoginFailure:
+        print(
+            "Discord refused DISCORD_TOKEN: reset the token in the developer portal and set it again.",
+            file=sys.stderr,
+        )
+        return 2
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "MESSAGE_CONTENT_INTENT=true needs the Message Content intent switched on in the developer portal "
+            "(Bot -> Privileged Gateway Intents), or set it to false.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+async def serve(settings: Settings) -> None:
+    """Run until Discord closes us or SIGINT/SIGTERM arrives; then close gracefully (waiting users are told and
+    refunded, running requests get SHUTDOWN_GRACE_SECONDS)."""
+    from bot.app import ImageBot
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with ImageBot(settings) as bot:
+        runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))  # type: ignore[union-attr]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            log.info("stopping on signal")
+            await bot.close()
+        stopper.cancel()
+        await runner
+
+
+if __name__ == "__main__":
+    sys.exit(main())

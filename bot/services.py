@@ -1,0 +1,69 @@
+"""The long-lived objects of the core, built once from the settings and shared by every door (Discord, CLI)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.config import Settings
+from bot.db import Database
+from bot.moderation_store import Moderation
+from bot.pipeline import Pipeline
+from bot.providers.gemini import GeminiProvider
+from bot.quota import QuotaLedger
+from bot.retry import RetryPolicy
+from bot.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    http: aiohttp.ClientSession
+    provider: GeminiProvider
+    quota: QuotaLedger
+    moderation: Moderation
+    scheduler: Scheduler
+    pipeline: Pipeline
+
+    @classmethod
+    async def start(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Services:
+        db = await Database.open(settings.database_path)
+        http = aiohttp.ClientSession()
+        provider = GeminiProvider.from_settings(http, settings)
+        quota = QuotaLedger.from_settings(db, settings, clock=clock)
+        refunded = await quota.recover()
+        if refunded:
+            log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+        moderation = Moderation.from_settings(db, settings, clock=clock)
+        scheduler = Scheduler.from_settings(settings)
+        pipeline = Pipeline(
+            db=db,
+            provider=provider,
+            moderator=moderation,
+            quota=quota,
+            scheduler=scheduler,
+            retry_policy=RetryPolicy.from_settings(settings),
+            prompt_max_chars=settings.prompt_max_chars,
+            price_per_image_usd=settings.price_per_image_usd,
+            clock=clock,
+        )
+        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline)
+
+    async def stop_accepting(self) -> None:
+        """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,
+        and wait until every request has told its user how it ended."""
+        grace = self.settings.shutdown_grace_seconds
+        await self.scheduler.shutdown(grace)
+        if not await self.pipeline.drain(within=grace + 10):
+            log.warning("some requests were still finishing when the bot stopped")
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.db.close()

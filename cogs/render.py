@@ -1,0 +1,53 @@
+"""How results, progress and quota look in Discord. Pure functions of core values plus discord objects."""
+
+from __future__ import annotations
+
+import io
+
+import discord
+
+from bot.models import Progress, Reservation
+from bot.pipeline import Delivery
+
+ACCENT = discord.Colour(0x4285F4)
+
+
+def clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quota_line(reservation: Reservation) -> str:
+    """'3 of 10 left today · resets in 5 hours' with a Discord timestamp that renders in the reader's locale."""
+    resets = f"resets <t:{int(reservation.resets_at)}:R>"
+    if reservation.limit is None:
+        return f"Unlimited images today · {resets}"
+    return f"{reservation.remaining} of {reservation.limit} left today · {resets}"
+
+
+def progress_text(progress: Progress) -> str:
+    if progress.state == "generating":
+        return "🎨 Generating your image…"
+    eta = ""
+    if progress.eta_seconds is not None:
+        seconds = max(1, round(progress.eta_seconds))
+        eta = f" · starts in about {seconds} s" if seconds < 90 else f" · starts in about {round(seconds / 60)} min"
+    ahead = "you're next" if progress.position <= 1 else f"position {progress.position} in line"
+    return f"⏳ Waiting for the image model — {ahead}{eta}"
+
+
+def result_message(delivery: Delivery, requester: discord.abc.User) -> tuple[str, discord.Embed, discord.File]:
+    """Content, embed and file that show a delivered image."""
+    image = delivery.image
+    filename = f"gemini-{delivery.generation_id}.{image.extension}"
+    embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
+    embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
+    if image.text:
+        embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
+    footer = image.model
+    if delivery.depth:
+        footer += f" · edit {delivery.depth} of a chain"
+    embed.set_footer(text=footer)
+    embed.set_image(url=f"attachment://{filename}")
+    file = discord.File(io.BytesIO(image.data), filename=filename)
+    return quota_line(delivery.reservation), embed, file

@@ -1,0 +1,38 @@
+"""The layering rules of design.md, enforced: the core works on plain values, cogs do no SQL and no HTTP."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_never_imports_discord():
+    allowed = {"app.py", "__main__.py"}
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "bot").rglob("*.py")
+        if p.name not in allowed and "discord" in imported_modules(p)
+    ]
+    assert offenders == []
+
+
+def test_cogs_do_no_sql_and_no_http():
+    offenders = []
+    for path in (ROOT / "cogs").rglob("*.py"):
+        modules = imported_modules(path)
+        text = path.read_text()
+        if modules & {"aiohttp", "aiosqlite", "sqlite3"} or ".execute(" in text:
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
