@@ -80,9 +80,8 @@ class ShuttingDown(BotError):
 
 
 class UpstreamError(BotError):
-    """Something went wrong at or on the way to the image provider."""
-
-    retryable = False
+    """Something went wrong at or on the way to the image provider. Which ones are retried is decided in
+    `bot.retry`, in one place."""
 
 
 class PromptBlocked(UpstreamError):
@@ -123,13 +122,9 @@ class GenerationFailed(UpstreamError):
 class UpstreamUnavailable(UpstreamError):
     """500/503/504, a connection error, or a malformed answer: Google's side, worth a retry."""
 
-    retryable = True
-
 
 class RateLimited(UpstreamError):
     """429 with a short wait; `retry_after` seconds come from `RetryInfo` (None when it gave none)."""
-
-    retryable = True
 
     def __init__(self, message: str, retry_after: float | None) -> None:
         super().__init__(message)

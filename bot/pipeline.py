@@ -200,10 +200,17 @@ class Pipeline:
                 started_at = self.clock()
             return await self.provider.generate(provider_prompt(request), request.images, request.options)
 
+        def upstream_elapsed() -> float:
+            # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
+            return 0.0 if started_at is None else self.clock() - started_at
+
         try:
             # Each attempt goes back through the scheduler so retries respect the upstream rate gate too.
             image = await call_with_retries(
-                lambda: self.scheduler.run(ticket, attempt, progress), self.retry_policy, sleep=self.sleep
+                lambda: self.scheduler.run(ticket, attempt, progress),
+                self.retry_policy,
+                sleep=self.sleep,
+                clock=upstream_elapsed,
             )
             done_at = self.clock()
             delivery = Delivery(generation_id, request, image, reservation, depth)

@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Worth another attempt. UpstreamTimeout is included although errors.py does not mark it retryable: a stalled
-# attempt is abandoned and retried within the overall deadline (see gemini_attempt_timeout_seconds).
+# Worth another attempt. A stalled attempt (UpstreamTimeout) is abandoned and retried within the overall deadline.
 RETRYABLE: tuple[type[BaseException], ...] = (RateLimited, UpstreamUnavailable, UpstreamTimeout)
 # Spread added to a 429's requested wait so requests told the same delay don't all return in the same instant.
 RATE_LIMIT_JITTER_SECONDS = 0.25

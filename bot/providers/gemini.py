@@ -108,7 +108,8 @@ class GeminiProvider:
             # aiohttp's timeout errors subclass TimeoutError (and ClientError), so this comes first.
             raise UpstreamTimeout(f"no answer from Gemini within {self.attempt_timeout:g}s") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"cannot reach Gemini: {type(exc).__name__}: {self._redact(str(exc))}") from None
+            # The key travels only in a header, so aiohttp's text (host, port, OS error) cannot contain it.
+            raise UpstreamUnavailable(f"cannot reach Gemini: {type(exc).__name__}: {exc}") from exc
         log.debug("gemini %s answered %s (%d bytes) in %.2fs", self.model, status, len(raw), time.monotonic() - started)
         secret = self._api_key.get_secret_value().encode()
         if secret in raw:
@@ -122,9 +123,6 @@ class GeminiProvider:
         if status != 200 or error is not None:
             raise error_from_response(status, error, raw)
         return parse_response(payload, self.model)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key.get_secret_value(), "[redacted]")
 
 
 def build_request(prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None) -> dict:
