@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     moderation_cooldown_window_seconds: float = Field(600.0, gt=0)
     moderation_cooldown_seconds: float = Field(900.0, gt=0)
     moderation_log_retention_days: int = Field(90, ge=1)
+    # Blocked plus allowed terms one server may add.
+    moderation_max_server_terms: int = Field(500, ge=1)
 
     # --- editing and inputs ---
     max_input_image_bytes: int = Field(10 * 1024 * 1024, ge=1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.moderation import CATEGORY_DESCRIPTIONS
+
 
 class BotError(Exception):
     """Base of every expected failure. Whatever the subclass, a reservation taken for the request is refunded."""
@@ -183,8 +185,8 @@ def user_message(exc: BaseException) -> UserMessage:
         case ModerationBlocked(category=category, term=term):
             said = f" (matched “{term}”)" if term else ""
             return UserMessage(
-                f"🚫 This server's rules don't allow that prompt: **{category}**{said}. "
-                "Nothing was sent to the image model and your quota was not charged. "
+                f"🚫 This server's rules don't allow that prompt: **{CATEGORY_DESCRIPTIONS.get(category, category)}**"
+                f"{said}. Nothing was sent to the image model and your quota was not charged. "
                 "If you think this is a mistake, ask this server's moderators."
             )
         case CoolingDown(until_ts=until):

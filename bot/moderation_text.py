@@ -1,0 +1,266 @@
+"""Text normalisation for the moderation filter: what a prompt "reads as" once the usual disguises are removed.
+
+`normalise` is applied per code point through one memoised translation table, so it runs at `str.translate`
+speed, never fails on any Unicode input and is idempotent (each code point maps to a fixed point). Per code
+point it applies NFKC (full-width and mathematical letters, ligatures), maps look-alike letters from other
+scripts to the Latin letter they imitate (our own table: transliteration would read Cyrillic "р" as "r" where a
+reader sees "p"), case-folds, strips diacritics and drops invisible characters.
+
+Word-level views are built on top: `views` (each word as its leet skeleton and with stretched letters
+collapsed), `spaced_runs` (letters written apart, joined) and `glued` (words split by punctuation, joined).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# Letters whose look depends on case: capital Greek Eta reads "H" but folds to eta, which reads "n".
+_CASE_GLYPHS = dict(zip("ΗΝΜΥИ", "hnmyn", strict=True))
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return {pair[0]: pair[1:] for pair in text.split()}
+
+
+# Look-alikes after case folding and accent stripping -> the Latin letter (or digit) a reader sees.
+_GLYPHS = _pairs(
+    # Cyrillic
+    "аa бb вb гr дd еe жx з3 иu кk мm нh оo пn рp сc тt уy хx цu шw щw ъb ьb эe яr ѕs іi јj ԁd ԛq ԝw "
+    "үy һh ӏl єe ґr "
+    # Greek
+    "αa βb γy δd εe ζz ηn ιi κk μu νv οo πn ρp σo ςc τt υu χx ωw ϲc ϳj "
+    # Latin variants, IPA and small capitals
+    "ıi ȷj ɑa ɐa ɓb ƀb ɔc ɕc ɖd ɗd đd ɘe əe ɛe ɡg ɢg ɦh ħh ɨi ɩi ɪi ɫl ɬl ɭl łl ƚl ŀl ɱm ɲn ɳn ɴn ŋn ɵo "
+    "øo ɾr ʀr ɹr ʂs ʈt ŧt ʉu ʊu ʋv ʏy ʐz ʑz ƶz ȥz ᴀa ʙb ᴄc ᴅd ᴇe ꜰf ʜh ᴊj ᴋk ʟl ᴍm ᴏo ᴘp ꞯq ꜱs ᴛt ᴜu "
+    "ᴠv ᴡw ᴢz ƒf ƙk þp ðd ĸk ×x æae œoe "
+    # Armenian
+    "օo սu ոn հh ցg զq "
+    # Lisu and Cherokee capitals (case folding turns small Cherokee letters into these)
+    "ꓐb ꓑp ꓓd ꓔt ꓖg ꓗk ꓙj ꓚc ꓜz ꓝf ꓟm ꓠn ꓡl ꓢs ꓣr ꓦv ꓧh ꓪw ꓫx ꓬy ꓮa ꓰe ꓲi ꓳo ꓴu "
+    "Ꭰd Ꭱr Ꭲt Ꭵi Ꭹy Ꭺa Ꭻj Ꭼe Ꮃw Ꮇm Ꮋh Ꮎo Ꮐg Ꮒh Ꮓz Ꮟb Ꮢr Ꮤw Ꮥs Ꮪs Ꮮl Ꮯc Ꮲp Ꮶk Ᏼb"
+)
+# Enclosed letters without a compatibility decomposition: regional indicators, negative circled/squared.
+for _start in (0x1F1E6, 0x1F150, 0x1F170):
+    for _i in range(26):
+        _GLYPHS[chr(_start + _i)] = chr(ord("a") + _i)
+# Blank-looking letters and symbols (Hangul fillers, braille blank, Khmer inherent vowels).
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u180e")
+# Marks, formatting (zero-width, bidi, soft hyphen, tags), controls, private use, surrogates, unassigned.
+_DROPPED_CATEGORIES = frozenset({"Mn", "Me", "Cf", "Cc", "Co", "Cs", "Cn"})
+_MEMO_LIMIT = 50_000
+
+
+def _fold(ch: str) -> str:
+    out = []
+    for c in unicodedata.normalize("NFKC", ch):
+        if c in _CASE_GLYPHS:
+            out.append(_CASE_GLYPHS[c])
+            continue
+        for d in unicodedata.normalize("NFD", c.casefold()):
+            if d.isspace():
+                out.append(" ")
+            elif d not in _INVISIBLE and unicodedata.category(d) not in _DROPPED_CATEGORIES:
+                out.append(_GLYPHS.get(d, d))
+    return "".join(out)
+
+
+def _fixed_point(ch: str) -> str:
+    out = _fold(ch)
+    for _ in range(4):
+        again = "".join(_fold(c) for c in out)
+        if again == out:
+            return out
+        out = again
+    # Never seen in practice; keeping only stable characters still guarantees idempotence.
+    return "".join(c for c in out if _fold(c) == c)
+
+
+class _CharMap(dict[int, str]):
+    """Code point -> normalised text, computed on first use. Memo size is capped against hostile inputs."""
+
+    def __missing__(self, code: int) -> str:
+        value = _fixed_point(chr(code))
+        if len(self) < _MEMO_LIMIT:
+            self[code] = value
+        return value
+
+
+_CHAR_MAP = _CharMap()
+for _code in range(128):
+    _CHAR_MAP[_code] = _fixed_point(chr(_code))
+
+
+def fold(text: str) -> str:
+    """Per-code-point normalisation, keeping one position per output character (spaces not collapsed)."""
+    return text.translate(_CHAR_MAP)
+
+
+def normalise(text: str) -> str:
+    """What the text reads as: folded, with runs of whitespace collapsed. Idempotent."""
+    return " ".join(fold(text).split())
+
+
+def origins(text: str) -> list[int]:
+    """For each character of `fold(text)`, the index in `text` of the character it came from."""
+    if text.isascii() and len(fold(text)) == len(text):
+        return list(range(len(text)))  # every ASCII character folds to at most one, so none was dropped
+    out: list[int] = []
+    for index, ch in enumerate(text):
+        out.extend([index] * len(_CHAR_MAP[ord(ch)]))
+    return out
+
+
+# --- word views ------------------------------------------------------------------------------------------------
+
+# Leet and symbol spellings. "l" and "1" both read as "i" (and "z" as "s") so one skeleton covers every mix;
+# terms are reduced the same way, so only tokens that equal a term letter-for-letter ever collide.
+_LEET = str.maketrans("013457892@$!|+€£¢¥lz", "oieastbgsasiiteicyis")
+_LEET_START = "@$€£¢¥"
+_LEET_INSIDE = "!|+*"
+# A word: letters/digits and leet symbols; "!", "|", "+" and "*" only between them ("n!ce", "p*rn").
+_WORD = re.compile(rf"(?:[^\W_]|[{_LEET_START}])+(?:[{re.escape(_LEET_INSIDE)}]+(?:[^\W_]|[{_LEET_START}])+)*")
+_REPEAT = re.compile(r"(.)\1+")
+_REPEATED = re.compile(r"(.)\1")
+
+
+def skeleton(word: str) -> str:
+    return word.translate(_LEET)
+
+
+def collapse(word: str) -> str:
+    """Stretched letters read once: "nuuude" -> "nude" (also "assassin" -> "asasin", so only used as a view)."""
+    return _REPEAT.sub(r"\1", word) if len(word) > 1 else word
+
+
+class Token(NamedTuple):
+    text: str  # folded spelling
+    start: int  # offsets in fold(text)
+    end: int
+
+
+def tokens(folded: str) -> list[Token]:
+    return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(folded)]
+
+
+@dataclass(slots=True)
+class Views:
+    """The words of a folded text, each also as its leet skeleton and, where letters repeat, as the skeleton of
+    its collapsed spelling. Leet maps one character to one, so the skeleton of the whole text is sliced."""
+
+    words: list[Token]
+    exact: list[str]
+    stretched: list[str] | None  # None when no word has a repeated letter
+    changed: list[bool]  # words that collapsing changed
+
+
+def views(folded: str) -> Views:
+    words = tokens(folded)
+    skeletons = folded.translate(_LEET)
+    exact = [skeletons[start:end] for _, start, end in words]
+    changed = [False] * len(words)
+    repeats = [m.start() for m in _REPEATED.finditer(folded)]
+    k = 0
+    for i, (_, start, end) in enumerate(words):
+        while k < len(repeats) and repeats[k] < start:
+            k += 1
+        changed[i] = k < len(repeats) and repeats[k] < end - 1
+    if not any(changed):
+        return Views(words, exact, None, changed)
+    stretched = [skeleton(collapse(w.text)) if c else e for w, c, e in zip(words, changed, exact, strict=True)]
+    return Views(words, exact, stretched, changed)
+
+
+class Run(NamedTuple):
+    """Letters written apart ("n u d e", "n.u.d.e") read as one word; `first`/`last` index into the tokens."""
+
+    text: str
+    first: int
+    last: int
+    offsets: tuple[int, ...]  # where each word starts in `text`
+
+
+_GLUE = frozenset(".-_'’·")
+
+
+def glued(words: list[Token], folded: str) -> list[Run]:
+    """Words split only by dots, hyphens, underscores or apostrophes ("nu.de", "po-rn"), read as one word."""
+    groups = []
+    i, n = 0, len(words)
+    while i < n:
+        j = i
+        while j + 1 < n and _is_glue(folded, words[j].end, words[j + 1].start):
+            j += 1
+        if j > i:
+            groups.append(_joined(words, i, j))
+        i = j + 1
+    return groups
+
+
+def _joined(words: list[Token], first: int, last: int) -> Run:
+    parts = [w.text for w in words[first : last + 1]]
+    offsets = list(itertools.accumulate((len(p) for p in parts[:-1]), initial=0))
+    return Run("".join(parts), first, last, tuple(offsets))
+
+
+def _is_glue(folded: str, start: int, end: int) -> bool:
+    return start < end and folded[start] in _GLUE and all(c in _GLUE for c in folded[start:end])
+
+
+def spaced_runs(words: list[Token], min_letters: int = 2, neighbour_max: int = 3) -> list[Run]:
+    """Runs of single-character words, joined. A short word right before or after is joined as well, because
+    spacing often starts late or stops early ("na.k.e.d")."""
+    runs = []
+    i, n = 0, len(words)
+    while i < n:
+        if len(words[i].text) != 1:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and len(words[j + 1].text) == 1:
+            j += 1
+        if j - i + 1 >= min_letters:
+            first = i - 1 if i > 0 and len(words[i - 1].text) <= neighbour_max else i
+            last = j + 1 if j + 1 < n and len(words[j + 1].text) <= neighbour_max else j
+            runs.append(_joined(words, first, last))
+        i = j + 1
+    return runs
+
+
+_NUMBER_WORDS = {
+    word: n
+    for n, word in enumerate(
+        "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen".split(),
+        start=1,
+    )
+}
+_AGE_UNITS = frozenset({"year", "years", "yr", "yrs", "yo"})
+_AGE_BEFORE = frozenset({"aged", "age", "is", "was", "turned"})
+
+
+def ages(words: list[Token]) -> Iterable[tuple[int, int]]:
+    """Word spans such as "12 year old", "13yo", "aged 15", "she is twelve"."""
+    for i, word in enumerate(words):
+        text = word.text
+        if not text[0].isdigit() and text not in _NUMBER_WORDS:
+            continue
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        if digits.isdigit() and len(digits) <= 2:
+            age, unit = int(digits), text[len(digits) :]
+        elif text in _NUMBER_WORDS:
+            age, unit = _NUMBER_WORDS[text], ""
+        else:
+            continue
+        if not 0 < age < 18:
+            continue
+        if unit in _AGE_UNITS:
+            yield i, i
+        elif not unit and i + 1 < len(words) and words[i + 1].text in _AGE_UNITS:
+            yield i, i + 1 + (i + 2 < len(words) and words[i + 2].text == "old")
+        elif not unit and i > 0 and words[i - 1].text in _AGE_BEFORE:
+            yield i - 1, i
