@@ -70,6 +70,12 @@ class Settings(BaseSettings):
 
     # --- upstream scheduler ---
     upstream_rpm: int = Field(10, ge=1)
+    # The provider's rate window. Only tests and benchmarks change it (everything time-based scales with it).
+    upstream_window_seconds: float = Field(60.0, gt=0)
+    # Extra time a start counts in the window, for network jitter (per 60 s; scaled with the window).
+    upstream_window_margin_seconds: float = Field(0.5, ge=0)
+    # Tokens charged against UPSTREAM_TPM when a request starts, corrected by the real usage afterwards.
+    upstream_tokens_per_request: int = Field(1400, ge=1)
     upstream_concurrency: int = Field(4, ge=1)
     # Optional budgets; 0 means not enforced by the bot.
     upstream_tpm: int = Field(0, ge=0)

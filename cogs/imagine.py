@@ -76,6 +76,7 @@ async def run_interaction_request(bot: ImageBot, interaction: discord.Interactio
     if not await _defer(bot, interaction, accepted):
         return
     job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
+    job.start()
     try:
         await pipeline.execute(accepted, job.deliver, job.progress)
     except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged

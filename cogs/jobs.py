@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import discord
 
@@ -35,6 +36,14 @@ class InteractionJob:
         self._pending: Progress | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._done = False
+        # Edits of the original message go out one at a time, in order.
+        self._edit_lock = asyncio.Lock()
+
+    def start(self) -> None:
+        """Replace Discord's "thinking…" at once, without delaying the request: the user sees it is in line, and
+        no later followup can take the place of the deferred message (which would inherit its visibility)."""
+        self._pending = Progress("queued")
+        self._flush_task = asyncio.create_task(self._flush_later(0))
 
     @property
     def token_alive(self) -> bool:
@@ -61,46 +70,51 @@ class InteractionJob:
         if progress is None or self._done or not self.token_alive:
             return
         self._last_edit = time.monotonic()
-        try:
-            message = await self.interaction.edit_original_response(content=progress_text(progress))
-            self.message_id = message.id
-        except discord.HTTPException as exc:
-            log.info("progress edit failed for interaction %s: %s", self.interaction.id, exc)
+        async with self._edit_lock:
+            if self._done:
+                return
+            try:
+                message = await self.interaction.edit_original_response(content=progress_text(progress))
+                self.message_id = message.id
+            except discord.HTTPException as exc:
+                log.info("progress edit failed for interaction %s: %s", self.interaction.id, exc)
 
-    def _stop_progress(self) -> None:
+    async def _stop_progress(self) -> None:
+        """No progress edit may land after the result; waits for one under way."""
         self._done = True
         if self._flush_task is not None:
             self._flush_task.cancel()
             self._flush_task = None
+        async with self._edit_lock:
+            pass
 
     # --- endings ----------------------------------------------------------------------------------------
 
     async def deliver(self, delivery: Delivery) -> int:
-        self._stop_progress()
-        content, embed, file = result_message(delivery, self.interaction.user)
+        await self._stop_progress()
+        message = result_message(delivery, self.interaction.user)
         if self.token_alive:
             try:
-                message = await self.interaction.edit_original_response(
-                    content=content, embed=embed, attachments=[file]
-                )
-                return message.id
+                file = message.pop("file")
+                edited = await self.interaction.edit_original_response(attachments=[file], **message)
+                return edited.id
             except discord.NotFound:
                 log.info("interaction %s expired before delivery; posting to the channel", self.interaction.id)
                 file.reset()
-        message = await self._post_late(
-            f"{self.interaction.user.mention} your image is ready. {content}", embed=embed, file=file
-        )
-        return message.id
+                message["file"] = file
+        message["content"] = f"{self.interaction.user.mention} your image is ready. {message['content']}"
+        posted = await self._post_late(**message)
+        return posted.id
 
     async def fail(self, exc: BaseException) -> None:
         """Tell the user how the request ended. Ephemeral messages replace the public waiting message."""
-        self._stop_progress()
+        await self._stop_progress()
         if not isinstance(exc, BotError):
             log.error("request from interaction %s failed", self.interaction.id, exc_info=exc)
         message = user_message(exc)
         try:
             if not self.token_alive:
-                await self._post_late(f"{self.interaction.user.mention} {message.text}")
+                await self._post_late(content=f"{self.interaction.user.mention} {message.text}")
             elif message.ephemeral:
                 await self.interaction.delete_original_response()
                 await self.interaction.followup.send(message.text, ephemeral=True)
@@ -109,7 +123,7 @@ class InteractionJob:
         except discord.HTTPException:
             log.warning("could not tell user %s how their request ended", self.interaction.user.id, exc_info=True)
 
-    async def _post_late(self, content: str, **kwargs: object) -> discord.Message:
+    async def _post_late(self, **kwargs: Any) -> discord.Message:
         channel = self.interaction.channel
         assert isinstance(channel, discord.abc.Messageable)
         reference = None
@@ -118,10 +132,9 @@ class InteractionJob:
                 message_id=self.message_id, channel_id=channel.id, fail_if_not_exists=False
             )
         return await channel.send(
-            content,
             reference=reference,  # type: ignore[arg-type]
             allowed_mentions=discord.AllowedMentions(users=[self.interaction.user]),
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import discord
 
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
+from cogs.views import result_view
 
 ACCENT = discord.Colour(0x4285F4)
 
@@ -28,6 +30,8 @@ def quota_line(reservation: Reservation) -> str:
 def progress_text(progress: Progress) -> str:
     if progress.state == "generating":
         return "🎨 Generating your image…"
+    if progress.position == 0:
+        return "⏳ In line for the image model…"
     eta = ""
     if progress.eta_seconds is not None:
         seconds = max(1, round(progress.eta_seconds))
@@ -36,8 +40,8 @@ def progress_text(progress: Progress) -> str:
     return f"⏳ Waiting for the image model — {ahead}{eta}"
 
 
-def result_message(delivery: Delivery, requester: discord.abc.User) -> tuple[str, discord.Embed, discord.File]:
-    """Content, embed and file that show a delivered image."""
+def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str, Any]:
+    """The keyword arguments (content, embed, file, view) of a message that shows a delivered image."""
     image = delivery.image
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
     embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
@@ -50,4 +54,8 @@ def result_message(delivery: Delivery, requester: discord.abc.User) -> tuple[str
     embed.set_footer(text=footer)
     embed.set_image(url=f"attachment://{filename}")
     file = discord.File(io.BytesIO(image.data), filename=filename)
-    return quota_line(delivery.reservation), embed, file
+    message: dict[str, Any] = {"content": quota_line(delivery.reservation), "embed": embed, "file": file}
+    view = result_view(delivery.generation_id, delivery.request.user_id)
+    if view is not None:
+        message["view"] = view
+    return message

@@ -1,0 +1,19 @@
+"""Placeholder: filled in by the moderation feature."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from bot.app import ImageBot
+
+
+class ModerationCog(commands.Cog):
+    def __init__(self, bot: ImageBot) -> None:
+        self.bot = bot
+
+
+async def setup(bot: ImageBot) -> None:
+    await bot.add_cog(ModerationCog(bot))

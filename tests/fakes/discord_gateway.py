@@ -1,0 +1,133 @@
+"""The fake Discord's websocket gateway: HELLO, heartbeats, IDENTIFY -> READY + GUILD_CREATE, dispatches."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes.discord_state import PRIVILEGED_INTENTS
+
+if TYPE_CHECKING:
+    from tests.fakes.discord import FakeDiscord
+
+log = logging.getLogger(__name__)
+
+DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, REQUEST_MEMBERS, INVALID_SESSION, HELLO, HEARTBEAT_ACK = (
+    0, 1, 2, 3, 6, 8, 9, 10, 11,
+)  # fmt: skip
+HEARTBEAT_INTERVAL_MS = 41250
+# Close codes (discord-api-docs, "Gateway close event codes").
+AUTHENTICATION_FAILED, INVALID_INTENTS, DISALLOWED_INTENTS = 4004, 4013, 4014
+
+
+class Session:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.sequence = 0
+        self.ready = False
+        self.lock = asyncio.Lock()  # sequence numbers must reach the client in order
+
+    async def send(self, op: int, data: Any, event: str | None = None) -> None:
+        async with self.lock:
+            seq = None
+            if op == DISPATCH:
+                self.sequence += 1
+                seq = self.sequence
+            await self.ws.send_str(json.dumps({"op": op, "d": data, "s": seq, "t": event}))
+
+
+class Gateway:
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.sessions: list[Session] = []
+        self.presences: list[dict[str, Any]] = []
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        session = Session(ws)
+        self.sessions.append(session)
+        try:
+            await session.send(HELLO, {"heartbeat_interval": HEARTBEAT_INTERVAL_MS})
+            async for frame in ws:
+                if frame.type is not WSMsgType.TEXT:
+                    self.fake.fail(f"gateway: unexpected {frame.type.name} frame")
+                    continue
+                await self._receive(session, json.loads(frame.data))
+        finally:
+            self.sessions.remove(session)
+        return ws
+
+    async def _receive(self, session: Session, payload: dict[str, Any]) -> None:
+        op, data = payload.get("op"), payload.get("d")
+        if op == HEARTBEAT:
+            await session.send(HEARTBEAT_ACK, None)
+        elif op == IDENTIFY:
+            await self._identify(session, data)
+        elif op == PRESENCE:
+            self.presences.append(data)
+        elif op == RESUME:
+            await session.send(INVALID_SESSION, False)  # sessions are not kept: the client identifies anew
+        elif op == REQUEST_MEMBERS:
+            guild = self.fake.guilds[int(data["guild_id"])]
+            chunk = {"guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
+                     "chunk_index": 0, "chunk_count": 1, "nonce": data.get("nonce")}  # fmt: skip
+            await session.send(DISPATCH, chunk, "GUILD_MEMBERS_CHUNK")
+        else:
+            self.fake.fail(f"gateway: unexpected opcode {op}: {payload}")
+
+    async def _identify(self, session: Session, data: dict[str, Any]) -> None:
+        fake = self.fake
+        if data.get("token") != fake.token:
+            await session.ws.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            return
+        intents = data.get("intents")
+        if not isinstance(intents, int):
+            await session.ws.close(code=INVALID_INTENTS, message=b"Invalid intent(s).")
+            return
+        if intents & PRIVILEGED_INTENTS & ~fake.portal_intents:
+            await session.ws.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+            return
+        fake.identify, fake.intents = data, intents
+        ready = {
+            "v": 10,
+            "user": {
+                **fake.bot_user.payload(),
+                "verified": True,
+                "mfa_enabled": False,
+                "flags": 0,
+                "email": None,
+            },
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in fake.guilds],
+            "session_id": uuid.uuid4().hex,
+            "resume_gateway_url": fake.gateway_url,
+            "application": {"id": str(fake.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "user_settings": {},
+            "session_type": "normal",
+        }
+        if "shard" in data:
+            ready["shard"] = data["shard"]
+        await session.send(DISPATCH, ready, "READY")
+        for guild in fake.guilds.values():
+            await session.send(DISPATCH, guild.payload(), "GUILD_CREATE")
+        session.ready = True
+        fake.notify()
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        sessions = [session for session in self.sessions if session.ready]
+        if not sessions:
+            raise RuntimeError(f"no bot is connected to the fake gateway to receive {event}")
+        for session in sessions:
+            await session.send(DISPATCH, data, event)
+
+    async def close(self) -> None:
+        for session in list(self.sessions):
+            await session.ws.close()
