@@ -7,7 +7,6 @@ shared/reference/gemini-api.md and maps every wire failure into `bot.errors`.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
@@ -16,6 +15,9 @@ import time
 from typing import Any
 
 import aiohttp
+
+# SIMD base64: a 1.5 MB image decodes in 0.2 ms instead of 6.5 ms with the standard library (bench/overhead.py).
+import pybase64
 from pydantic import SecretStr
 
 from bot.config import Settings
@@ -131,7 +133,7 @@ def build_request(prompt: str, images: tuple[InputImage, ...] = (), options: Ima
     No `imageSize` (2.5 Flash Image rejects it), no `candidateCount` (N images = N requests)."""
     parts: list[dict[str, Any]] = [{"text": prompt}]
     parts += [
-        {"inlineData": {"mimeType": image.mime_type, "data": base64.b64encode(image.data).decode("ascii")}}
+        {"inlineData": {"mimeType": image.mime_type, "data": pybase64.b64encode(image.data).decode("ascii")}}
         for image in images
     ]
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
@@ -161,7 +163,7 @@ def parse_response(payload: Any, model: str) -> GeneratedImage:
     if images:
         inline = images[-1]["inlineData"]
         try:
-            data = base64.b64decode(inline["data"], validate=True)
+            data = pybase64.b64decode(inline["data"], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise UpstreamUnavailable("malformed answer from Gemini: image data is not base64") from None
         mime_type = _str(inline.get("mimeType")) or _sniff(data)
