@@ -11,6 +11,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.db import Database
+from bot.generations import Generations
 from bot.moderation_store import Moderation
 from bot.pipeline import Pipeline
 from bot.providers.gemini import GeminiProvider
@@ -31,6 +32,7 @@ class Services:
     moderation: Moderation
     scheduler: Scheduler
     pipeline: Pipeline
+    generations: Generations
 
     @classmethod
     async def start(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Services:
@@ -54,7 +56,8 @@ class Services:
             price_per_image_usd=settings.price_per_image_usd,
             clock=clock,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline)
+        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
+        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,

@@ -1,18 +1,215 @@
-"""Placeholder: filled in by the edit feature."""
+"""Editing pictures: `/edit`, the "Edit image" message menu, replies and thread messages, and the buttons under
+every result (Reroll, Edit, Delete). All of them go through the same pipeline as `/imagine`.
+
+Who may press what: Reroll and Edit are open to everyone who sees the picture and run as the presser's own
+request (their quota, their moderation record), as replying to a picture is; Delete is for the requester and for
+members who can manage messages.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+import discord
+from discord import app_commands
 from discord.ext import commands
+
+from bot.errors import BotError, InvalidRequest, user_message
+from bot.generations import Generation
+from bot.inputs import INPUTS_NOT_KEPT
+from bot.models import ImageRequest, RequestKind
+from cogs.common import role_ids, send_ephemeral
+from cogs.edit_inputs import Pending, download, precheck, refetch, source_images
+from cogs.edit_messages import handle_message
+from cogs.flow import history, run_interaction
+from cogs.views import ResultButton
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
+
+log = logging.getLogger(__name__)
+
+GONE = "That picture is no longer available, so its buttons don't work any more."
+NOT_YOURS = "Only the person who asked for this picture, or a moderator who can manage messages, can delete it."
+MODAL_TIMEOUT = 15 * 60  # an open modal is kept in memory this long; Discord's own tokens last as long
+
+Submit = Callable[[discord.Interaction, str], Awaitable[None]]
+
+
+class InstructionModal(discord.ui.Modal):
+    """Asks what to change; `submit` gets the answer."""
+
+    def __init__(self, submit: Submit, *, max_chars: int) -> None:
+        super().__init__(title="Edit image", timeout=MODAL_TIMEOUT)
+        self.instruction: discord.ui.TextInput[InstructionModal] = discord.ui.TextInput(
+            label="What should change?",
+            style=discord.TextStyle.paragraph,
+            placeholder="e.g. make it night, add a red umbrella, turn it into a watercolour",
+            max_length=min(max_chars, 4000),
+            custom_id="instruction",
+        )
+        self.add_item(self.instruction)
+        self._submit = submit
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self._submit(interaction, self.instruction.value)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        log.error("edit modal failed", exc_info=error)
+        await send_ephemeral(interaction, user_message(error).text)
 
 
 class EditCog(commands.Cog):
     def __init__(self, bot: ImageBot) -> None:
         self.bot = bot
+        self.menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_image_menu)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+        self.bot.add_dynamic_items(ResultButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        self.bot.remove_dynamic_items(ResultButton)
+
+    # --- doors -----------------------------------------------------------------------------------------
+
+    @app_commands.command(name="edit")
+    @app_commands.describe(
+        image="The picture to change",
+        instruction="What to change, in your own words",
+        image2="A second picture to combine with the first",
+        image3="A third picture to combine",
+    )
+    async def edit(
+        self,
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        instruction: str,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+    ) -> None:
+        """Change a picture, or combine up to three, by telling Gemini what to do."""
+        uploads = [Pending(a) for a in (image, image2, image3) if a is not None]
+        await self._edit(interaction, instruction, uploads, parent_id=None)
+
+    async def edit_image_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        # Interactions carry the target message whole, whatever the message-content intent.
+        try:
+            pending = source_images(message)
+            precheck(pending, self.bot.settings)
+        except BotError as exc:
+            await send_ephemeral(interaction, user_message(exc).text)
+            return
+
+        async def submit(modal: discord.Interaction, instruction: str) -> None:
+            parent = await self.bot.services.generations.by_message(message.id)
+            await self._edit(modal, instruction, pending, parent_id=parent.id if parent else None)
+
+        await interaction.response.send_modal(InstructionModal(submit, max_chars=self.bot.settings.prompt_max_chars))
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        await handle_message(self.bot, message)
+
+    # A result deleted by hand (or purged) is never the "latest picture" of a thread again.
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self.bot.services.generations.mark_deleted(payload.message_id)
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        store = self.bot.services.generations
+        for message_id in payload.message_ids:
+            await store.mark_deleted(message_id)
+
+    async def _edit(
+        self, interaction: discord.Interaction, instruction: str, pending: Sequence[Pending], *, parent_id: int | None
+    ) -> None:
+        settings = self.bot.settings
+        try:
+            precheck(pending, settings)
+        except BotError as exc:
+            await send_ephemeral(interaction, user_message(exc).text)
+            return
+        request = ImageRequest(
+            user_id=interaction.user.id,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            prompt=instruction,
+            kind=RequestKind.EDIT,
+            parent_id=parent_id,
+            history=await history(self.bot, parent_id),
+            role_ids=role_ids(interaction.user),
+        )
+        await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
+
+    # --- buttons under results (cogs.views routes them here) -------------------------------------------
+
+    async def on_result_button(self, interaction: discord.Interaction, action: str, generation_id: int) -> None:
+        generation = await self.bot.services.generations.get(generation_id)
+        if generation is None or not generation.shown:
+            await send_ephemeral(interaction, GONE)
+        elif action == "reroll":
+            await self._reroll(interaction, generation)
+        elif action == "edit":
+            await self._open_edit(interaction, generation)
+        else:
+            await self._delete(interaction, generation)
+
+    async def _reroll(self, interaction: discord.Interaction, generation: Generation) -> None:
+        """The same request again, as the presser's own: same prompt, options, context and input images."""
+        settings = self.bot.settings
+        sources = await self.bot.services.generations.inputs(generation.id)
+        # Uploads to a command have no message to fetch them from again: refuse before anything starts.
+        unavailable = any(s.image is None and s.message_id is None for s in sources)
+        if unavailable or len(sources) < generation.input_count:
+            await send_ephemeral(interaction, user_message(InvalidRequest(INPUTS_NOT_KEPT)).text)
+            return
+        request = ImageRequest(
+            user_id=interaction.user.id,
+            channel_id=interaction.channel_id or generation.channel_id,
+            guild_id=interaction.guild_id,
+            prompt=generation.prompt,
+            kind=RequestKind.REROLL,
+            options=generation.options,
+            parent_id=generation.parent_id,
+            history=await history(self.bot, generation.parent_id),
+            role_ids=role_ids(interaction.user),
+        )
+        load = (lambda: refetch(self.bot, sources, settings)) if sources else None
+        await run_interaction(self.bot, interaction, request, load)
+
+    async def _open_edit(self, interaction: discord.Interaction, generation: Generation) -> None:
+        message = interaction.message
+        try:
+            if message is None:
+                raise InvalidRequest(GONE)
+            pending = source_images(message)
+        except BotError as exc:
+            await send_ephemeral(interaction, user_message(exc).text)
+            return
+
+        async def submit(modal: discord.Interaction, instruction: str) -> None:
+            await self._edit(modal, instruction, pending, parent_id=generation.id)
+
+        await interaction.response.send_modal(InstructionModal(submit, max_chars=self.bot.settings.prompt_max_chars))
+
+    async def _delete(self, interaction: discord.Interaction, generation: Generation) -> None:
+        allowed = interaction.user.id == generation.user_id or interaction.permissions.manage_messages
+        if not allowed or interaction.message is None:
+            await send_ephemeral(interaction, NOT_YOURS)
+            return
+        await interaction.response.defer()  # the message itself disappears: nothing else to say
+        # Marked first, so that no edit can pick the picture up while the message is going away.
+        await self.bot.services.generations.mark_deleted(interaction.message.id)
+        try:
+            await interaction.message.delete()
+        except discord.NotFound:
+            pass  # deleted by someone else meanwhile
+        log.info("user %s deleted generation %s", interaction.user.id, generation.id)
 
 
 async def setup(bot: ImageBot) -> None:

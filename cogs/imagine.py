@@ -9,11 +9,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import BotError, user_message
 from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
-from bot.pipeline import Accepted
-from cogs.common import role_ids, send_ephemeral
-from cogs.jobs import InteractionJob
+from cogs.common import role_ids
+from cogs.edit_threads import start_thread
+from cogs.flow import run_interaction
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -43,6 +42,7 @@ class Imagine(commands.Cog):
     @app_commands.describe(
         prompt="What to draw, in your own words",
         aspect_ratio="Shape of the picture (default: square)",
+        thread="Open a thread on the picture, where you keep editing it just by writing",
     )
     @app_commands.choices(aspect_ratio=RATIO_CHOICES)
     async def imagine(
@@ -50,6 +50,7 @@ class Imagine(commands.Cog):
         interaction: discord.Interaction,
         prompt: str,
         aspect_ratio: app_commands.Choice[str] | None = None,
+        thread: bool = False,
     ) -> None:
         """Make a picture from a description with Google's Gemini image model."""
         settings = self.bot.settings
@@ -62,36 +63,9 @@ class Imagine(commands.Cog):
             options=ImageOptions(aspect_ratio=aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio),
             role_ids=role_ids(interaction.user),
         )
-        await run_interaction_request(self.bot, interaction, request)
-
-
-async def run_interaction_request(bot: ImageBot, interaction: discord.Interaction, request: ImageRequest) -> None:
-    """The shared Discord side of every slash-command door: refuse ephemerally, or defer and carry it through."""
-    pipeline = bot.services.pipeline
-    try:
-        accepted = await pipeline.accept(request, key=str(interaction.id))
-    except BotError as exc:
-        await send_ephemeral(interaction, user_message(exc).text)
-        return
-    if not await _defer(bot, interaction, accepted):
-        return
-    job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
-    job.start()
-    try:
-        await pipeline.execute(accepted, job.deliver, job.progress)
-    except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
-        await job.fail(exc)
-
-
-async def _defer(bot: ImageBot, interaction: discord.Interaction, accepted: Accepted) -> bool:
-    try:
-        await interaction.response.defer(thinking=True)
-    except discord.HTTPException as exc:
-        # Too late (more than 3 s) or already answered: nothing reached the user, so nothing is spent.
-        log.warning("could not defer interaction %s: %s", interaction.id, exc)
-        await bot.services.pipeline.abandon(accepted, "defer-failed")
-        return False
-    return True
+        delivery = await run_interaction(self.bot, interaction, request)
+        if thread and delivery is not None:
+            await start_thread(self.bot, interaction, delivery)
 
 
 async def setup(bot: ImageBot) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 from typing import Any
 
 import discord
 
+from bot.images import fit_to_limit
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
 from cogs.views import result_view
 
 ACCENT = discord.Colour(0x4285F4)
+# Discord's upload limit in DMs and servers without boosts: the smallest a channel has.
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 def clip(text: str, limit: int) -> str:
@@ -40,9 +45,26 @@ def progress_text(progress: Progress) -> str:
     return f"⏳ Waiting for the image model — {ahead}{eta}"
 
 
-def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str, Any]:
-    """The keyword arguments (content, embed, file, view) of a message that shows a delivered image."""
+async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
+    """`delivery` with its image re-encoded to fit `size_limit`, off the event loop (a large picture takes a
+    few hundred milliseconds of CPU); unchanged when it already fits."""
     image = delivery.image
+    if len(image.data) <= size_limit:
+        return delivery
+    data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
+    return dataclasses.replace(delivery, image=dataclasses.replace(image, data=data, mime_type=mime_type))
+
+
+def result_message(
+    delivery: Delivery, requester: discord.abc.User, *, size_limit: int = DEFAULT_UPLOAD_LIMIT
+) -> dict[str, Any]:
+    """The keyword arguments (content, embed, file, view) of a message that shows a delivered image. An image
+    larger than the channel's upload limit (`size_limit`) is re-encoded to fit (here on the event loop, unless
+    the caller did it first with `fit_delivery`)."""
+    image = delivery.image
+    if len(image.data) > size_limit:
+        data, mime_type = fit_to_limit(image.data, image.mime_type, size_limit)
+        image = dataclasses.replace(image, data=data, mime_type=mime_type)
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
     embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
     embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
@@ -51,6 +73,10 @@ def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str,
     footer = image.model
     if delivery.depth:
         footer += f" · edit {delivery.depth} of a chain"
+        # Each ancestor contributes one instruction, so fewer means the oldest were left out.
+        sent = len(delivery.request.history)
+        if sent < delivery.depth:
+            footer += f" · ✂️ only the last {sent} instructions were sent as context"
     embed.set_footer(text=footer)
     embed.set_image(url=f"attachment://{filename}")
     file = discord.File(io.BytesIO(image.data), filename=filename)
