@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.edit", "cogs.quota", "cogs.moderation")
 
 
+_PERMISSION_NAMES = {
+    "manage_guild": "Manage Server",
+    "manage_messages": "Manage Messages",
+    "administrator": "Administrator",
+}
+
+
 class ImageBot(commands.Bot):
     services: Services
 
@@ -69,7 +76,10 @@ class ImageBot(commands.Bot):
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Last resort for errors a cog did not answer itself: the user always hears something."""
         original = getattr(error, "original", error)
-        if isinstance(error, app_commands.CheckFailure):
+        if isinstance(error, app_commands.MissingPermissions):
+            needed = " and ".join(_PERMISSION_NAMES.get(p, p) for p in error.missing_permissions)
+            text = f"🔒 Only members with the {needed} permission can use this command."
+        elif isinstance(error, app_commands.CheckFailure):
             text = "You don't have permission to use this command here."
         else:
             log.error("command %s failed", interaction.command and interaction.command.name, exc_info=original)

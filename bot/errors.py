@@ -176,6 +176,14 @@ def _quote(text: str, limit: int = 1500) -> str:
     return "\n".join("> " + line for line in text.splitlines() or [""])
 
 
+def _cooldown_note(exc: BotError) -> str:
+    """A refusal that put the user on a moderation cool-down says so at once (moderation sets the detail)."""
+    until = exc.details.get("cooldown_until")
+    if not isinstance(until, int | float):
+        return ""
+    return f"\n⏸️ That makes too many blocked prompts in a short time: you can generate again {_rel(until)}."
+
+
 def user_message(exc: BaseException) -> UserMessage:
     """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology."""
     refunded = " Your quota was not charged."
@@ -184,10 +192,17 @@ def user_message(exc: BaseException) -> UserMessage:
             return UserMessage(str(exc))
         case ModerationBlocked(category=category, term=term):
             said = f" (matched “{term}”)" if term else ""
+            rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"
+            if category == "csam":  # nobody can switch this rule off, so nobody is worth asking
+                lead, ask = f"🚫 The bot never allows that prompt: {rule}.", ""
+            elif exc.details.get("in_dm"):
+                lead, ask = f"🚫 The bot's rules don't allow that prompt: {rule}.", " ask the bot's operator."
+            else:
+                lead, ask = f"🚫 This server's rules don't allow that prompt: {rule}.", " ask this server's moderators."
             return UserMessage(
-                f"🚫 This server's rules don't allow that prompt: **{CATEGORY_DESCRIPTIONS.get(category, category)}**"
-                f"{said}. Nothing was sent to the image model and your quota was not charged. "
-                "If you think this is a mistake, ask this server's moderators."
+                f"{lead} Nothing was sent to the image model and your quota was not charged."
+                + (f" If you think this is a mistake,{ask}" if ask else "")
+                + _cooldown_note(exc)
             )
         case CoolingDown(until_ts=until):
             return UserMessage(
@@ -216,13 +231,13 @@ def user_message(exc: BaseException) -> UserMessage:
         case PromptBlocked(reason=reason):
             return UserMessage(
                 f"🛡️ Google's safety filter refused this prompt ({reason}). This is Google's rule, not this "
-                "server's: try rephrasing." + refunded
+                "server's: try rephrasing." + refunded + _cooldown_note(exc)
             )
         case ImageBlocked(reason=reason, message=message):
             extra = f"\n{_quote(message)}" if message else ""
             return UserMessage(
                 f"🛡️ Google's safety filter stopped the image it was making ({reason}). This is Google's rule, "
-                f"not this server's: try describing it differently.{refunded}{extra}"
+                f"not this server's: try describing it differently.{refunded}{_cooldown_note(exc)}{extra}"
             )
         case TextOnlyAnswer(text=text):
             return UserMessage(

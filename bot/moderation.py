@@ -47,7 +47,7 @@ CATEGORY_DESCRIPTIONS = {
     "gore": "graphic gore",
     "hate": "hate symbols and slurs",
     "real_people_sexual": "sexualised depictions of real, named people",
-    CUSTOM: "terms this server's moderators blocked",
+    CUSTOM: "a term this server's moderators blocked",
 }
 # Words allowed between the two halves of a pair ("nude photo of a 12 year old": 3 between).
 WINDOW = 8

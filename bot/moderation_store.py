@@ -4,14 +4,17 @@
 against the server's policy (cached in memory, dropped on every change so `/moderation add` applies to the next
 request), records each block, and puts users with repeated blocks on a cool-down. The filter itself is the pure
 `bot.moderation`.
+
+`on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
+recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import astuple, dataclass, replace
 
 from bot.config import Settings
 from bot.db import Database
@@ -64,6 +67,10 @@ class AuditEntry:
     detail: str
 
 
+# Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
+BlockHook = Callable[[AuditEntry, float | None], Awaitable[None]]
+
+
 def term_key(term: str) -> str:
     """How the filter reads a term: two spellings that read the same ("N.U.D.E", "nude") are one entry."""
     words = [skeleton(t.text) for t in tokens(fold(term.rstrip("*")))]
@@ -93,6 +100,7 @@ class Moderation:
         self.clock = clock
         self._policies: dict[int, Policy] = {}
         self._last_purge = 0.0
+        self.on_block: BlockHook | None = None
 
     @classmethod
     def from_settings(cls, db: Database, settings: Settings, clock: Callable[[], float] = time.time) -> Moderation:
@@ -119,7 +127,7 @@ class Moderation:
         if verdict.allowed:
             return
         text = texts[index] if index >= 0 else "\n".join(texts)
-        await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
+        until = await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
         log.info(
             "moderation blocked a request of user %s in guild %s: %s (%s)",
             request.user_id,
@@ -129,34 +137,43 @@ class Moderation:
         )
         # csam gets no hint: telling the user what to rephrase would coach them around the rule.
         hint = None if verdict.category == "csam" else verdict.written
-        raise ModerationBlocked(verdict.category or "", hint, reason=verdict.explanation)
+        exc = ModerationBlocked(verdict.category or "", hint, reason=verdict.explanation)
+        exc.details["cooldown_until"] = until
+        exc.details["in_dm"] = request.guild_id is None
+        raise exc
 
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
-        await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
+        exc.details["cooldown_until"] = await self._record(request, request.prompt, exc.reason, None, "google", detail)
 
     async def _record(
         self, request: ImageRequest, text: str, category: str, term: str | None, source: str, detail: str
-    ) -> None:
+    ) -> float | None:
+        """Store the block; returns the end of the cool-down it started, if it started one."""
         now = self.clock()
         guild_key = request.guild_id or 0
+        entry = AuditEntry(
+            id=0,  # set once inserted
+            created_at=now,
+            user_id=request.user_id,
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            text=text[:MAX_AUDIT_TEXT_CHARS],
+            category=category,
+            term=term,
+            source=source,
+            detail=detail[:MAX_AUDIT_TEXT_CHARS],
+        )
+        until = None
         async with self.db.transaction() as conn:
-            await conn.execute(
+            cursor = await conn.execute(
                 "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
                 " source, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    now,
-                    request.user_id,
-                    request.guild_id,
-                    request.channel_id,
-                    text[:MAX_AUDIT_TEXT_CHARS],
-                    category,
-                    term,
-                    source,
-                    detail[:MAX_AUDIT_TEXT_CHARS],
-                ),
+                astuple(entry)[1:],
             )
+            entry = replace(entry, id=cursor.lastrowid or 0)
             cursor = await conn.execute(
                 "SELECT since FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_key, request.user_id)
             )
@@ -168,14 +185,21 @@ class Moderation:
             )
             (blocks,) = await cursor.fetchone()
             if blocks >= self.cooldown_blocks:
+                until = now + self.cooldown_seconds
                 await conn.execute(
                     "INSERT INTO moderation_cooldowns (guild_key, user_id, until, since) VALUES (?,?,?,?)"
                     " ON CONFLICT (guild_key, user_id) DO UPDATE SET until=excluded.until, since=excluded.since",
-                    (guild_key, request.user_id, now + self.cooldown_seconds, now),
+                    (guild_key, request.user_id, until, now),
                 )
                 log.info("user %s in guild %s is on a moderation cool-down", request.user_id, request.guild_id)
         if now - self._last_purge > _DAY:
             await self.purge_expired()
+        if self.on_block is not None:
+            try:
+                await self.on_block(entry, until)
+            except Exception:  # a broken log channel must not change what the user is told
+                log.warning("the moderation block listener failed", exc_info=True)
+        return until
 
     # --- cool-downs and audit -------------------------------------------------------------------------------
 
