@@ -209,6 +209,11 @@ def user_message(exc: BaseException) -> UserMessage:
                 f"⏸️ Too many blocked prompts in a short time: you can generate again {_rel(until)}. "
                 "A moderator can lift this sooner."
             )
+        case QuotaExceeded(limit=0, resets_at_ts=reset):
+            return UserMessage(
+                f"You can't generate images on this server today (your daily limit here is 0). It resets "
+                f"{_rel(reset)}; use `/quota` to see where the limit comes from."
+            )
         case QuotaExceeded(limit=limit, resets_at_ts=reset):
             return UserMessage(
                 f"You've used all {limit} of your images for today. Your quota resets {_rel(reset)}. "

@@ -45,9 +45,11 @@ class Quota(Protocol):
     async def reserve(self, request: ImageRequest) -> Reservation:
         """Hold one unit or raise `QuotaExceeded` / `BudgetExhausted`."""
 
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> None: ...
+    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
+        """Count the unit as spent; False if the reservation had already ended (idempotent)."""
 
-    async def refund(self, reservation: Reservation, reason: str) -> None: ...
+    async def refund(self, reservation: Reservation, reason: str) -> bool:
+        """Give the unit back, recording why; False if the reservation had already ended."""
 
 
 class Ticket(Protocol):

@@ -69,4 +69,5 @@ class Services:
 
     async def close(self) -> None:
         await self.http.close()
+        await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.db.close()
