@@ -18,7 +18,7 @@ from cogs.common import send_ephemeral
 log = logging.getLogger(__name__)
 
 # Loaded in this order in setup_hook; each module ends with `async def setup(bot)`.
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.edit", "cogs.quota", "cogs.moderation")
+EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.edit", "cogs.quota", "cogs.moderation", "cogs.queue")
 
 
 _PERMISSION_NAMES = {

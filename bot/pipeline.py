@@ -11,11 +11,12 @@ that got a reservation has a row in `generations` that says how it ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -159,12 +160,21 @@ class Pipeline:
 
     async def execute(self, accepted: Accepted, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """Generate and deliver an accepted request; commits its quota on delivery and refunds on any other end."""
+        async with self.busy():
+            try:
+                return await self._generate(accepted.request, accepted.reservation, accepted.ticket, deliver, progress)
+            finally:
+                self.scheduler.release(accepted.ticket)
+
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        """Count what a door does for a request around `execute` (showing it, telling the user how it ended) as
+        part of it, so that `drain`, and so stopping the bot, waits for that too."""
         self._active += 1
         self._idle.clear()
         try:
-            return await self._generate(accepted.request, accepted.reservation, accepted.ticket, deliver, progress)
+            yield
         finally:
-            self.scheduler.release(accepted.ticket)
             self._active -= 1
             if not self._active:
                 self._idle.set()

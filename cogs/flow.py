@@ -58,15 +58,16 @@ async def run_interaction(
     except BotError as exc:
         await send_ephemeral(interaction, user_message(exc).text)
         return None
-    try:
-        await interaction.response.defer(thinking=True)
-    except discord.HTTPException as exc:
-        log.warning("could not defer interaction %s: %s", interaction.id, exc)
-        await pipeline.abandon(accepted, "defer-failed")
-        return None
-    job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
-    job.start()
-    return await _carry(bot, accepted, job, load)
+    async with pipeline.busy():  # stopping the bot waits until this user was told how the request ended
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("could not defer interaction %s: %s", interaction.id, exc)
+            await pipeline.abandon(accepted, "defer-failed")
+            return None
+        job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
+        job.start()
+        return await _carry(bot, accepted, job, load)
 
 
 async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:
@@ -77,13 +78,14 @@ async def run_message(bot: ImageBot, message: discord.Message, request: ImageReq
     except BotError as exc:
         await refuse(message, exc)
         return None
-    job = MessageJob(
-        message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
-    )
-    if not await job.start():
-        await pipeline.abandon(accepted, "reply-failed")
-        return None
-    return await _carry(bot, accepted, job, load)
+    async with pipeline.busy():  # stopping the bot waits until this user was told how the request ended
+        job = MessageJob(
+            message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
+        )
+        if not await job.start():
+            await pipeline.abandon(accepted, "reply-failed")
+            return None
+        return await _carry(bot, accepted, job, load)
 
 
 async def refuse(message: discord.Message, exc: BaseException) -> None:

@@ -6,9 +6,7 @@ progresses, and becomes the result or says how the request ended. Nothing can be
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 import discord
@@ -16,6 +14,7 @@ import discord
 from bot.errors import BotError, user_message
 from bot.models import Progress
 from bot.pipeline import Delivery
+from cogs.jobs import ProgressMessage, cancel_view
 from cogs.render import fit_delivery, progress_text, result_message
 
 log = logging.getLogger(__name__)
@@ -26,65 +25,34 @@ async def reply_to(message: discord.Message, **kwargs: Any) -> discord.Message:
     return await message.channel.send(reference=message.to_reference(fail_if_not_exists=False), **kwargs)
 
 
-class MessageJob:
+class MessageJob(ProgressMessage):
     def __init__(self, message: discord.Message, *, edit_interval: float, size_limit: int) -> None:
+        # The scheduler key of a message's request is the message id (see cogs.flow.run_message).
+        super().__init__(
+            edit_interval=edit_interval, clock=None, cancel=cancel_view(str(message.id), message.author.id)
+        )
         self.message = message
-        self.edit_interval = edit_interval
         self.size_limit = size_limit
         self.reply: discord.Message | None = None
-        self._last_edit = 0.0
-        self._pending: Progress | None = None
-        self._flush_task: asyncio.Task[None] | None = None
-        self._done = False
-        self._edit_lock = asyncio.Lock()  # edits of the reply go out one at a time, in order
 
     async def start(self) -> bool:
         """Post the waiting reply; False when Discord refused it (the request then cannot be shown)."""
         try:
-            self.reply = await reply_to(self.message, content=progress_text(Progress("queued")))
+            self.reply = await reply_to(
+                self.message, content=progress_text(Progress("queued")), view=self._cancel_view or discord.utils.MISSING
+            )
         except discord.HTTPException as exc:
             log.warning("could not answer message %s: %s", self.message.id, exc)
             return False
-        self._last_edit = time.monotonic()
+        self._last_edit = self.clock.monotonic()
         return True
 
-    # --- progress ---------------------------------------------------------------------------------------
+    def _can_edit(self) -> bool:
+        return self.reply is not None
 
-    async def progress(self, progress: Progress) -> None:
-        """Edit the waiting reply at most once per `edit_interval`; the latest state wins."""
-        self._pending = progress
-        wait = self._last_edit + self.edit_interval - time.monotonic()
-        if progress.state == "generating" or wait <= 0:
-            await self._flush()
-        elif self._flush_task is None:
-            self._flush_task = asyncio.create_task(self._flush_later(wait))
-
-    async def _flush_later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        self._flush_task = None
-        await self._flush()
-
-    async def _flush(self) -> None:
-        progress, self._pending = self._pending, None
-        if progress is None or self.reply is None:
-            return
-        async with self._edit_lock:
-            if self._done:
-                return
-            self._last_edit = time.monotonic()
-            try:
-                await self.reply.edit(content=progress_text(progress))
-            except discord.HTTPException as exc:
-                log.info("progress edit failed for message %s: %s", self.message.id, exc)
-
-    async def _stop_progress(self) -> None:
-        """No progress edit may land after the ending; waits for one under way."""
-        self._done = True
-        if self._flush_task is not None:
-            self._flush_task.cancel()
-            self._flush_task = None
-        async with self._edit_lock:
-            pass
+    async def _edit_progress(self, content: str, view: discord.ui.View | None) -> None:
+        assert self.reply is not None
+        await self.reply.edit(content=content, view=view)
 
     # --- endings ----------------------------------------------------------------------------------------
 
@@ -108,7 +76,7 @@ class MessageJob:
         try:
             if self.reply is not None:
                 try:
-                    await self.reply.edit(content=text)
+                    await self.reply.edit(content=text, view=None)
                     return
                 except discord.NotFound:
                     pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import time
 from typing import Any
 
 import discord
@@ -32,16 +33,21 @@ def quota_line(reservation: Reservation) -> str:
     return f"{reservation.remaining} of {reservation.limit} left today · {resets}"
 
 
-def progress_text(progress: Progress) -> str:
+def progress_text(progress: Progress, *, now: float | None = None) -> str:
+    """What a waiting message says. The estimated start is a Discord timestamp (`now` is the unix time the
+    estimate was made): the reader's client counts it down by itself, so the bot edits only when it moves."""
     if progress.state == "generating":
         return "🎨 Generating your image…"
     if progress.position == 0:
         return "⏳ In line for the image model…"
+    ahead = "you're next" if progress.position <= 1 else f"position {progress.position} in line"
     eta = ""
     if progress.eta_seconds is not None:
-        seconds = max(1, round(progress.eta_seconds))
-        eta = f" · starts in about {seconds} s" if seconds < 90 else f" · starts in about {round(seconds / 60)} min"
-    ahead = "you're next" if progress.position <= 1 else f"position {progress.position} in line"
+        if progress.eta_seconds < 1:
+            eta = " · starting any moment"
+        else:
+            at = (time.time() if now is None else now) + progress.eta_seconds
+            eta = f" · should start <t:{round(at)}:R>"
     return f"⏳ Waiting for the image model — {ahead}{eta}"
 
 
