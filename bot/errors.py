@@ -232,7 +232,9 @@ def user_message(exc: BaseException) -> UserMessage:
         case Cancelled():
             return UserMessage("Cancelled." + refunded)
         case ShuttingDown():
-            return UserMessage("The bot is restarting, so your request was stopped before it finished." + refunded, False)
+            return UserMessage(
+                "The bot is restarting, so your request was stopped before it finished." + refunded, False
+            )
         case PromptBlocked(reason=reason):
             return UserMessage(
                 f"🛡️ Google's safety filter refused this prompt ({reason}). This is Google's rule, not this "

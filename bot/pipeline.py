@@ -52,6 +52,9 @@ class Quota(Protocol):
     async def refund(self, reservation: Reservation, reason: str) -> bool:
         """Give the unit back, recording why; False if the reservation had already ended."""
 
+    async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
+        """The held unit with the user's numbers as they stand now, for what the result shows."""
+
 
 class Ticket(Protocol):
     """A user's admitted place at the scheduler, held from admission until released (queued or running)."""
@@ -225,7 +228,9 @@ class Pipeline:
                 clock=upstream_elapsed,
             )
             done_at = self.clock()
-            delivery = Delivery(generation_id, request, image, reservation, depth)
+            # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
+            shown = await self.quota.current(reservation, request)
+            delivery = Delivery(generation_id, request, image, shown, depth)
             message_id = await deliver(delivery)
         except BaseException as exc:
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)

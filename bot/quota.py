@@ -16,6 +16,7 @@ How limits combine and what a quota day is: see `bot.quota_limits`. Admin contro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -168,6 +169,17 @@ class QuotaLedger(QuotaAdmin):
         assert entry_id is not None
         remaining = None if status.left is None else status.left - 1
         return Reservation(entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at)
+
+    def budget_reached(self, spend: Spend) -> bool:
+        """Whether a cap refuses the next image, judged as `reserve` judges it."""
+        cost_cap = None if spend.cost_cap_usd is None else to_micros(spend.cost_cap_usd)
+        return self._over((spend.images, to_micros(spend.cost_usd)), spend.image_cap, cost_cap)
+
+    async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
+        """The same held unit with the numbers as they stand now (what `/quota` says at this moment): the ones taken
+        at reservation miss everything since (other requests ending in either order, grants, new limits)."""
+        status = await self.status(request.user_id, request.guild_id, request.role_ids)
+        return dataclasses.replace(reservation, limit=status.allowance, remaining=status.left)
 
     def _over(self, spend: tuple[int, int], image_cap: int | None, cost_cap: int | None) -> bool:
         """Whether one more image (at the estimated price) would pass a cap."""

@@ -24,7 +24,7 @@ from bot.moderation import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
 from bot.moderation_store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
 from cogs.checks import ManageGuildGroup
 from cogs.common import send_ephemeral
-from cogs.render import clip
+from cogs.render import clip, fit_lines
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -46,22 +46,6 @@ CATEGORY_CHOICES = [
 
 
 # --- rendering (pure) ---------------------------------------------------------------------------------------
-
-
-def fit_lines(lines: Sequence[str], limit: int) -> str:
-    """All lines if they fit in `limit` characters; else as many whole lines as fit with a last line saying
-    how many were left out."""
-    text = "\n".join(lines)
-    if len(text) <= limit:
-        return text
-    kept: list[str] = []
-    size = 0
-    for i, line in enumerate(lines):
-        if size + len(line) + 1 + len(f"… and {len(lines) - i - 1} more") > limit:
-            break
-        kept.append(line)
-        size += len(line) + 1
-    return "\n".join([*kept, f"… and {len(lines) - len(kept)} more"])
 
 
 def _category(name: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import io
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -25,11 +26,28 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def fit_lines(lines: Sequence[str], limit: int) -> str:
+    """All lines if they fit in `limit` characters; else as many whole lines as fit with a last line saying
+    how many were left out."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        if size + len(line) + 1 + len(f"… and {len(lines) - i - 1} more") > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join([*kept, f"… and {len(lines) - len(kept)} more"])
+
+
 def quota_line(reservation: Reservation) -> str:
-    """'3 of 10 left today · resets in 5 hours' with a Discord timestamp that renders in the reader's locale."""
+    """'3 of 10 left today · resets in 5 hours' with a Discord timestamp that renders in the reader's locale;
+    worded as `/quota`'s headline (`bot.quota_limits.footer_text`), so the two read alike."""
     resets = f"resets <t:{int(reservation.resets_at)}:R>"
     if reservation.limit is None:
-        return f"Unlimited images today · {resets}"
+        return f"No daily limit · {resets}"
     return f"{reservation.remaining} of {reservation.limit} left today · {resets}"
 
 
