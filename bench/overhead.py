@@ -114,7 +114,7 @@ async def measure(name: str, runs: int, make_bot) -> dict[str, list[float]]:
                             gemini.enqueue(GeminiReply.image(picture))
                             before = len(uploads_done)
                             ix = await fake.slash("imagine", {"prompt": f"a fox number {i}"})
-                            await fake.wait_for(lambda: len(uploads_done) > before, what="the upload")
+                            await fake.wait_for(lambda before=before: len(uploads_done) > before, what="the upload")
                             await ix.wait_for_callback()
                             leg1.append((gemini.served[-1].at - ix.created_at) * 1000)
                             leg2.append((uploads_done[-1] - gemini.answered_at[-1]) * 1000)
