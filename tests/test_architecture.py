@@ -38,3 +38,12 @@ def test_cogs_do_no_sql_and_no_http():
         if modules & {"aiohttp", "aiosqlite", "sqlite3"} or SQL.search(text):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_the_code_passes_the_linter_and_formatter():
+    import subprocess
+    import sys
+
+    for args in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
