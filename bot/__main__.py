@@ -101,7 +101,7 @@ async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, ou
     from bot.pipeline import Delivery
     from bot.services import Services
 
-    services = await Services.start(settings)
+    services = await Services.start(settings, recover=False)  # a running bot may share the database
 
     async def save(delivery: Delivery) -> int:
         path = output if output.suffix else output.with_suffix("." + delivery.image.extension)
@@ -136,7 +136,7 @@ async def sync_commands(settings: Settings, guild_id: int | None) -> int:
 
     from bot.app import ImageBot
 
-    bot = ImageBot(settings)
+    bot = ImageBot(settings, serving=False)
     async with bot:
         await bot.login(settings.discord_token.get_secret_value())  # type: ignore[union-attr]
         if guild_id:

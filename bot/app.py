@@ -31,7 +31,8 @@ _PERMISSION_NAMES = {
 class ImageBot(commands.Bot):
     services: Services
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time, serving: bool = True) -> None:
+        """`serving`: this process answers Discord (False for `python -m bot sync`, which only logs in)."""
         intents = discord.Intents.default()
         # Privileged: only asked for when the operator enabled it in the developer portal as well,
         # otherwise Discord refuses the login.
@@ -45,9 +46,10 @@ class ImageBot(commands.Bot):
         )
         self.settings = settings
         self.clock = clock
+        self.serving = serving
 
     async def setup_hook(self) -> None:
-        self.services = await Services.start(self.settings, clock=self.clock)
+        self.services = await Services.start(self.settings, clock=self.clock, recover=self.serving)
         self.tree.on_error = self.on_app_command_error
         for extension in EXTENSIONS:
             await self.load_extension(extension)

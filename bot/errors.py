@@ -170,10 +170,9 @@ def _rel(ts: float) -> str:
 
 
 def _quote(text: str, limit: int = 1500) -> str:
-    text = text.strip()
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return "\n".join("> " + line for line in text.splitlines() or [""])
+    """Discord quote markup, clipped after quoting: many short lines would otherwise pass Discord's 2000."""
+    quoted = "\n".join("> " + line for line in text.strip().splitlines() or [""])
+    return quoted if len(quoted) <= limit else quoted[: limit - 1] + "…"
 
 
 def _cooldown_note(exc: BotError) -> str:
@@ -184,21 +183,27 @@ def _cooldown_note(exc: BotError) -> str:
     return f"\n⏸️ That makes too many blocked prompts in a short time: you can generate again {_rel(until)}."
 
 
-def user_message(exc: BaseException) -> UserMessage:
-    """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology."""
+def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
+    """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology. `public`: the
+    words go to a channel, not only to the user, so a blocked term is not repeated there."""
     refunded = " Your quota was not charged."
     match exc:
         case InvalidRequest():
             return UserMessage(str(exc))
         case ModerationBlocked(category=category, term=term):
-            said = f" (matched “{term}”)" if term else ""
+            said = f" (matched “{term}”)" if term and not public else ""
             rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"
+            what = (
+                "an earlier instruction of this picture's conversation"
+                if exc.details.get("in_history")
+                else "that prompt"
+            )
             if category == "csam":  # nobody can switch this rule off, so nobody is worth asking
-                lead, ask = f"🚫 The bot never allows that prompt: {rule}.", ""
+                lead, ask = f"🚫 The bot never allows {what}: {rule}.", ""
             elif exc.details.get("in_dm"):
-                lead, ask = f"🚫 The bot's rules don't allow that prompt: {rule}.", " ask the bot's operator."
+                lead, ask = f"🚫 The bot's rules don't allow {what}: {rule}.", " ask the bot's operator."
             else:
-                lead, ask = f"🚫 This server's rules don't allow that prompt: {rule}.", " ask this server's moderators."
+                lead, ask = f"🚫 This server's rules don't allow {what}: {rule}.", " ask this server's moderators."
             return UserMessage(
                 f"{lead} Nothing was sent to the image model and your quota was not charged."
                 + (f" If you think this is a mistake,{ask}" if ask else "")
@@ -268,4 +273,5 @@ def user_message(exc: BaseException) -> UserMessage:
             )
         case UpstreamTimeout():
             return UserMessage("The image model took too long to answer. Please try again." + refunded)
-    return UserMessage("Something went wrong on our side. Please try again." + refunded)
+    # Not only the pipeline lands here (a failed button, an admin command), so no claim about the quota.
+    return UserMessage("Something went wrong on our side. Please try again.")

@@ -126,6 +126,12 @@ class Moderation:
         index, verdict = evaluate_conversation(texts, await self.policy(request.guild_id))
         if verdict.allowed:
             return
+        if 0 <= index < len(request.history):
+            # Only an earlier instruction matches (perhaps someone else's, perhaps a term added since): refuse,
+            # but neither log it as this user's prompt nor count it toward their cool-down.
+            exc = ModerationBlocked(verdict.category or "", None, reason=verdict.explanation)
+            exc.details.update(in_history=True, in_dm=request.guild_id is None)
+            raise exc
         text = texts[index] if index >= 0 else "\n".join(texts)
         until = await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
         log.info(

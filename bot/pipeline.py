@@ -235,23 +235,28 @@ class Pipeline:
         except BaseException as exc:
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
-        await self.db.execute(
-            "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
-            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
-            (
-                self.clock(),
-                image.usage.prompt_tokens,
-                image.usage.output_tokens,
-                image.usage.total_tokens,
-                _ms(queued_at, started_at),
-                _ms(started_at, done_at),
-                image.mime_type,
-                len(image.data),
-                message_id or None,
-                generation_id,
-            ),
-        )
-        await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
+        # The user has the image now: a failure of the bookkeeping below must not turn that into an error
+        # message (the cog would replace the picture). An entry left open is refunded at the next start.
+        try:
+            await self.db.execute(
+                "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
+                " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
+                (
+                    self.clock(),
+                    image.usage.prompt_tokens,
+                    image.usage.output_tokens,
+                    image.usage.total_tokens,
+                    _ms(queued_at, started_at),
+                    _ms(started_at, done_at),
+                    image.mime_type,
+                    len(image.data),
+                    message_id or None,
+                    generation_id,
+                ),
+            )
+            await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
+        except Exception:
+            log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery
 
     async def _start(self, request: ImageRequest) -> tuple[int, int]:

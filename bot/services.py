@@ -35,12 +35,16 @@ class Services:
     generations: Generations
 
     @classmethod
-    async def start(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> Services:
+    async def start(
+        cls, settings: Settings, *, clock: Callable[[], float] = time.time, recover: bool = True
+    ) -> Services:
+        """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
+        CLI process beside a running bot would otherwise refund the bot's requests in flight."""
         db = await Database.open(settings.database_path)
         http = aiohttp.ClientSession()
         provider = GeminiProvider.from_settings(http, settings)
         quota = QuotaLedger.from_settings(db, settings, clock=clock)
-        refunded = await quota.recover()
+        refunded = await quota.recover() if recover else 0
         if refunded:
             log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
         moderation = Moderation.from_settings(db, settings, clock=clock)
@@ -64,7 +68,7 @@ class Services:
         and wait until every request has told its user how it ended."""
         grace = self.settings.shutdown_grace_seconds
         await self.scheduler.shutdown(grace)
-        if not await self.pipeline.drain(within=grace + 10):
+        if not await self.pipeline.drain(within=grace + 5):
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:

@@ -90,7 +90,7 @@ async def run_message(bot: ImageBot, message: discord.Message, request: ImageReq
 
 async def refuse(message: discord.Message, exc: BaseException) -> None:
     try:
-        await reply_to(message, content=user_message(exc).text)
+        await reply_to(message, content=user_message(exc, public=True).text)
     except discord.HTTPException:
         log.warning("could not answer message %s", message.id, exc_info=True)
 

@@ -234,7 +234,7 @@ class InteractionJob(ProgressMessage):
                 except discord.HTTPException as error:
                     if not self._note_expiry(error):
                         raise
-            await self._post_late(content=f"{self.interaction.user.mention} {message.text}")
+            await self._post_late(content=f"{self.interaction.user.mention} {user_message(exc, public=True).text}")
         except discord.HTTPException:
             log.warning("could not tell user %s how their request ended", self.interaction.user.id, exc_info=True)
 

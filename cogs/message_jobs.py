@@ -72,7 +72,7 @@ class MessageJob(ProgressMessage):
         await self._stop_progress()
         if not isinstance(exc, BotError):
             log.error("request from message %s failed", self.message.id, exc_info=exc)
-        text = user_message(exc).text
+        text = user_message(exc, public=True).text
         try:
             if self.reply is not None:
                 try:

@@ -141,8 +141,9 @@ class ModerationCog(commands.Cog):
         if self.store.on_block == self.on_block:
             self.store.on_block = None
         if self._posts:
-            # At shutdown the last blocks still reach the log channel, within the same grace as requests.
-            _, late = await asyncio.wait(self._posts, timeout=self.bot.settings.shutdown_grace_seconds)
+            # At shutdown the last blocks still get a few seconds to reach the log channel (the whole stop has to fit
+            # in the container's stop timeout).
+            _, late = await asyncio.wait(self._posts, timeout=min(5.0, self.bot.settings.shutdown_grace_seconds))
             for task in late:
                 task.cancel()
 

@@ -79,3 +79,24 @@ async def test_generate_makes_one_image_through_the_pipeline_without_discord(tmp
             DATABASE_PATH=str(tmp_path / "db.sqlite3"),
         )
         assert code == 1 and "Google's safety filter refused" in err and "Traceback" not in err
+
+
+async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(tmp_path, db):
+    from bot.models import ImageRequest
+    from bot.quota import QuotaLedger
+
+    ledger = QuotaLedger(db, daily_quota=5)
+    held = await ledger.reserve(ImageRequest(user_id=1, channel_id=2, prompt="a fox", guild_id=3))
+    async with FakeGemini() as gemini:
+        code, out, err = await run(
+            "generate",
+            "a cat",
+            "-o",
+            "cat.png",
+            cwd=tmp_path,
+            GEMINI_API_KEY=gemini.api_key,
+            GEMINI_BASE_URL=gemini.base_url,
+            DATABASE_PATH=db.path,
+        )
+    assert code == 0, err
+    assert await ledger.commit(held, 1, 0.039)  # still open: the CLI did not refund the bot's request

@@ -57,3 +57,20 @@ def test_a_block_that_starts_a_cool_down_says_so():
 
 def test_a_long_text_answer_is_clipped_to_fit():
     assert len(e.user_message(e.TextOnlyAnswer("words " * 2000)).text) <= 2000
+
+
+def test_a_public_answer_does_not_repeat_the_blocked_term():
+    exc = e.ModerationBlocked("hate", "slurword")
+    assert "slurword" in e.user_message(exc).text
+    assert "slurword" not in e.user_message(exc, public=True).text
+
+
+def test_a_quoted_answer_of_many_short_lines_still_fits_one_message():
+    text = "\n".join(f"{i}. ok" for i in range(400))
+    assert len(e.user_message(e.TextOnlyAnswer(text)).text) <= 2000
+
+
+def test_a_block_of_an_earlier_instruction_says_so():
+    exc = e.ModerationBlocked("gore")
+    exc.details["in_history"] = True
+    assert "an earlier instruction" in e.user_message(exc).text

@@ -110,3 +110,18 @@ async def test_each_failure_ends_in_a_specific_message_and_costs_nothing(
     if "operator" in words:
         assert any("OPERATOR ACTION NEEDED" in r.getMessage() for r in caplog.records)
     assert gemini.api_key not in caplog.text
+
+
+async def test_a_bookkeeping_failure_after_delivery_leaves_the_user_their_image(run_bot, fake_discord, gemini, caplog):
+    async with run_bot() as bot:
+
+        async def broken_commit(*args, **kwargs):
+            raise RuntimeError("database is locked")
+
+        bot.services.quota.commit = broken_commit
+        ix = await fake_discord.slash("imagine", {"prompt": "a red fox"})
+        result = await ix.wait_for_original(lambda m: m.attachments)
+        assert await bot.services.pipeline.drain(within=5)
+        assert not ix.original.deleted and ix.original.attachments == result.attachments
+        assert ix.followups == []  # no error message replaced or followed the picture
+        assert "could not be recorded" in caplog.text

@@ -154,11 +154,14 @@ async def test_dms_use_the_defaults(moderation):
     assert row.guild_id is None
 
 
-async def test_history_texts_are_checked_too(moderation):
-    exc = await blocked(moderation, "make it brighter", history=("a portrait", "now a topless version"))
-    assert exc.category == "sexual"
-    [row] = await moderation.log(GUILD)
-    assert row.text == "now a topless version"
+async def test_history_texts_are_checked_too_but_not_held_against_this_user(moderation):
+    # An earlier instruction that matches now (a term added since, or another member's turn in the chain) refuses
+    # the edit, but is neither logged as this user's prompt nor counted toward their cool-down.
+    for _ in range(5):
+        exc = await blocked(moderation, "make it brighter", history=("a portrait", "now a topless version"))
+        assert exc.category == "sexual" and exc.details["in_history"]
+    assert await moderation.log(GUILD) == []
+    assert await moderation.cooldown_until(GUILD, USER) is None
 
 
 async def test_a_minor_in_history_and_a_sexual_word_now_is_csam(moderation):
