@@ -115,12 +115,16 @@ class QuotaStatus:
         return text
 
 
-def footer_text(status: QuotaStatus) -> str:
-    """The line under a delivered image: "3 of 10 left today · resets <t:…:R>"."""
-    reset = f"resets <t:{int(status.resets_at)}:R>"
-    if status.allowance is None:
+def quota_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
+    """ "3 of 10 left today · resets <t:…:R>": the line under a delivered image and the headline of `/quota`."""
+    reset = f"resets <t:{int(resets_at)}:R>"
+    if allowance is None:
         return f"No daily limit · {reset}"
-    return f"{status.left} of {status.allowance} left today · {reset}"
+    return f"{left} of {allowance} left today · {reset}"
+
+
+def footer_text(status: QuotaStatus) -> str:
+    return quota_headline(status.left, status.allowance, status.resets_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from types import TracebackType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -195,34 +194,3 @@ def estimate_starts(
         starts.append(at)
         heapq.heappush(slots, at + duration)
     return starts[known:]
-
-
-class RateLimiter:
-    """`async with limiter:` waits until a start is allowed by a strict sliding window, then records it.
-    Waiters are served in arrival order (the lock is FIFO)."""
-
-    def __init__(self, limit: int, window: float = 60.0, *, margin: float = 0.0, clock: Clock | None = None) -> None:
-        self._window = SlidingWindow(limit, window, margin)
-        self._clock = clock or SystemClock()
-        self._lock = asyncio.Lock()
-
-    def has_capacity(self, weight: float = 1.0) -> bool:
-        now = self._clock.monotonic()
-        return self._window.next_free(now, weight) <= now
-
-    async def acquire(self, weight: float = 1.0) -> Permit:
-        async with self._lock:
-            while True:
-                now = self._clock.monotonic()
-                ready = self._window.next_free(now, weight)
-                if ready <= now:
-                    return self._window.take(now, weight)
-                await self._clock.sleep(ready - now)
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None

@@ -41,12 +41,17 @@ class Services:
         """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
         CLI process beside a running bot would otherwise refund the bot's requests in flight."""
         db = await Database.open(settings.database_path)
-        http = aiohttp.ClientSession()
-        provider = GeminiProvider.from_settings(http, settings)
         quota = QuotaLedger.from_settings(db, settings, clock=clock)
-        refunded = await quota.recover() if recover else 0
+        try:
+            refunded = await quota.recover() if recover else 0
+        except BaseException:
+            await db.close()
+            raise
         if refunded:
             log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+        # Everything below only builds objects: nothing can fail with the session open.
+        http = aiohttp.ClientSession()
+        provider = GeminiProvider.from_settings(http, settings)
         moderation = Moderation.from_settings(db, settings, clock=clock)
         scheduler = Scheduler.from_settings(settings)
         pipeline = Pipeline(

@@ -200,7 +200,7 @@ class InteractionJob(ProgressMessage):
         await self._stop_progress()
         limit = self.interaction.filesize_limit
         delivery = await fit_delivery(delivery, limit)
-        message = result_message(delivery, self.interaction.user, size_limit=limit)
+        message = result_message(delivery, self.interaction.user)
         if self.token_alive:
             file = message.pop("file")
             try:

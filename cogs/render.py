@@ -14,6 +14,7 @@ import discord
 from bot.images import fit_to_limit
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
+from bot.quota_limits import quota_headline
 from cogs.views import result_view
 
 ACCENT = discord.Colour(0x4285F4)
@@ -43,12 +44,7 @@ def fit_lines(lines: Sequence[str], limit: int) -> str:
 
 
 def quota_line(reservation: Reservation) -> str:
-    """'3 of 10 left today · resets in 5 hours' with a Discord timestamp that renders in the reader's locale;
-    worded as `/quota`'s headline (`bot.quota_limits.footer_text`), so the two read alike."""
-    resets = f"resets <t:{int(reservation.resets_at)}:R>"
-    if reservation.limit is None:
-        return f"No daily limit · {resets}"
-    return f"{reservation.remaining} of {reservation.limit} left today · {resets}"
+    return quota_headline(reservation.remaining, reservation.limit, reservation.resets_at)
 
 
 def progress_text(progress: Progress, *, now: float | None = None) -> str:
@@ -79,16 +75,10 @@ async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
     return dataclasses.replace(delivery, image=dataclasses.replace(image, data=data, mime_type=mime_type))
 
 
-def result_message(
-    delivery: Delivery, requester: discord.abc.User, *, size_limit: int = DEFAULT_UPLOAD_LIMIT
-) -> dict[str, Any]:
-    """The keyword arguments (content, embed, file, view) of a message that shows a delivered image. An image
-    larger than the channel's upload limit (`size_limit`) is re-encoded to fit (here on the event loop, unless
-    the caller did it first with `fit_delivery`)."""
+def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str, Any]:
+    """The keyword arguments (content, embed, file, view) of a message that shows a delivered image (already
+    fitted to the channel's upload limit by `fit_delivery`)."""
     image = delivery.image
-    if len(image.data) > size_limit:
-        data, mime_type = fit_to_limit(image.data, image.mime_type, size_limit)
-        image = dataclasses.replace(image, data=data, mime_type=mime_type)
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
     embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
     embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
@@ -104,8 +94,5 @@ def result_message(
     embed.set_footer(text=footer)
     embed.set_image(url=f"attachment://{filename}")
     file = discord.File(io.BytesIO(image.data), filename=filename)
-    message: dict[str, Any] = {"content": quota_line(delivery.reservation), "embed": embed, "file": file}
-    view = result_view(delivery.generation_id, delivery.request.user_id)
-    if view is not None:
-        message["view"] = view
-    return message
+    view = result_view(delivery.generation_id)
+    return {"content": quota_line(delivery.reservation), "embed": embed, "file": file, "view": view}

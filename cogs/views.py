@@ -61,9 +61,8 @@ class ResultButton(
             await send_ephemeral(interaction, user_message(exc).text)
 
 
-def result_view(generation_id: int, requester_id: int) -> discord.ui.View | None:
-    """The buttons shown under a delivered image. Who may press what is decided at click time from the
-    database (`requester_id` is part of the shared signature, not needed here)."""
+def result_view(generation_id: int) -> discord.ui.View:
+    """The buttons shown under a delivered image. Who may press what is decided at click time from the database."""
     view = discord.ui.View(timeout=None)
     for action in ACTIONS:
         view.add_item(ResultButton(action, generation_id))

@@ -3,7 +3,6 @@ start-time estimate, the round-robin queue and the circuit breaker. Time is a Fa
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,8 +12,7 @@ import pytest
 
 from bot.circuit import CircuitBreaker
 from bot.fairqueue import FairQueue
-from bot.ratelimit import DailyCounter, RateLimiter, SlidingWindow, estimate_starts
-from tests.fakes.clock import FakeClock
+from bot.ratelimit import DailyCounter, SlidingWindow, estimate_starts
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -86,29 +84,6 @@ def test_taking_whenever_next_free_allows_never_exceeds_the_limit_and_uses_all_o
         w.take(now)
         starts.append(now)
     assert most_in_any_window(starts, window) == limit
-
-
-# --- RateLimiter (async with) ----------------------------------------------------------------------------------
-
-
-async def test_limiter_admits_limit_per_window_and_the_rest_when_permits_return():
-    clock = FakeClock()
-    limiter = RateLimiter(10, 60, clock=clock)
-    t0 = clock.monotonic()
-    starts: list[float] = []
-
-    async def request() -> None:
-        async with limiter:
-            starts.append(clock.monotonic() - t0)
-
-    tasks = [asyncio.create_task(request()) for _ in range(25)]
-    await clock.advance(0)
-    assert starts == [0.0] * 10
-    assert not limiter.has_capacity()
-    await clock.advance(200)
-    await asyncio.gather(*tasks)
-    assert starts == [0.0] * 10 + [60.0] * 10 + [120.0] * 5
-    assert most_in_any_window(starts, 60) == 10
 
 
 # --- DailyCounter ----------------------------------------------------------------------------------------------
