@@ -70,6 +70,14 @@ class QueueFull(BotError):
         self.limit = limit
 
 
+class NotAllowed(BotError):
+    """A member pressed a button of someone else's request (`action`: "cancel", "delete")."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"not allowed to {action}")
+        self.action = action
+
+
 class Cancelled(BotError):
     """The requester (or a moderator) cancelled a waiting request."""
 
@@ -233,6 +241,10 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
         case QueueFull(limit=limit):
             return UserMessage(
                 f"You already have {limit} requests waiting or running. Wait for one to finish, then try again."
+            )
+        case NotAllowed(action=action):
+            return UserMessage(
+                f"Only the person who asked for this picture, or a moderator who can manage messages, can {action} it."
             )
         case Cancelled():
             return UserMessage("Cancelled." + refunded)

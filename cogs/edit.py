@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import BotError, InvalidRequest, user_message
+from bot.errors import BotError, InvalidRequest, NotAllowed, user_message
 from bot.generations import Generation
 from bot.inputs import INPUTS_NOT_KEPT
 from bot.models import ImageRequest, RequestKind
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GONE = "That picture is no longer available, so its buttons don't work any more."
-NOT_YOURS = "Only the person who asked for this picture, or a moderator who can manage messages, can delete it."
 MODAL_TIMEOUT = 15 * 60  # an open modal is kept in memory this long; Discord's own tokens last as long
 
 Submit = Callable[[discord.Interaction, str], Awaitable[None]]
@@ -200,7 +199,7 @@ class EditCog(commands.Cog):
     async def _delete(self, interaction: discord.Interaction, generation: Generation) -> None:
         allowed = interaction.user.id == generation.user_id or interaction.permissions.manage_messages
         if not allowed or interaction.message is None:
-            await send_ephemeral(interaction, NOT_YOURS)
+            await send_ephemeral(interaction, user_message(NotAllowed("delete")).text)
             return
         await interaction.response.defer()  # the message itself disappears: nothing else to say
         # Marked first, so that no edit can pick the picture up while the message is going away.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.errors import BotError, Cancelled, user_message
+from bot.errors import BotError, Cancelled, NotAllowed, user_message
 from bot.models import Progress
 from bot.pipeline import Delivery
 from bot.ratelimit import Clock, SystemClock
@@ -37,7 +37,6 @@ TOKEN_LIFETIME_SECONDS = 14.5 * 60
 # What Discord answers for an expired interaction token besides a 404 (10015 Unknown Webhook).
 INVALID_WEBHOOK_TOKEN = 50027
 
-NOT_YOURS = "Only the person who asked for this picture, or a moderator who can manage messages, can cancel it."
 TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
 
 
@@ -68,7 +67,7 @@ class CancelButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:
         if interaction.user.id != self.requester_id and not interaction.permissions.manage_messages:
-            await send_ephemeral(interaction, NOT_YOURS)
+            await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
             return
         bot = cast("ImageBot", interaction.client)
         if not bot.services.scheduler.cancel(self.key):
