@@ -308,6 +308,17 @@ async def test_a_server_spending_cap_is_the_servers_budget_not_the_users_quota(r
         assert fields(spend)["The whole bot"] == "1 image of 500 · $0.04 of $20.00 estimated"
 
 
+async def test_a_global_cost_cap_is_the_bots_budget_not_the_users_quota(run_bot, fake_discord, gemini):
+    async with run_bot(daily_quota=5, price_per_image_usd=0.05, global_daily_cost_cap_usd=0.12) as bot:
+        await image_line(bot, fake_discord)
+        await image_line(bot, fake_discord)  # $0.10 spent; one more would pass $0.12
+        text = await refusal(await imagine(fake_discord, fake_discord.admin))
+        assert "The bot's daily image budget is used up" in text and "not your personal quota" in text
+        spend = await bot.services.quota.spend(None)
+        assert (spend.images, round(spend.cost_usd, 2)) == (2, 0.1)
+        assert len(gemini.requests) == 2
+
+
 async def test_quota_in_a_dm_shows_the_bots_own_limit(run_bot, fake_discord):
     async with run_bot(discord_guild_id=None, daily_quota=7) as bot:
         await bot.tree.sync()  # global commands, as `python -m bot sync` does
