@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiolimiter import AsyncLimiter  # noqa: E402
 
+from bot.config import Settings  # noqa: E402
 from bot.errors import RateLimited  # noqa: E402
-from bot.gate import DEFAULT_MARGIN_SECONDS, Gate  # noqa: E402
+from bot.gate import Gate  # noqa: E402
 from bot.scheduler import Scheduler  # noqa: E402
 
 
@@ -77,7 +78,8 @@ async def with_retries(attempt: Callable[[], Awaitable[float]]) -> float:
 
 
 def ours(limit: int, window: float, concurrency: int) -> Send:
-    margin = DEFAULT_MARGIN_SECONDS * window / 60  # what from_settings uses, scaled like the window
+    # What Scheduler.from_settings uses, scaled like the window.
+    margin = Settings.model_fields["upstream_window_margin_seconds"].default * window / 60
     gate = Gate(rpm=limit, concurrency=concurrency, window=window, margin=margin, expected_duration=0.1)
     scheduler = Scheduler(gate, user_max_pending=10_000)
     keys = iter(range(10**9))

@@ -26,13 +26,6 @@ from bot.ratelimit import DailyCounter, Permit, SlidingWindow, estimate_starts
 
 log = logging.getLogger(__name__)
 
-# 2.5 Flash Image bills 1290 output tokens per image; the rest is a typical prompt.
-DEFAULT_TOKENS_PER_REQUEST = 1400
-# Permits come back this much later than the window strictly requires (scaled with the window): our start and
-# Google's count of it are a network hop apart, and that hop varies. 0.5 s of 60 costs under 1 % of the allowance.
-DEFAULT_MARGIN_SECONDS = 0.5
-# Pause when a 429 carries no RetryInfo.
-DEFAULT_RETRY_AFTER_SECONDS = 10.0
 # Prior for the attempt duration in ETAs until attempts were measured (typically 3-8 s).
 DEFAULT_EXPECTED_DURATION_SECONDS = 6.0
 _EWMA_WEIGHT = 0.2  # of the newest attempt in the running average of attempt durations
@@ -82,8 +75,8 @@ class Gate:
         cooldown: float = 60.0,
         window: float = 60.0,
         margin: float = 0.0,
-        tokens_per_request: int = DEFAULT_TOKENS_PER_REQUEST,
-        default_retry_after: float = DEFAULT_RETRY_AFTER_SECONDS,
+        tokens_per_request: int = 1400,  # the defaults of this and `margin` as settings: bot/config.py
+        default_retry_after: float = 10.0,
         expected_duration: float = DEFAULT_EXPECTED_DURATION_SECONDS,
     ) -> None:
         if rpm < 1 or concurrency < 1 or window <= 0:

@@ -30,7 +30,6 @@ from bot.errors import (
 from bot.fairqueue import FairQueue
 from bot.gate import (
     DEFAULT_EXPECTED_DURATION_SECONDS,
-    DEFAULT_RETRY_AFTER_SECONDS,
     Gate,
     Outcome,
     SchedulerStats,
@@ -128,7 +127,7 @@ class Scheduler:
             window=window,
             margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
             tokens_per_request=settings.upstream_tokens_per_request,
-            default_retry_after=DEFAULT_RETRY_AFTER_SECONDS * scale,
+            default_retry_after=settings.upstream_429_pause_seconds * scale,
             expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
         )
         return cls(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
