@@ -49,9 +49,6 @@ class QuotaAdmin:
     async def spend(self, guild_id: int | None) -> Spend:
         raise NotImplementedError
 
-    async def show_user(self, guild_id: int, user_id: int, role_ids: Iterable[int] = ()) -> QuotaStatus:
-        return await self.status(user_id, guild_id, role_ids)
-
     async def set_user_limit(
         self, guild_id: int, user_id: int, limit: int | None, *, actor_id: int, role_ids: Iterable[int] = ()
     ) -> QuotaStatus:

@@ -296,7 +296,7 @@ class QuotaCog(commands.Cog):
     async def show(self, interaction: discord.Interaction, user: discord.Member) -> None:
         """See where a member stands today and where their limit comes from."""
         assert interaction.guild_id is not None
-        status = await self.ledger.show_user(interaction.guild_id, user.id, role_ids(user))
+        status = await self.ledger.status(user.id, interaction.guild_id, role_ids(user))
         await interaction.response.send_message(embed=self._member_embed(status, user), ephemeral=True)
 
     @admin.command(name="spend")

@@ -237,7 +237,7 @@ async def test_every_change_is_audited_with_who_when_and_what(db):
     for change in changes:
         clock.now += 1
         await change
-    await ledger.show_user(GUILD, 1)  # reading changes nothing
+    await ledger.status(1, GUILD)  # reading changes nothing
     log = await ledger.audit_log(GUILD)
     assert [(e.at - NOON_UTC, e.actor_id, e.action, e.user_id, e.role_id, e.value) for e in reversed(log)] == [
         (1, ADMIN, "set_user_limit", 1, None, 5),
