@@ -100,3 +100,20 @@ async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(
         )
     assert code == 0, err
     assert await ledger.commit(held, 1, 0.039)  # still open: the CLI did not refund the bot's request
+
+
+def test_log_output_never_carries_the_secrets(capsys):
+    import logging
+
+    from bot.__main__ import setup_logging
+    from bot.config import Settings
+
+    settings = Settings(_env_file=None, discord_token="tok-very-secret-1", gemini_api_key="key-very-secret-2")
+    setup_logging(settings)
+    try:
+        logging.getLogger("discord.http").warning("sent Authorization: Bot %s", "tok-very-secret-1")
+        logging.getLogger("aiohttp.client").error("url ...?key=key-very-secret-2 failed")
+    finally:
+        logging.basicConfig(handlers=[], force=True)
+    err = capsys.readouterr().err
+    assert "very-secret" not in err and err.count("[redacted]") == 2
