@@ -19,6 +19,7 @@ from aiohttp import web
 from PIL import Image
 from pydantic import SecretStr
 
+from bot.config import Settings
 from bot.errors import (
     GenerationFailed,
     ImageBlocked,
@@ -31,10 +32,12 @@ from bot.errors import (
 )
 from bot.models import ImageOptions, InputImage
 from bot.providers.billing import may_be_billed
-from bot.providers.config import DEFAULT_SIZE_MAP, ProviderConfig
-from bot.providers.failover import is_bad_request
+from bot.providers.config import DEFAULT_SIZE_MAP, ProviderConfig, load_providers
+from bot.providers.factory import build_provider
+from bot.providers.failover import FailoverProvider, is_bad_request
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
+from tests.fakes.gemini import FakeGemini, GeminiReply
 
 KEY = "gw-secret-key-31337"
 MODEL = "gemini-3-pro-image"
@@ -411,3 +414,82 @@ async def test_chat_input_images_are_encoded_off_the_loop_and_sent_whole(session
     await chat_provider(session, gateway).generate("a fox", (big,))
     url = gateway.seen[0].json["messages"][0]["content"][1]["image_url"]["url"]
     assert base64.b64decode(url.partition(",")[2]) == big.data
+
+
+# --- the chain over HTTP: Google's endpoint (the fake Gemini) first, a gateway second ----------------------------
+
+
+@pytest.fixture
+async def google() -> AsyncIterator[FakeGemini]:
+    async with FakeGemini() as fake:
+        yield fake
+
+
+def google_then_gateway(session: aiohttp.ClientSession, google: FakeGemini, gw: Gateway, kind: str) -> FailoverProvider:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        gemini_api_key=SecretStr(google.api_key),
+        gemini_base_url=google.base_url,
+        gemini_attempt_timeout_seconds=2,
+    )
+    env = {
+        "PROVIDERS": "gemini,gw",
+        "PROVIDER_GW_KIND": kind,
+        "PROVIDER_GW_BASE_URL": gw.base_url,
+        "PROVIDER_GW_ALLOW_HTTP": "true",
+        "PROVIDER_GW_API_KEY": KEY,
+        "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
+        "PROVIDER_GW_PRICES": "0.04",
+    }
+    return build_provider(session, settings, load_providers(settings, env))
+
+
+@pytest.mark.parametrize("kind", ["openai-images", "openai-chat"])
+@pytest.mark.parametrize(
+    "failure", [GeminiReply.overloaded(), GeminiReply.rate_limited(), GeminiReply.api_key_invalid()]
+)
+async def test_a_failing_google_hands_the_edit_to_the_gateway_as_a_stateless_edit(
+    session, google, gateway, kind, failure
+):
+    google.enqueue(failure)
+    result = picture(1184, 864)
+    if kind == "openai-chat":
+        gateway.script.append(chat_reply("data:image/png;base64," + b64(result)))
+    else:
+        gateway.script.append(web.json_response({"data": [{"b64_json": b64(result)}]}))
+    source = InputImage(picture(), "image/png")
+    providers = google_then_gateway(session, google, gateway, kind)
+    image = await providers.generate("Earlier: a fox.\n\nNow: make it night", (source,), ImageOptions("4:3"))
+    assert (image.provider, image.data, image.cost_usd) == ("gw", result, 0.04)
+    assert len(google.requests) == 1 and len(gateway.seen) == 1
+    sent = gateway.seen[0]
+    if kind == "openai-chat":
+        content = sent.json["messages"][0]["content"]
+        assert sent.json["model"] == "google/gemini-2.5-flash-image"
+        assert content[0]["text"].endswith("Now: make it night")
+        assert content[1]["image_url"]["url"] == "data:image/png;base64," + b64(source.data)
+    else:
+        assert [(n, d) for n, f, _, d in sent.parts if f] == [("image", source.data)]
+        assert {n: d.decode() for n, f, _, d in sent.parts if not f}["size"] == "1184x864"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "kind"),
+    [
+        (GeminiReply.prompt_blocked(), PromptBlocked),
+        (GeminiReply.image_safety(), ImageBlocked),
+        (GeminiReply.error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."), OperatorError),
+    ],
+)
+async def test_google_refusing_or_rejecting_the_request_never_reaches_the_gateway(
+    session, google, gateway, refusal, kind
+):
+    google.enqueue(refusal)
+    with pytest.raises(kind):
+        await google_then_gateway(session, google, gateway, "openai-images").generate("a fox")
+    assert len(google.requests) == 1 and gateway.seen == []
+
+
+async def test_google_serving_is_named_as_the_provider(session, google, gateway):
+    image = await google_then_gateway(session, google, gateway, "openai-chat").generate("a fox")
+    assert image.provider == "gemini" and image.cost_usd is None and gateway.seen == []
