@@ -6,7 +6,7 @@
     stall  Google accepts and never answers (attempt timeout 0.5 s): time from the request's start to the gateway.
 
 In "503" no circuit may open (every request must meet the failure); "stall" uses the default circuit (5 failures,
-60 s), which is what makes the difference there. The bot's chain (`bot.providers.factory.build_provider`: a lane
+60 s), which is what makes the difference there. The bot's chain (`bot.providers.factory.build_chain`: a lane
 per provider with its own circuit and 429 pause) runs beside two naive versions on the same provider objects: "try
 each" (`for p in providers: try: return await p.generate(...)`) and "retry each" (each provider wrapped in the
 bot's own retry policy before moving on, as a retrying client library would). All servers run in this process on
@@ -39,7 +39,7 @@ from pydantic import SecretStr  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.models import GeneratedImage, ImageOptions, InputImage  # noqa: E402
 from bot.providers.config import load_providers  # noqa: E402
-from bot.providers.factory import build_provider  # noqa: E402
+from bot.providers.factory import build_chain  # noqa: E402
 from bot.retry import RetryPolicy, call_with_retries  # noqa: E402
 from tests.fakes.gemini import FakeGemini, GeminiReply  # noqa: E402
 
@@ -131,7 +131,7 @@ def variants(session: aiohttp.ClientSession, settings: Settings, gateway: Gatewa
         "PROVIDER_GW_API_KEY": GATEWAY_KEY,
     }
     configs = load_providers(settings, env)
-    chain = build_provider(session, settings, configs)
+    chain = build_chain(session, settings, configs)
     plain = [member.provider for member in chain.members]  # the same provider objects, without lanes
     policy = RetryPolicy.from_settings(settings)
 

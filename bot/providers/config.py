@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -161,7 +161,7 @@ def _provider(name: str, env: Mapping[str, str], settings: Settings, problems: l
                 bad(suffix, f"the gemini provider is configured by {instead}; remove this line")
         kind: Kind = "gemini"
     elif kind_raw in KINDS:
-        kind = cast(Kind, kind_raw)
+        kind = kind_raw  # narrowed to Kind by the membership test
     else:
         bad("KIND", f"is {'not set' if not kind_raw else 'unknown'}; use one of {', '.join(KINDS)}")
         kind = "openai-images"  # to check the other variables all the same

@@ -1,50 +1,47 @@
-"""Build the provider chain the settings describe: one provider per configured name, each with its own lane."""
+"""Build the provider chain the settings describe: one provider per configured name, each with its own lane
+(made by the caller: the lanes are gates, and gates belong to the scheduler package)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.providers import ImageProvider
 from bot.providers.config import ProviderConfig, load_providers
-from bot.providers.failover import FailoverProvider, Member
+from bot.providers.failover import Clock, FailoverProvider, Lane, Member
 from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
-from bot.ratelimit import Clock
-
-# A lane without PROVIDER_N_RPM / PROVIDER_N_CONCURRENCY: only the scheduler's bot-wide gate limits it.
-UNLIMITED = 1_000_000
 
 
-def build_provider(
+def build_chain(
     session: aiohttp.ClientSession,
     settings: Settings,
     configs: Sequence[ProviderConfig] | None = None,
     *,
+    lane_for: Callable[[ProviderConfig], Lane] | None = None,
     clock: Clock | None = None,
     download_max_bytes: int = 30 * 1024 * 1024,
     download_timeout: float = 20.0,
 ) -> FailoverProvider:
-    """The chain for `settings` (providers read from the environment unless `configs` are given). The aiohttp
-    session is the app's and is shared by every provider."""
+    """The chain for `settings` (providers read from the environment unless `configs` are given). `lane_for`
+    makes each provider's lane; a chain of one needs none. The aiohttp session is the app's, shared by all."""
     configs = load_providers(settings) if configs is None else configs
     chain = len(configs) > 1
+    if chain and lane_for is None:
+        raise ValueError("a chain of several providers needs lane_for")
     members = [
         Member(
             config,
             _provider(session, settings, config, download_max_bytes, download_timeout),
-            _lane(settings, config) if chain else None,
+            lane_for(config) if chain and lane_for is not None else None,
         )
         for config in configs
     ]
-    return FailoverProvider(
-        members, model=settings.gemini_model, deadline=settings.gemini_timeout_seconds, clock=clock
-    )
+    return FailoverProvider(members, model=settings.gemini_model, deadline=settings.gemini_timeout_seconds, clock=clock)
 
 
 def _provider(
@@ -74,20 +71,4 @@ def _provider(
         attempt_timeout=settings.gemini_attempt_timeout_seconds,
         download_max_bytes=download_max_bytes,
         download_timeout=download_timeout,
-    )
-
-
-def _lane(settings: Settings, config: ProviderConfig) -> Gate:
-    """A provider's own gate: its circuit and 429 pause with the bot's settings, its own rate and concurrency
-    when configured. Times scale with the rate window like the scheduler's (tests run it shortened)."""
-    scale = settings.upstream_window_seconds / 60
-    return Gate(
-        rpm=config.rpm or UNLIMITED,
-        concurrency=config.concurrency or UNLIMITED,
-        failure_threshold=settings.circuit_failure_threshold,
-        cooldown=settings.circuit_cooldown_seconds,
-        window=settings.upstream_window_seconds,
-        margin=settings.upstream_window_margin_seconds * scale,
-        default_retry_after=settings.upstream_429_pause_seconds * scale,
-        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )

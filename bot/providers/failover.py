@@ -5,7 +5,7 @@ a timeout before any answer, a 5xx, a 429 and an open circuit; never after a ref
 or a bad request, which the next provider would refuse too and might bill. A provider whose own setup is wrong
 (key, credit, a model it lacks) is skipped as well: it cannot serve anyone until its operator acts.
 
-Each provider of a chain has its own lane, a `Gate` of its own: its circuit breaker (repeated failures ->
+Each provider of a chain has its own lane, a gate of its own (`Lane`): its circuit breaker (repeated failures ->
 skipped for a cool-down, then one trial), its 429 pause (skipped until it said to come back), and its optional
 PROVIDER_N_RPM / PROVIDER_N_CONCURRENCY. A provider that is merely full is skipped for the next one; when every
 provider that could serve is full, the request waits for the first one to free up. The scheduler's gate in front
@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from bot.errors import (
     CircuitOpen,
@@ -32,18 +34,61 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.gate import Gate, Outcome, SchedulerStats
 from bot.models import GeneratedImage, ImageOptions, InputImage
 from bot.providers import ImageProvider
 from bot.providers.billing import Charge, ProviderImage, add_charges, attribute, may_be_billed
 from bot.providers.config import ProviderConfig
-from bot.ratelimit import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
 FAILOVER_ERRORS: tuple[type[UpstreamError], ...] = (UpstreamUnavailable, UpstreamTimeout, RateLimited)
 # Gemini's 400 INVALID_ARGUMENT and a gateway's 400/413/422: the request, not the provider, is wrong.
 BAD_REQUEST_REASONS = frozenset({"INVALID_ARGUMENT", "bad_request"})
+
+Availability = Literal["ready", "busy", "paused", "open"]
+LaneOutcome = Literal["success", "failure", "neutral"]
+
+
+class Lane(Protocol):
+    """A provider's own gate. The scheduler package keeps the gates (`bot.scheduler.lanes.GateLane`); providers
+    know nothing of scheduling, so the chain sees a lane only through this."""
+
+    def availability(self) -> tuple[Availability, float | None]:
+        """Whether an attempt may start now: "ready"; "busy" (rate window or concurrency full), "paused" (after a
+        429) or "open" (circuit), with the seconds until that changes (None: when a running attempt ends)."""
+        ...
+
+    def start(self) -> object:
+        """Take a slot for an attempt starting now; the returned ticket goes back to `end`."""
+        ...
+
+    def end(self, ticket: object, outcome: LaneOutcome, *, tokens: int = 0) -> None:
+        """The attempt ended: "success" (the provider answered, with a picture or a refusal), "failure" (counts
+        towards opening the circuit) or "neutral" (a 429, a cancellation)."""
+        ...
+
+    def pause(self, retry_after: float | None) -> None:
+        """The provider answered 429: no start until it said to come back (None: the default pause)."""
+        ...
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class _SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 def is_bad_request(exc: BaseException) -> bool:
@@ -57,13 +102,28 @@ def fails_over(exc: BaseException) -> bool:
     return isinstance(exc, OperatorError) and not is_bad_request(exc)
 
 
+def lane_outcome(exc: BaseException | None) -> LaneOutcome:
+    """What an attempt's end says about the provider's health."""
+    if exc is None:
+        return "success"
+    if isinstance(exc, UpstreamUnavailable | UpstreamTimeout):
+        return "failure"
+    if isinstance(exc, OperatorError):
+        # A provider that refuses the bot's setup is skipped like a failing one; a bad request says nothing
+        # about the provider.
+        return "success" if is_bad_request(exc) else "failure"
+    if isinstance(exc, UpstreamError) and not isinstance(exc, RateLimited):
+        return "success"  # it answered (a refusal, words only): it is reachable
+    return "neutral"  # a 429 (the pause handles it), a cancellation, a bug of ours
+
+
 @dataclass(eq=False)
 class Member:
     """One provider of the chain, with its lane (None for a chain of one)."""
 
     config: ProviderConfig
     provider: ImageProvider
-    gate: Gate | None = None
+    lane: Lane | None = None
 
     @property
     def name(self) -> str:
@@ -83,12 +143,12 @@ class FailoverProvider:
         further provider is started for one call (each provider's own attempt timeout bounds the one running)."""
         if not members:
             raise ValueError("a provider chain needs at least one provider")
-        if len(members) > 1 and any(m.gate is None for m in members):
-            raise ValueError("every provider of a chain needs its own gate")
+        if len(members) > 1 and any(m.lane is None for m in members):
+            raise ValueError("every provider of a chain needs its own lane")
         self.members = tuple(members)
         self.model = model
         self.deadline = deadline
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock or _SystemClock()
         self._freed = asyncio.Event()  # set, then replaced, whenever a lane's slot ends
 
     def __repr__(self) -> str:
@@ -97,11 +157,6 @@ class FailoverProvider:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.members)
-
-    def stats(self) -> list[tuple[str, SchedulerStats]]:
-        """Each lane's state (window, in flight, pause, circuit), for status views."""
-        now, wall = self._clock.monotonic(), self._clock.time()
-        return [(m.name, m.gate.stats(now, wall)) for m in self.members if m.gate is not None]
 
     async def generate(
         self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
@@ -126,7 +181,7 @@ class FailoverProvider:
             member, busy_until = self._pick(tried, now) if not tried or now < ends else (None, None)
             if member is None:
                 if busy_until is None or now >= ends:
-                    raise add_charges(self._final(failures, tried, now, ends), charges)
+                    raise add_charges(self._final(failures, tried), charges)
                 await self._wait(min(busy_until, ends))
                 continue
             tried.add(self.members.index(member))
@@ -147,56 +202,41 @@ class FailoverProvider:
             return attribute(image, provider=member.name, cost_usd=member.config.price(self.model), charges=charges)
 
     def _pick(self, tried: set[int], now: float) -> tuple[Member | None, float | None]:
-        """The first untried provider that can start now; else when the first busy one frees up (inf: when a
-        slot ends, e.g. a half-open circuit's trial), or None when every untried provider is refusing (circuit
+        """The first untried provider that can start now; else when the first busy one frees up (inf: when an
+        attempt ends, e.g. a half-open circuit's trial), or None when every untried provider is refusing (circuit
         open) or paused (429). `tried` is empty on the first pick, so the deadline never stops the first try."""
-        wall = self._clock.time()
         busy_until: float | None = None
         for i, member in enumerate(self.members):
-            gate = member.gate
-            assert gate is not None
-            if i in tried or gate.refusal(now, wall) is not None or gate.paused_until > now:
+            assert member.lane is not None
+            if i in tried:
                 continue
-            ready = gate.ready_at(now)
-            if ready is not None and ready <= now:
+            state, wait = member.lane.availability()
+            if state == "ready":
                 return member, None
-            busy_until = min(busy_until if busy_until is not None else math.inf, ready or math.inf)
+            if state == "busy":
+                until = now + wait if wait is not None else math.inf
+                busy_until = until if busy_until is None else min(busy_until, until)
         return None, busy_until
 
     async def _attempt(
         self, member: Member, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None
     ) -> GeneratedImage:
-        gate = member.gate
-        assert gate is not None
-        slot = gate.start(self._clock.monotonic(), self._clock.time())
-        outcome, measured, tokens = Outcome.NEUTRAL, False, 0
+        lane = member.lane
+        assert lane is not None
+        ticket = lane.start()
+        error: BaseException | None = None
+        tokens = 0
         try:
             image = await member.provider.generate(prompt, images, options)
-        except RateLimited as exc:
-            gate.pause(exc.retry_after, self._clock.monotonic())
-            raise
-        except (UpstreamUnavailable, UpstreamTimeout):
-            outcome, measured = Outcome.FAILURE, True
-            raise
-        except OperatorError as exc:
-            # A provider that refuses the bot's setup is skipped like a failing one; a bad request says nothing
-            # about the provider.
-            outcome, measured = (Outcome.SUCCESS if is_bad_request(exc) else Outcome.FAILURE), True
-            raise
-        except UpstreamError:
-            outcome, measured = Outcome.SUCCESS, True  # it answered (a refusal, words only): it is reachable
-            raise
-        else:
-            outcome, measured, tokens = Outcome.SUCCESS, True, image.usage.total_tokens
+            tokens = image.usage.total_tokens
             return image
+        except BaseException as exc:
+            error = exc
+            if isinstance(exc, RateLimited):
+                lane.pause(exc.retry_after)
+            raise
         finally:
-            if gate.end(slot, outcome, self._clock.monotonic(), tokens=tokens, measured=measured):
-                log.warning(
-                    "provider %s failed %d times in a row: skipped for %.0fs",
-                    member.name,
-                    gate.circuit.failures,
-                    gate.circuit.cooldown,
-                )
+            lane.end(ticket, lane_outcome(error), tokens=tokens)
             self._freed.set()
             self._freed = asyncio.Event()
 
@@ -209,13 +249,13 @@ class FailoverProvider:
             freed.cancel()
             timer.cancel()
 
-    def _final(self, failures: list[UpstreamError], tried: set[int], now: float, ends: float) -> UpstreamError:
+    def _final(self, failures: list[UpstreamError], tried: set[int]) -> UpstreamError:
         """The error that ends a chain with nothing left to try: the most useful one for the scheduler in front
         (it pauses for a 429, counts a failure towards its circuit, refuses everyone while the circuit is open)
         and for the user."""
-        wall = self._clock.time()
-        skipped = [m.gate for i, m in enumerate(self.members) if i not in tried and m.gate is not None]
-        pauses = [g.paused_until - now for g in skipped if g.paused_until > now]
+        states = [m.lane.availability() for i, m in enumerate(self.members) if i not in tried and m.lane]
+        pauses = [wait for state, wait in states if state == "paused" and wait is not None]
+        opens = [wait for state, wait in states if state == "open" and wait is not None]
         limited = [f for f in failures if isinstance(f, RateLimited)]
         if len(limited) == len(failures) and (limited or pauses):
             waits = [f.retry_after for f in limited if f.retry_after is not None] + pauses
@@ -223,19 +263,15 @@ class FailoverProvider:
             return RateLimited(detail, min(waits) if waits else None)
         if failures:
             return next((f for f in failures if not isinstance(f, RateLimited)), failures[0])
-        opens = [until for g in skipped if (until := g.circuit.open_until) is not None and until > now]
         if opens:
-            return CircuitOpen(wall + min(opens) - now)
+            return CircuitOpen(self._clock.time() + min(opens))
         return UpstreamTimeout(f"no provider was free within {self.deadline:g}s")
 
     def _charges(self, member: Member, exc: UpstreamError) -> list[Charge]:
         if not may_be_billed(exc):
             return []
-        return [
-            Charge(
-                member.name, member.config.remote_model(self.model), member.config.price(self.model), type(exc).__name__
-            )
-        ]
+        model = member.config.remote_model(self.model)
+        return [Charge(member.name, model, member.config.price(self.model), type(exc).__name__)]
 
 
 def _log_failure(member: Member, exc: UpstreamError, *, last: bool) -> None:

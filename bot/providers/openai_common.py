@@ -177,9 +177,9 @@ class OpenAICompatible:
     def image_bytes(self, data: bytes) -> str:
         """The type of a returned picture, judged by its bytes; anything else is an unusable (billed) answer."""
         mime = sniff_mime(data)
-        if mime not in RESULT_TYPES:
+        if mime is None or mime not in RESULT_TYPES:
             raise self._billed(UpstreamUnavailable(f"{self.name} returned something that is not an image"), True)
-        return mime  # type: ignore[return-value]
+        return mime
 
     def decode_data_url(self, url: str) -> bytes:
         """`data:image/png;base64,...`: split at the first comma; the declared type is not trusted."""
@@ -247,7 +247,8 @@ def error_from_response(
     error = payload.get("error") if isinstance(payload, dict) else None
     error = error if isinstance(error, dict) else {"message": error} if isinstance(error, str) else {}
     if status == 200:  # the status is in the body then (OpenRouter)
-        status = error.get("code") if isinstance(error.get("code"), int) else 502
+        in_body = error.get("code")
+        status = in_body if isinstance(in_body, int) else 502
     message = str(error.get("message") or raw[:200].decode("utf-8", "replace")).strip()
     code = str(error.get("code") or error.get("type") or "")
     codes = {str(error.get("code") or "").lower(), str(error.get("type") or "").lower()}

@@ -33,7 +33,7 @@ from bot.errors import (
 from bot.models import ImageOptions, InputImage
 from bot.providers.billing import may_be_billed
 from bot.providers.config import DEFAULT_SIZE_MAP, ProviderConfig, load_providers
-from bot.providers.factory import build_provider
+from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider, is_bad_request
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
@@ -441,7 +441,7 @@ def google_then_gateway(session: aiohttp.ClientSession, google: FakeGemini, gw: 
         "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
         "PROVIDER_GW_PRICES": "0.04",
     }
-    return build_provider(session, settings, load_providers(settings, env))
+    return build_chain(session, settings, load_providers(settings, env))
 
 
 @pytest.mark.parametrize("kind", ["openai-images", "openai-chat"])
