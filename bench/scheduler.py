@@ -34,8 +34,8 @@ from aiolimiter import AsyncLimiter  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.errors import RateLimited  # noqa: E402
-from bot.gate import Gate  # noqa: E402
-from bot.scheduler import Scheduler  # noqa: E402
+from bot.scheduler.gate import Gate  # noqa: E402
+from bot.scheduler.scheduler import Scheduler  # noqa: E402
 
 
 @dataclass

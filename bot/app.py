@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.errors import user_message
 from bot.services import Services
-from cogs.common import send_ephemeral
+from cogs.ui.common import send_ephemeral
 
 log = logging.getLogger(__name__)
 

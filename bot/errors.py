@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.moderation import CATEGORY_DESCRIPTIONS
-
 
 class BotError(Exception):
     """Base of every expected failure. Whatever the subclass, a reservation taken for the request is refunded."""
@@ -194,6 +192,8 @@ def _cooldown_note(exc: BotError) -> str:
 def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology. `public`: the
     words go to a channel, not only to the user, so a blocked term is not repeated there."""
+    from bot.moderation.filter import CATEGORY_DESCRIPTIONS
+
     refunded = " Your quota was not charged."
     match exc:
         case InvalidRequest():

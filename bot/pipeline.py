@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from bot.db import Database
 from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
-from bot.retry import RetryPolicy, call_with_retries
+from bot.providers.retry import RetryPolicy, call_with_retries
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 

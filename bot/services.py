@@ -10,14 +10,14 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot.config import Settings
-from bot.db import Database
-from bot.generations import Generations
-from bot.moderation_store import Moderation
+from bot.editing.generations import Generations
+from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
 from bot.providers.gemini import GeminiProvider
-from bot.quota import QuotaLedger
-from bot.retry import RetryPolicy
-from bot.scheduler import Scheduler
+from bot.providers.retry import RetryPolicy
+from bot.quota.ledger import QuotaLedger
+from bot.scheduler.scheduler import Scheduler
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 

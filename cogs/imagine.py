@@ -10,9 +10,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
-from cogs.common import role_ids
-from cogs.edit_threads import start_thread
-from cogs.flow import run_interaction
+from cogs.ui.common import role_ids
+from cogs.ui.flow import run_interaction
+from cogs.ui.threads import start_thread
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

@@ -20,11 +20,11 @@ from discord.ext import commands
 from discord.utils import escape_markdown
 
 from bot.errors import BotError, user_message
-from bot.moderation import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
-from bot.moderation_store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
-from cogs.checks import ManageGuildGroup
-from cogs.common import send_ephemeral
-from cogs.render import clip, fit_lines
+from bot.moderation.filter import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
+from bot.moderation.store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
+from cogs.ui.checks import ManageGuildGroup
+from cogs.ui.common import send_ephemeral
+from cogs.ui.render import clip, fit_lines
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

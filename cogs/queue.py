@@ -8,8 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.gate import SchedulerStats
-from cogs.jobs import CancelButton
+from bot.scheduler.gate import SchedulerStats
+from cogs.ui.jobs import CancelButton
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

@@ -21,12 +21,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import BotError, InvalidRequest, user_message
-from bot.quota import QuotaLedger
-from bot.quota_admin import MAX_LIMIT
-from bot.quota_limits import AuditEntry, QuotaStatus, ServerQuota, Spend, footer_text, to_limit
-from cogs.checks import ManageGuildGroup
-from cogs.common import role_ids, send_ephemeral
-from cogs.render import fit_lines
+from bot.quota.admin import MAX_LIMIT
+from bot.quota.ledger import QuotaLedger
+from bot.quota.limits import AuditEntry, QuotaStatus, ServerQuota, Spend, footer_text, to_limit
+from cogs.ui.checks import ManageGuildGroup
+from cogs.ui.common import role_ids, send_ephemeral
+from cogs.ui.render import fit_lines
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

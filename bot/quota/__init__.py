@@ -1,0 +1,18 @@
+"""Quotas: the credits ledger (`ledger`: reserve, commit, refund, status, spend), grouped commits (`batch`),
+how limits combine and what a quota day is (`limits`), and the admins' controls (`admin`)."""
+
+from bot.quota.admin import MAX_LIMIT
+from bot.quota.ledger import QuotaLedger
+from bot.quota.limits import AuditEntry, QuotaDays, QuotaStatus, ServerQuota, Spend, resolve_limit, to_limit
+
+__all__ = [
+    "MAX_LIMIT",
+    "AuditEntry",
+    "QuotaDays",
+    "QuotaLedger",
+    "QuotaStatus",
+    "ServerQuota",
+    "Spend",
+    "resolve_limit",
+    "to_limit",
+]
