@@ -11,9 +11,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.errors import user_message
 from bot.services import Services
 from cogs.ui.common import send_ephemeral
+from cogs.ui.wording import user_message
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,14 @@ from discord.ext import commands
 
 from bot.editing.generations import Generation
 from bot.editing.inputs import INPUTS_NOT_KEPT
-from bot.errors import BotError, InvalidRequest, NotAllowed, user_message
+from bot.errors import BotError, InvalidRequest, NotAllowed
 from bot.models import ImageRequest, RequestKind
 from cogs.ui.common import role_ids, send_ephemeral
 from cogs.ui.flow import history, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
 from cogs.ui.views import ResultButton
+from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

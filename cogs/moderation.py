@@ -19,12 +19,13 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
-from bot.errors import BotError, user_message
+from bot.errors import BotError
 from bot.moderation.filter import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
 from bot.moderation.store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import clip, fit_lines
+from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

@@ -20,13 +20,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import BotError, InvalidRequest, user_message
+from bot.errors import BotError, InvalidRequest
 from bot.quota.admin import MAX_LIMIT
 from bot.quota.ledger import QuotaLedger
-from bot.quota.limits import AuditEntry, QuotaStatus, ServerQuota, Spend, footer_text, to_limit
+from bot.quota.limits import AuditEntry, QuotaStatus, ServerQuota, Spend, to_limit
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import role_ids, send_ephemeral
 from cogs.ui.render import fit_lines
+from cogs.ui.wording import footer_text, source_text, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -55,7 +56,7 @@ def status_embed(status: QuotaStatus, *, title: str, timezone: str, notes: tuple
     embed.add_field(name="Used", value=str(status.used))
     embed.add_field(name="In progress", value=str(status.reserved))
     embed.add_field(name="Left", value="unlimited" if status.left is None else str(status.left))
-    embed.add_field(name="Daily limit", value=f"{limit_text(status.limit)} · {status.source_text}", inline=False)
+    embed.add_field(name="Daily limit", value=f"{limit_text(status.limit)} · {source_text(status)}", inline=False)
     embed.add_field(name="Refunded today", value=f"{status.refunded} (failed or cancelled requests cost nothing)")
     reset = int(status.resets_at)
     embed.add_field(name="Resets", value=f"<t:{reset}:f> (<t:{reset}:R>)")

@@ -129,9 +129,13 @@ class Moderation:
         if 0 <= index < len(request.history):
             # Only an earlier instruction matches (perhaps someone else's, perhaps a term added since): refuse,
             # but neither log it as this user's prompt nor count it toward their cool-down.
-            exc = ModerationBlocked(verdict.category or "", None, reason=verdict.explanation)
-            exc.details.update(in_history=True, in_dm=request.guild_id is None)
-            raise exc
+            raise ModerationBlocked(
+                verdict.category or "",
+                None,
+                reason=verdict.explanation,
+                in_history=True,
+                in_dm=request.guild_id is None,
+            )
         text = texts[index] if index >= 0 else "\n".join(texts)
         until = await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
         log.info(
@@ -143,16 +147,19 @@ class Moderation:
         )
         # csam gets no hint: telling the user what to rephrase would coach them around the rule.
         hint = None if verdict.category == "csam" else verdict.written
-        exc = ModerationBlocked(verdict.category or "", hint, reason=verdict.explanation)
-        exc.details["cooldown_until"] = until
-        exc.details["in_dm"] = request.guild_id is None
-        raise exc
+        raise ModerationBlocked(
+            verdict.category or "",
+            hint,
+            reason=verdict.explanation,
+            in_dm=request.guild_id is None,
+            cooldown_until=until,
+        )
 
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.details["cooldown_until"] = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.cooldown_until = await self._record(request, request.prompt, exc.reason, None, "google", detail)
 
     async def _record(
         self, request: ImageRequest, text: str, category: str, term: str | None, source: str, detail: str

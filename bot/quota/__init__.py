@@ -3,10 +3,26 @@ how limits combine and what a quota day is (`limits`), and the admins' controls 
 
 from bot.quota.admin import MAX_LIMIT
 from bot.quota.ledger import QuotaLedger
-from bot.quota.limits import AuditEntry, QuotaDays, QuotaStatus, ServerQuota, Spend, resolve_limit, to_limit
+from bot.quota.limits import (
+    GLOBAL_DEFAULT,
+    ROLE,
+    SERVER_DEFAULT,
+    USER_OVERRIDE,
+    AuditEntry,
+    QuotaDays,
+    QuotaStatus,
+    ServerQuota,
+    Spend,
+    resolve_limit,
+    to_limit,
+)
 
 __all__ = [
+    "GLOBAL_DEFAULT",
     "MAX_LIMIT",
+    "ROLE",
+    "SERVER_DEFAULT",
+    "USER_OVERRIDE",
     "AuditEntry",
     "QuotaDays",
     "QuotaLedger",

@@ -106,26 +106,6 @@ class QuotaStatus:
         # An admin may lower a limit below what was already used; nobody is shown a negative balance.
         return None if allowance is None else max(0, allowance - self.used - self.reserved)
 
-    @property
-    def source_text(self) -> str:
-        """E.g. "role <@&123> + 2 granted today"; Discord renders the role mention as the role's name."""
-        text = f"role <@&{self.role_id}>" if self.source == ROLE else self.source
-        if self.granted and self.limit is not None:
-            text += f" + {self.granted} granted today"
-        return text
-
-
-def quota_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
-    """ "3 of 10 left today · resets <t:…:R>": the line under a delivered image and the headline of `/quota`."""
-    reset = f"resets <t:{int(resets_at)}:R>"
-    if allowance is None:
-        return f"No daily limit · {reset}"
-    return f"{left} of {allowance} left today · {reset}"
-
-
-def footer_text(status: QuotaStatus) -> str:
-    return quota_headline(status.left, status.allowance, status.resets_at)
-
 
 @dataclass(frozen=True, slots=True)
 class Spend:

@@ -17,13 +17,14 @@ import discord
 
 from bot.editing.generations import InputSource
 from bot.editing.inputs import with_images
-from bot.errors import BotError, user_message
+from bot.errors import BotError
 from bot.models import ImageRequest, Progress
 from bot.pipeline import Accepted, Delivery
 from cogs.ui.common import send_ephemeral
 from cogs.ui.jobs import InteractionJob
 from cogs.ui.message_jobs import MessageJob, reply_to
 from cogs.ui.render import DEFAULT_UPLOAD_LIMIT
+from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.errors import BotError, Cancelled, NotAllowed, user_message
+from bot.errors import BotError, Cancelled, NotAllowed
 from bot.models import Progress
 from bot.pipeline import Delivery
 from bot.scheduler.ratelimit import Clock, SystemClock
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import fit_delivery, progress_text, result_message
+from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot

@@ -11,11 +11,12 @@ from typing import Any
 
 import discord
 
-from bot.errors import BotError, user_message
+from bot.errors import BotError
 from bot.models import Progress
 from bot.pipeline import Delivery
 from cogs.ui.jobs import ProgressMessage, cancel_view
 from cogs.ui.render import fit_delivery, progress_text, result_message
+from cogs.ui.wording import user_message
 
 log = logging.getLogger(__name__)
 

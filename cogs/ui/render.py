@@ -14,8 +14,8 @@ import discord
 from bot.editing.images import fit_to_limit
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
-from bot.quota.limits import quota_headline
 from cogs.ui.views import result_view
+from cogs.ui.wording import quota_headline
 
 ACCENT = discord.Colour(0x4285F4)
 # Discord's upload limit in DMs and servers without boosts: the smallest a channel has.

@@ -13,8 +13,8 @@ from typing import Protocol
 
 import discord
 
-from bot.errors import user_message
 from cogs.ui.common import send_ephemeral
+from cogs.ui.wording import user_message
 
 log = logging.getLogger(__name__)
 

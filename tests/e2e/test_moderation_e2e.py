@@ -298,4 +298,4 @@ async def test_the_store_tells_its_listener_of_every_block_and_survives_a_broken
         ("google", "PROHIBITED_CONTENT", 1_900.0),
     ]
     assert [e.id for e, _ in heard] == [row.id for row in reversed(await moderation.log(100))]
-    assert ours.value.details["cooldown_until"] is None and google.details["cooldown_until"] == 1_900.0
+    assert ours.value.cooldown_until is None and google.cooldown_until == 1_900.0

@@ -16,8 +16,8 @@ from bot.app import ImageBot
 from bot.models import GeneratedImage, ImageRequest
 from bot.pipeline import Delivery
 from bot.quota.ledger import QuotaLedger
-from bot.quota.limits import footer_text
 from cogs.ui.render import quota_line
+from cogs.ui.wording import footer_text
 from tests.fakes.discord import FakeDiscord, Interaction, InteractionRefused, Member, User
 from tests.fakes.discord_state import FLAG_EPHEMERAL, MANAGE_GUILD
 from tests.fakes.gemini import GeminiReply

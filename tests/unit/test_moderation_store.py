@@ -159,7 +159,7 @@ async def test_history_texts_are_checked_too_but_not_held_against_this_user(mode
     # the edit, but is neither logged as this user's prompt nor counted toward their cool-down.
     for _ in range(5):
         exc = await blocked(moderation, "make it brighter", history=("a portrait", "now a topless version"))
-        assert exc.category == "sexual" and exc.details["in_history"]
+        assert exc.category == "sexual" and exc.in_history
     assert await moderation.log(GUILD) == []
     assert await moderation.cooldown_until(GUILD, USER) is None
 

@@ -11,8 +11,9 @@ from bot.config import Settings
 from bot.errors import BudgetExhausted, Cancelled, PromptBlocked, QuotaExceeded, ShuttingDown, UpstreamTimeout
 from bot.models import ImageRequest
 from bot.quota.ledger import QuotaLedger
-from bot.quota.limits import GLOBAL_DEFAULT, footer_text
+from bot.quota.limits import GLOBAL_DEFAULT
 from bot.storage.db import Database
+from cogs.ui.wording import footer_text
 
 GUILD = 111
 NOON_UTC = datetime(2024, 6, 1, 12, tzinfo=UTC).timestamp()

@@ -15,6 +15,7 @@ from bot.quota.limits import (
     QuotaDays,
     resolve_limit,
 )
+from cogs.ui.wording import source_text
 from tests.unit.test_quota import GUILD, NOON_UTC, Clock, ask, local, make, utc
 
 ADMIN = 900
@@ -70,7 +71,7 @@ async def test_limits_set_by_admins_apply_to_reservations(db):
     assert (await ledger.status(1, 222)).limit == 1
 
     status = await ledger.status(2, GUILD, (ARTISTS, NEWBIES))
-    assert (status.source, status.role_id, status.source_text) == (ROLE, ARTISTS, f"role <@&{ARTISTS}>")
+    assert (status.source, status.role_id, source_text(status)) == (ROLE, ARTISTS, f"role <@&{ARTISTS}>")
 
 
 async def test_clearing_a_setting_falls_back_to_the_next_source(db):
@@ -97,7 +98,7 @@ async def test_grants_add_to_today_only(db):
     status = await ledger.status(1, GUILD)
     assert (status.limit, status.granted, status.allowance, status.left) == (1, 3, 4, 3)
     assert (after.granted, after.left) == (2, 2)
-    assert status.source_text == "global default + 3 granted today"
+    assert source_text(status) == "global default + 3 granted today"
     for _ in range(3):
         await ledger.reserve(ask())
     with pytest.raises(QuotaExceeded) as refused:
