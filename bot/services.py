@@ -54,8 +54,9 @@ class Services:
         provider = GeminiProvider.from_settings(http, settings)
         moderation = Moderation.from_settings(db, settings, clock=clock)
         scheduler = Scheduler.from_settings(settings)
+        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         pipeline = Pipeline(
-            db=db,
+            generations=generations,
             provider=provider,
             moderator=moderation,
             quota=quota,
@@ -63,9 +64,9 @@ class Services:
             retry_policy=RetryPolicy.from_settings(settings),
             prompt_max_chars=settings.prompt_max_chars,
             price_per_image_usd=settings.price_per_image_usd,
+            history_depth=settings.conversation_max_depth,
             clock=clock,
         )
-        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
 
     async def stop_accepting(self) -> None:

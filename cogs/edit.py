@@ -19,9 +19,9 @@ from discord.ext import commands
 from bot.editing.generations import Generation
 from bot.editing.inputs import INPUTS_NOT_KEPT
 from bot.errors import BotError, InvalidRequest, NotAllowed
-from bot.models import ImageRequest, RequestKind
-from cogs.ui.common import role_ids, send_ephemeral
-from cogs.ui.flow import history, run_interaction
+from bot.models import RequestKind
+from cogs.ui.common import send_ephemeral
+from cogs.ui.flow import request_for, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
 from cogs.ui.views import ResultButton
@@ -134,15 +134,13 @@ class EditCog(commands.Cog):
         except BotError as exc:
             await send_ephemeral(interaction, user_message(exc).text)
             return
-        request = ImageRequest(
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id or 0,
+        request = request_for(
+            interaction.user,
+            channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
             prompt=instruction,
             kind=RequestKind.EDIT,
             parent_id=parent_id,
-            history=await history(self.bot, parent_id),
-            role_ids=role_ids(interaction.user),
         )
         await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
 
@@ -168,16 +166,14 @@ class EditCog(commands.Cog):
         if unavailable or len(sources) < generation.input_count:
             await send_ephemeral(interaction, user_message(InvalidRequest(INPUTS_NOT_KEPT)).text)
             return
-        request = ImageRequest(
-            user_id=interaction.user.id,
+        request = request_for(
+            interaction.user,
             channel_id=interaction.channel_id or generation.channel_id,
             guild_id=interaction.guild_id,
             prompt=generation.prompt,
             kind=RequestKind.REROLL,
             options=generation.options,
             parent_id=generation.parent_id,
-            history=await history(self.bot, generation.parent_id),
-            role_ids=role_ids(interaction.user),
         )
         load = (lambda: refetch(self.bot, sources, settings)) if sources else None
         await run_interaction(self.bot, interaction, request, load)

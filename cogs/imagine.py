@@ -9,9 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
-from cogs.ui.common import role_ids
-from cogs.ui.flow import run_interaction
+from bot.models import ASPECT_RATIOS, ImageOptions, RequestKind
+from cogs.ui.flow import request_for, run_interaction
 from cogs.ui.threads import start_thread
 
 if TYPE_CHECKING:
@@ -54,14 +53,13 @@ class Imagine(commands.Cog):
     ) -> None:
         """Make a picture from a description with Google's Gemini image model."""
         settings = self.bot.settings
-        request = ImageRequest(
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id or 0,
+        request = request_for(
+            interaction.user,
+            channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
             prompt=prompt,
             kind=RequestKind.IMAGINE,
             options=ImageOptions(aspect_ratio=aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio),
-            role_ids=role_ids(interaction.user),
         )
         delivery = await run_interaction(self.bot, interaction, request)
         if thread and delivery is not None:

@@ -66,6 +66,14 @@ class History:
     broken: bool = False  # a step's parent could not be found (its record is gone)
 
 
+def provider_prompt(prompt: str, history: tuple[str, ...]) -> str:
+    """The text sent upstream: the instruction, preceded by earlier instructions of the conversation."""
+    if not history:
+        return prompt.strip()
+    earlier = "\n".join(f"- {line}" for line in history)
+    return f"Earlier instructions in this conversation (already applied):\n{earlier}\n\nNow: {prompt.strip()}"
+
+
 async def walk(start_id: int | None, fetch: Callable[[int], Awaitable[Step | None]], max_depth: int) -> History:
     """The instructions of `start_id` and its ancestors, at most `max_depth` of them (the most recent)."""
     newest_first: list[str] = []

@@ -1,5 +1,7 @@
-"""Reading generations back for the editing doors: a result by its message, the latest result in a thread, a
-chain's instructions, and where each input image came from (so a Reroll can fetch it again)."""
+"""The `generations` and `generation_inputs` tables, and the only code with SQL on them: the pipeline records
+each request's start and ending here; the editing doors read results back (a result by its message, the latest
+result in a thread, a chain's instructions and depth, where each input image came from, so a Reroll can fetch it
+again)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.editing.conversation import History, Step, walk
-from bot.models import ImageOptions, InputImage, RequestKind
+from bot.models import GeneratedImage, ImageOptions, ImageRequest, InputImage, RequestKind
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,80 @@ class Generations:
         self.db = db
         self.keep_input_images = keep_input_images
         self.clock = clock
+
+    # --- the pipeline's side: one row per request that got a reservation -----------------------------------
+
+    async def start(self, request: ImageRequest, model: str) -> tuple[int, int]:
+        """Record a request as it starts; returns its id and how many edits deep it is (0 when its parent is
+        unknown, which then is not recorded either)."""
+        depth = 0
+        if request.parent_id is not None and await self.db.fetchone(
+            "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
+        ):
+            depth = await self.depth(request.parent_id) + 1
+        generation_id = await self.db.execute(
+            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, options_json,"
+            " input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                self.clock(),
+                request.user_id,
+                request.guild_id,
+                request.channel_id,
+                request.kind.value,
+                request.prompt,
+                model,
+                json.dumps({"aspect_ratio": request.options.aspect_ratio}),
+                len(request.images),
+                request.parent_id if depth else None,
+            ),
+        )
+        return generation_id, depth
+
+    async def delivered(
+        self,
+        generation_id: int,
+        image: GeneratedImage,
+        *,
+        message_id: int | None,
+        queued_ms: float | None,
+        upstream_ms: float | None,
+    ) -> None:
+        await self.db.execute(
+            "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
+            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
+            (
+                self.clock(),
+                image.usage.prompt_tokens,
+                image.usage.output_tokens,
+                image.usage.total_tokens,
+                queued_ms,
+                upstream_ms,
+                image.mime_type,
+                len(image.data),
+                message_id,
+                generation_id,
+            ),
+        )
+
+    async def failed(self, generation_id: int, error_kind: str, detail: str, *, queued_ms: float | None) -> None:
+        await self.db.execute(
+            "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?"
+            " WHERE id=?",
+            (self.clock(), error_kind, detail[:500], queued_ms, generation_id),
+        )
+
+    async def depth(self, generation_id: int) -> int:
+        """How many edits deep a generation is: the number of ancestors on its parent chain."""
+        row = await self.db.fetchone(
+            "WITH RECURSIVE chain(id, parent_id, n) AS ("
+            " SELECT id, parent_id, 0 FROM generations WHERE id=?"
+            " UNION ALL SELECT g.id, g.parent_id, n+1 FROM generations g JOIN chain c ON g.id=c.parent_id"
+            " WHERE n < 10000) SELECT MAX(n) FROM chain",
+            (generation_id,),
+        )
+        return int(row[0] or 0) if row else 0
+
+    # --- the editing doors' side ------------------------------------------------------------------------
 
     async def get(self, generation_id: int) -> Generation | None:
         row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM generations WHERE id=?", (generation_id,))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from bot.editing.conversation import provider_prompt
 from bot.editing.images import CONVERTIBLE, PASSTHROUGH, check_declared_size, check_request_size
 from bot.errors import InvalidRequest
 from bot.models import ImageRequest, InputImage
-from bot.pipeline import provider_prompt
 
 ACCEPTED_TYPES = PASSTHROUGH | CONVERTIBLE
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
@@ -60,5 +60,5 @@ def check_count(count: int, limit: int) -> None:
 def with_images(request: ImageRequest, images: tuple[InputImage, ...]) -> ImageRequest:
     """The request with its input images, refused if together they exceed what the upstream accepts."""
     updated = dataclasses.replace(request, images=images)
-    check_request_size(provider_prompt(updated), images)
+    check_request_size(provider_prompt(updated.prompt, updated.history), images)
     return updated

@@ -172,6 +172,20 @@ class InteractionJob(ProgressMessage):
         self._deadline = self.clock.monotonic() + TOKEN_LIFETIME_SECONDS - _age(interaction)
         self._expired = False
 
+    async def refused(self, exc: BotError) -> None:
+        await send_ephemeral(self.interaction, user_message(exc).text)
+
+    async def show(self) -> bool:
+        """Acknowledge the interaction (Discord's "thinking…") and show the request in line; False when Discord
+        refused the acknowledgement."""
+        try:
+            await self.interaction.response.defer(thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("could not defer interaction %s: %s", self.interaction.id, exc)
+            return False
+        self.start()
+        return True
+
     def start(self) -> None:
         """Replace Discord's "thinking…" at once, without delaying the request: the user sees it is in line (and
         can cancel), and no later followup can take the place of the deferred message (it would inherit its
@@ -215,7 +229,7 @@ class InteractionJob(ProgressMessage):
         message["content"] = f"{self.interaction.user.mention} your image is ready. {message['content']}"
         return (await self._post_late(**message)).id
 
-    async def fail(self, exc: BaseException) -> None:
+    async def fail(self, exc: Exception) -> None:
         """Tell the user how the request ended. Private messages replace the public waiting message; a cancel
         is said in place, since the presser may be a moderator and everyone saw the request wait."""
         await self._stop_progress()

@@ -21,6 +21,14 @@ from cogs.ui.wording import user_message
 log = logging.getLogger(__name__)
 
 
+async def refuse(message: discord.Message, exc: BaseException) -> None:
+    """Answer a message whose request was refused (or could not be read) in public words."""
+    try:
+        await reply_to(message, content=user_message(exc, public=True).text)
+    except discord.HTTPException:
+        log.warning("could not answer message %s", message.id, exc_info=True)
+
+
 async def reply_to(message: discord.Message, **kwargs: Any) -> discord.Message:
     """Answer a user's message in its channel, even if it was deleted meanwhile (then without the reference)."""
     return await message.channel.send(reference=message.to_reference(fail_if_not_exists=False), **kwargs)
@@ -36,7 +44,10 @@ class MessageJob(ProgressMessage):
         self.size_limit = size_limit
         self.reply: discord.Message | None = None
 
-    async def start(self) -> bool:
+    async def refused(self, exc: BotError) -> None:
+        await refuse(self.message, exc)
+
+    async def show(self) -> bool:
         """Post the waiting reply; False when Discord refused it (the request then cannot be shown)."""
         try:
             self.reply = await reply_to(
@@ -69,7 +80,7 @@ class MessageJob(ProgressMessage):
                 file.reset()
         return (await reply_to(self.message, file=file, **message)).id
 
-    async def fail(self, exc: BaseException) -> None:
+    async def fail(self, exc: Exception) -> None:
         await self._stop_progress()
         if not isinstance(exc, BotError):
             log.error("request from message %s failed", self.message.id, exc_info=exc)

@@ -21,9 +21,9 @@ from bot.editing.conversation import Incoming, MessageRef, source_of
 from bot.editing.inputs import HOW_TO_EDIT, NO_INSTRUCTION, SOURCE_DELETED
 from bot.errors import BotError, InvalidRequest
 from bot.models import ImageRequest, RequestKind
-from cogs.ui.common import role_ids
-from cogs.ui.flow import history, refuse, run_message
+from cogs.ui.flow import request_for, run_message
 from cogs.ui.inputs import Pending, download, fetch_message, on_message, precheck, source_images
+from cogs.ui.message_jobs import refuse
 from cogs.ui.threads import thread_owner
 
 if TYPE_CHECKING:
@@ -78,15 +78,13 @@ async def _request(
         parent_id = parent.id if parent else None
     pending += attached
     precheck(pending, bot.settings)
-    request = ImageRequest(
-        user_id=message.author.id,
+    request = request_for(
+        message.author,
         channel_id=channel.id,
         guild_id=message.guild.id if message.guild else None,
         prompt=prompt,
         kind=RequestKind.THREAD if in_bot_thread and reference is None else RequestKind.REPLY,
         parent_id=parent_id,
-        history=await history(bot, parent_id),
-        role_ids=role_ids(message.author),
     )
     return request, pending
 
