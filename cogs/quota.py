@@ -21,9 +21,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import BotError, InvalidRequest
-from bot.quota.admin import MAX_LIMIT
 from bot.quota.ledger import QuotaLedger
-from bot.quota.limits import AuditEntry, QuotaStatus, ServerQuota, Spend, to_limit
+from bot.quota.limits import MAX_LIMIT, AuditEntry, QuotaStatus, ServerQuota, Spend, to_limit
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import role_ids, send_ephemeral
 from cogs.ui.render import fit_lines

@@ -1,10 +1,10 @@
 """Quotas: the credits ledger (`ledger`: reserve, commit, refund, status, spend), grouped commits (`batch`),
 how limits combine and what a quota day is (`limits`), and the admins' controls (`admin`)."""
 
-from bot.quota.admin import MAX_LIMIT
 from bot.quota.ledger import QuotaLedger
 from bot.quota.limits import (
     GLOBAL_DEFAULT,
+    MAX_LIMIT,
     ROLE,
     SERVER_DEFAULT,
     USER_OVERRIDE,

@@ -10,27 +10,39 @@ Reserve, commit and refund are synchronous functions run whole on the database t
 together share one transaction (`bot.quota_batch`): nothing can interleave between a read and its write, and a
 burst costs one round trip to the database thread instead of one per statement (see bench/quota.py).
 
-How limits combine and what a quota day is: see `bot.quota_limits`. Admin controls: `bot.quota_admin`.
+How limits combine and what a quota day is: see `bot.quota.limits`. Admins' changes (limits, grants, resets) are
+written together with their audit row (who, when, what) in one transaction and answer with the resulting state;
+permission checks belong to the caller (the cog).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.errors import BudgetExhausted, QuotaExceeded
+from bot.errors import BudgetExhausted, InvalidRequest, QuotaExceeded
 from bot.models import ImageRequest, Reservation
-from bot.quota.admin import QuotaAdmin
 from bot.quota.batch import GroupCommit
-from bot.quota.limits import QuotaDays, QuotaStatus, Spend, resolve_limit
+from bot.quota.facts import FACTS, Facts, facts_params, read_facts, to_micros
+from bot.quota.limits import (
+    GLOBAL_DEFAULT,
+    MAX_LIMIT,
+    SERVER_DEFAULT,
+    AuditEntry,
+    QuotaDays,
+    QuotaStatus,
+    ServerQuota,
+    Spend,
+    check_limit,
+    resolve_limit,
+    to_limit,
+)
 from bot.storage.db import Database
 
 if TYPE_CHECKING:
@@ -41,68 +53,20 @@ log = logging.getLogger(__name__)
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
 
-# Everything a decision (or a status) needs, in one statement: limits, grants, usage by state, spend.
-_FACTS = """
-SELECT 'user' AS kind, daily_limit AS a, NULL AS b FROM quota_user_limits
-    WHERE guild_id = :guild AND user_id = :user
-UNION ALL SELECT 'role', daily_limit, role_id FROM quota_role_limits
-    WHERE guild_id = :guild AND role_id IN (SELECT value FROM json_each(:roles))
-UNION ALL SELECT 'server', daily_limit, NULL FROM quota_server_limits WHERE guild_id = :guild
-UNION ALL SELECT 'granted', TOTAL(amount), NULL FROM quota_grants
-    WHERE guild_id = :guild AND user_id = :user AND day = :day
-UNION ALL SELECT state, COUNT(*), NULL FROM quota_entries
-    WHERE guild_id = :guild AND user_id = :user AND day = :day GROUP BY state
-UNION ALL SELECT IIF(scope = -1, 'spend:global', 'spend:server'), images, cost_micros FROM quota_spend
-    WHERE day = :day AND scope IN (:guild, -1)
-"""
+
+def _set_or_clear(table: str, keys: dict[str, int], limit: int | None) -> tuple[str, tuple[int, ...]]:
+    """The statement that stores a limit in one of the limit tables, or removes it (None)."""
+    if limit is None:
+        return f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = ?" for k in keys), tuple(keys.values())
+    columns = ", ".join(keys)
+    return (
+        f"INSERT INTO {table} ({columns}, daily_limit) VALUES ({', '.join('?' * (len(keys) + 1))})"
+        f" ON CONFLICT ({columns}) DO UPDATE SET daily_limit = excluded.daily_limit",
+        (*keys.values(), limit),
+    )
 
 
-def to_micros(usd: float) -> int:
-    """Costs are summed as integer millionths of a dollar so that totals and cap checks are exact."""
-    return round(usd * 1_000_000)
-
-
-@dataclass(slots=True)
-class _Facts:
-    user_override: int | None = None
-    roles: list[tuple[int, int]] = field(default_factory=list)
-    server_default: int | None = None
-    granted: int = 0
-    states: dict[str, int] = field(default_factory=dict)
-    server_spend: tuple[int, int] = (0, 0)  # images, cost in micros
-    global_spend: tuple[int, int] = (0, 0)
-
-    @classmethod
-    def from_rows(cls, rows: Iterable[Sequence[Any]]) -> _Facts:
-        facts = cls()
-        for kind, a, b in rows:
-            match kind:
-                case "user":
-                    facts.user_override = a
-                case "role":
-                    facts.roles.append((b, a))
-                case "server":
-                    facts.server_default = a
-                case "granted":
-                    facts.granted = int(a)
-                case "spend:server":
-                    facts.server_spend = (a, b)
-                case "spend:global":
-                    facts.global_spend = (a, b)
-                case state:
-                    facts.states[state] = a
-        return facts
-
-
-def _facts_params(guild: int, user_id: int, role_ids: Iterable[int], day: str) -> dict[str, object]:
-    return {"guild": guild, "user": user_id, "roles": json.dumps(list(role_ids)), "day": day}
-
-
-def _facts(conn: sqlite3.Connection, guild: int, user_id: int, role_ids: Iterable[int], day: str) -> _Facts:
-    return _Facts.from_rows(conn.execute(_FACTS, _facts_params(guild, user_id, role_ids, day)).fetchall())
-
-
-class QuotaLedger(QuotaAdmin):
+class QuotaLedger:
     """Implements `bot.pipeline.Quota`. Caps and limits use -1 for "none"/"unlimited"."""
 
     def __init__(
@@ -154,7 +118,7 @@ class QuotaLedger(QuotaAdmin):
     def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, now: float) -> Reservation:
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
-        facts = _facts(conn, guild, request.user_id, request.role_ids, day)
+        facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
         if status.left is not None and status.left < 1:
             raise QuotaExceeded(status.allowance or 0, resets_at)
@@ -243,8 +207,8 @@ class QuotaLedger(QuotaAdmin):
         now = self.clock()
         day = self.days.day_key(now)
         # A plain read, outside the write lock: a display may be a moment behind, a decision never is.
-        rows = await self.db.conn.execute_fetchall(_FACTS, _facts_params(guild, user_id, role_ids, day))
-        facts = _Facts.from_rows(rows)
+        rows = await self.db.conn.execute_fetchall(FACTS, facts_params(guild, user_id, role_ids, day))
+        facts = Facts.from_rows(rows)
         return self._status(user_id, guild, day, self.days.next_reset(now), facts)
 
     async def spend(self, guild_id: int | None) -> Spend:
@@ -271,7 +235,7 @@ class QuotaLedger(QuotaAdmin):
             self.days.next_reset(now),
         )
 
-    def _status(self, user_id: int, guild: int, day: str, resets_at: float, facts: _Facts) -> QuotaStatus:
+    def _status(self, user_id: int, guild: int, day: str, resets_at: float, facts: Facts) -> QuotaStatus:
         limit, source, role_id = resolve_limit(
             global_default=self.daily_quota,
             server_default=facts.server_default,
@@ -291,3 +255,109 @@ class QuotaLedger(QuotaAdmin):
             refunded=facts.states.get("refunded", 0),
             resets_at=resets_at,
         )
+
+    # --- server admins' controls: each change is written with its audit row in one transaction ---------------
+
+    async def set_user_limit(
+        self, guild_id: int, user_id: int, limit: int | None, *, actor_id: int, role_ids: Iterable[int] = ()
+    ) -> QuotaStatus:
+        check_limit(limit)
+        sql, params = _set_or_clear("quota_user_limits", {"guild_id": guild_id, "user_id": user_id}, limit)
+        await self._change(guild_id, actor_id, "set_user_limit", sql, params, user_id=user_id, value=limit)
+        return await self.status(user_id, guild_id, role_ids)
+
+    async def grant(
+        self, guild_id: int, user_id: int, amount: int, *, actor_id: int, role_ids: Iterable[int] = ()
+    ) -> QuotaStatus:
+        """Extra units for today only; they add to whatever limit applies."""
+        if not 1 <= amount <= MAX_LIMIT:
+            raise InvalidRequest(f"A grant must be between 1 and {MAX_LIMIT} images.")
+        now = self.clock()
+        await self._change(
+            guild_id,
+            actor_id,
+            "grant",
+            "INSERT INTO quota_grants (guild_id, user_id, day, amount, granted_by, created_at) VALUES (?,?,?,?,?,?)",
+            (guild_id, user_id, self.days.day_key(now), amount, actor_id, now),
+            user_id=user_id,
+            value=amount,
+        )
+        return await self.status(user_id, guild_id, role_ids)
+
+    async def reset_user(
+        self, guild_id: int, user_id: int, *, actor_id: int, role_ids: Iterable[int] = ()
+    ) -> QuotaStatus:
+        """Forgive what the member used today. Their delivered entries become 'forgiven': they no longer count
+        against the member but still count toward the server's and the bot's spend, because they were paid
+        for. Reservations still open are left alone and count when they end."""
+        forgiven = await self._change(
+            guild_id,
+            actor_id,
+            "reset_user",
+            "UPDATE quota_entries SET state = 'forgiven'"
+            " WHERE guild_id = ? AND user_id = ? AND day = ? AND state = 'committed'",
+            (guild_id, user_id, self.days.day_key(self.clock())),
+            user_id=user_id,
+            value=None,
+            value_is_count=True,
+        )
+        log.info("quota of user %s in guild %s reset by %s: %d forgiven", user_id, guild_id, actor_id, forgiven)
+        return await self.status(user_id, guild_id, role_ids)
+
+    async def set_server_default(self, guild_id: int, limit: int | None, *, actor_id: int) -> ServerQuota:
+        check_limit(limit)
+        sql, params = _set_or_clear("quota_server_limits", {"guild_id": guild_id}, limit)
+        await self._change(guild_id, actor_id, "set_server_default", sql, params, value=limit)
+        return await self.server_quota(guild_id)
+
+    async def set_role_limit(self, guild_id: int, role_id: int, limit: int | None, *, actor_id: int) -> ServerQuota:
+        check_limit(limit)
+        sql, params = _set_or_clear("quota_role_limits", {"guild_id": guild_id, "role_id": role_id}, limit)
+        await self._change(guild_id, actor_id, "set_role_limit", sql, params, role_id=role_id, value=limit)
+        return await self.server_quota(guild_id)
+
+    async def server_quota(self, guild_id: int) -> ServerQuota:
+        row = await self.db.fetchone("SELECT daily_limit FROM quota_server_limits WHERE guild_id = ?", (guild_id,))
+        roles = await self.db.fetchall(
+            "SELECT role_id, daily_limit FROM quota_role_limits WHERE guild_id = ? ORDER BY role_id", (guild_id,)
+        )
+        return ServerQuota(
+            guild_id=guild_id,
+            default_limit=to_limit(row[0] if row else self.daily_quota),
+            default_source=SERVER_DEFAULT if row else GLOBAL_DEFAULT,
+            role_limits={role_id: to_limit(value) for role_id, value in roles},
+            spend=await self.spend(guild_id),
+        )
+
+    async def audit_log(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
+        """The server's latest quota changes, newest first."""
+        rows = await self.db.fetchall(
+            "SELECT id, at, guild_id, actor_id, action, user_id, role_id, value FROM quota_audit"
+            " WHERE guild_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+            (guild_id, limit),
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    async def _change(
+        self,
+        guild_id: int,
+        actor_id: int,
+        action: str,
+        sql: str,
+        params: tuple[Any, ...],
+        *,
+        user_id: int | None = None,
+        role_id: int | None = None,
+        value: int | None,
+        value_is_count: bool = False,
+    ) -> int:
+        """Apply one change and its audit row atomically; returns how many rows the change touched, which is the
+        audited value when `value_is_count` (a reset records how many units it forgave)."""
+        async with self.db.transaction() as conn:
+            touched = (await conn.execute(sql, params)).rowcount
+            await conn.execute(
+                "INSERT INTO quota_audit (at, guild_id, actor_id, action, user_id, role_id, value)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (self.clock(), guild_id, actor_id, action, user_id, role_id, touched if value_is_count else value),
+            )
+        return touched

@@ -23,12 +23,24 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.errors import InvalidRequest
+
 UNLIMITED = -1
 
 USER_OVERRIDE = "user override"
 ROLE = "role"
 SERVER_DEFAULT = "server default"
 GLOBAL_DEFAULT = "global default"
+
+
+# Far above any sensible daily number; keeps a typo from being stored as "practically unlimited".
+MAX_LIMIT = 100_000
+
+
+def check_limit(limit: int | None) -> None:
+    """Refuse a limit an admin may not set (None: remove the setting, always allowed)."""
+    if limit is not None and not UNLIMITED <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"A daily limit must be between 0 and {MAX_LIMIT}, or -1 for unlimited.")
 
 
 def to_limit(value: int) -> int | None:
