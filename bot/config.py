@@ -147,6 +147,10 @@ class Settings(BaseSettings):
         return ZoneInfo(self.quota_timezone)
 
 
+# Every default, once: constructors that have defaults read them from here (no environment is read).
+DEFAULTS = Settings.model_construct()
+
+
 class _Secrets(BaseSettings):
     """Read with the same sources as Settings, so the secrets can be reported even when another field is bad."""
 

@@ -24,7 +24,6 @@ from cogs.ui.common import send_ephemeral
 from cogs.ui.flow import request_for, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
-from cogs.ui.views import ResultButton
 from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
@@ -68,11 +67,12 @@ class EditCog(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
-        self.bot.add_dynamic_items(ResultButton)
+        self.bot.result_actions = self
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-        self.bot.remove_dynamic_items(ResultButton)
+        if self.bot.result_actions is self:
+            self.bot.result_actions = None
 
     # --- doors -----------------------------------------------------------------------------------------
 
@@ -144,7 +144,7 @@ class EditCog(commands.Cog):
         )
         await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
 
-    # --- buttons under results (cogs.views routes them here) -------------------------------------------
+    # --- buttons under results (cogs.ui.views routes them here) -------------------------------------------
 
     async def on_result_button(self, interaction: discord.Interaction, action: str, generation_id: int) -> None:
         generation = await self.bot.services.generations.get(generation_id)

@@ -33,7 +33,7 @@ RATIO_NAMES = {
 RATIO_CHOICES = [app_commands.Choice(name=f"{ratio} {RATIO_NAMES[ratio]}", value=ratio) for ratio in ASPECT_RATIOS]
 
 
-class Imagine(commands.Cog):
+class ImagineCog(commands.Cog):
     def __init__(self, bot: ImageBot) -> None:
         self.bot = bot
 
@@ -67,4 +67,4 @@ class Imagine(commands.Cog):
 
 
 async def setup(bot: ImageBot) -> None:
-    await bot.add_cog(Imagine(bot))
+    await bot.add_cog(ImagineCog(bot))

@@ -136,10 +136,11 @@ class ModerationCog(commands.Cog):
         return self.bot.services.moderation
 
     async def cog_load(self) -> None:
-        self.store.on_block = self.on_block
+        if self.bot.serving:
+            self.store.on_block = self.on_block
 
     async def cog_unload(self) -> None:
-        if self.store.on_block == self.on_block:
+        if self.bot.serving and self.store.on_block == self.on_block:
             self.store.on_block = None
         if self._posts:
             # At shutdown the last blocks still get a few seconds to reach the log channel (the whole stop has to fit

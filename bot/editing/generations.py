@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import History, Step, walk
 from bot.models import GeneratedImage, ImageOptions, ImageRequest, InputImage, RequestKind
 from bot.storage.db import Database
@@ -57,7 +58,13 @@ class InputSource:
 
 
 class Generations:
-    def __init__(self, db: Database, *, keep_input_images: bool = False, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        keep_input_images: bool = DEFAULTS.keep_input_images,
+        clock: Callable[[], float] = time.time,
+    ):
         self.db = db
         self.keep_input_images = keep_input_images
         self.clock = clock

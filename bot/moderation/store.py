@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass, replace
 
-from bot.config import Settings
+from bot.config import DEFAULTS
 from bot.errors import CoolingDown, ImageBlocked, InvalidRequest, ModerationBlocked, PromptBlocked
 from bot.models import ImageRequest
 from bot.moderation.filter import (
@@ -82,12 +82,12 @@ class Moderation:
         self,
         db: Database,
         *,
-        enabled: bool = True,
-        cooldown_blocks: int = 3,
-        cooldown_window_seconds: float = 600.0,
-        cooldown_seconds: float = 900.0,
-        retention_days: int = 90,
-        max_terms: int = 500,
+        enabled: bool = DEFAULTS.moderation_enabled,
+        cooldown_blocks: int = DEFAULTS.moderation_cooldown_blocks,
+        cooldown_window_seconds: float = DEFAULTS.moderation_cooldown_window_seconds,
+        cooldown_seconds: float = DEFAULTS.moderation_cooldown_seconds,
+        retention_days: int = DEFAULTS.moderation_log_retention_days,
+        max_terms: int = DEFAULTS.moderation_max_server_terms,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -101,19 +101,6 @@ class Moderation:
         self._policies: dict[int, Policy] = {}
         self._last_purge = 0.0
         self.on_block: BlockHook | None = None
-
-    @classmethod
-    def from_settings(cls, db: Database, settings: Settings, clock: Callable[[], float] = time.time) -> Moderation:
-        return cls(
-            db,
-            enabled=settings.moderation_enabled,
-            cooldown_blocks=settings.moderation_cooldown_blocks,
-            cooldown_window_seconds=settings.moderation_cooldown_window_seconds,
-            cooldown_seconds=settings.moderation_cooldown_seconds,
-            retention_days=settings.moderation_log_retention_days,
-            max_terms=settings.moderation_max_server_terms,
-            clock=clock,
-        )
 
     # --- the pipeline's Moderator ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.config import Settings
+from bot.config import DEFAULTS
 from bot.errors import RateLimited, UpstreamTimeout, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,21 +29,12 @@ RATE_LIMIT_JITTER_SECONDS = 0.25
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 3  # attempts in total, the first included
-    backoff_base: float = 1.0  # seconds; the cap of the first backoff, doubled for each further one
-    backoff_max: float = 20.0  # seconds; no backoff is longer
-    max_retry_wait: float = 30.0  # a 429 asking for longer than this is not retried
-    deadline: float = 90.0  # seconds from the first attempt after which no new attempt starts
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.gemini_max_attempts,
-            backoff_base=settings.gemini_backoff_base_seconds,
-            backoff_max=settings.gemini_backoff_max_seconds,
-            max_retry_wait=settings.gemini_max_retry_wait_seconds,
-            deadline=settings.gemini_timeout_seconds,
-        )
+    max_attempts: int = DEFAULTS.gemini_max_attempts  # attempts in total, the first included
+    # Seconds; the cap of the first backoff, doubled for each further one.
+    backoff_base: float = DEFAULTS.gemini_backoff_base_seconds
+    backoff_max: float = DEFAULTS.gemini_backoff_max_seconds  # seconds; no backoff is longer
+    max_retry_wait: float = DEFAULTS.gemini_max_retry_wait_seconds  # a 429 asking for longer is not retried
+    deadline: float = DEFAULTS.gemini_timeout_seconds  # seconds from the first attempt; no new attempt after
 
 
 def backoff(policy: RetryPolicy, attempt: int, rand: float) -> float:

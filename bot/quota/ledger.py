@@ -23,9 +23,10 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.config import DEFAULTS
 from bot.errors import BudgetExhausted, InvalidRequest, QuotaExceeded
 from bot.models import ImageRequest, Reservation
 from bot.quota.batch import GroupCommit
@@ -44,9 +45,6 @@ from bot.quota.limits import (
     to_limit,
 )
 from bot.storage.db import Database
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +72,8 @@ class QuotaLedger:
         db: Database,
         *,
         daily_quota: int,
-        timezone: str | ZoneInfo = "UTC",
+        timezone: str | ZoneInfo = DEFAULTS.quota_timezone,
+        # Unless given, no price and no caps (the bot's come from the settings, bot.services).
         price_per_image_usd: float = 0.0,
         server_daily_image_cap: int = -1,
         global_daily_image_cap: int = -1,
@@ -93,20 +92,6 @@ class QuotaLedger:
         self.clock = clock
         self._batch = GroupCommit(db)
         self._orphans: set[asyncio.Future[bool]] = set()
-
-    @classmethod
-    def from_settings(cls, db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
-        return cls(
-            db,
-            daily_quota=settings.daily_quota,
-            timezone=settings.quota_timezone,
-            price_per_image_usd=settings.price_per_image_usd,
-            server_daily_image_cap=settings.server_daily_image_cap,
-            global_daily_image_cap=settings.global_daily_image_cap,
-            server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
-            global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
-            clock=clock,
-        )
 
     # --- the pipeline's side ----------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.config import DEFAULTS
 from bot.errors import BotError, BudgetExhausted, CircuitOpen
 from bot.scheduler.circuit import CircuitBreaker
 from bot.scheduler.ratelimit import DailyCounter, Permit, SlidingWindow, estimate_starts
@@ -69,14 +70,14 @@ class Gate:
         *,
         rpm: int,
         concurrency: int,
-        tpm: int = 0,
-        rpd: int = 0,
-        failure_threshold: int = 5,
-        cooldown: float = 60.0,
-        window: float = 60.0,
-        margin: float = 0.0,
-        tokens_per_request: int = 1400,  # the defaults of this and `margin` as settings: bot/config.py
-        default_retry_after: float = 10.0,
+        tpm: int = DEFAULTS.upstream_tpm,
+        rpd: int = DEFAULTS.upstream_rpd,
+        failure_threshold: int = DEFAULTS.circuit_failure_threshold,
+        cooldown: float = DEFAULTS.circuit_cooldown_seconds,
+        window: float = DEFAULTS.upstream_window_seconds,
+        margin: float = 0.0,  # none unless given: exact windows for tests (the bot's is a setting)
+        tokens_per_request: int = DEFAULTS.upstream_tokens_per_request,
+        default_retry_after: float = DEFAULTS.upstream_429_pause_seconds,
         expected_duration: float = DEFAULT_EXPECTED_DURATION_SECONDS,
     ) -> None:
         if rpm < 1 or concurrency < 1 or window <= 0:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from bot.config import Settings
 from bot.errors import (
     BotError,
     Cancelled,
@@ -30,7 +29,6 @@ from bot.errors import (
 from bot.models import GeneratedImage, Progress
 from bot.scheduler.fairqueue import FairQueue
 from bot.scheduler.gate import (
-    DEFAULT_EXPECTED_DURATION_SECONDS,
     Gate,
     Outcome,
     SchedulerStats,
@@ -108,29 +106,6 @@ class Scheduler:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._senders: set[asyncio.Task[None]] = set()
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
-    ) -> Scheduler:
-        """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-        prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
-        window = settings.upstream_window_seconds if window is None else window
-        scale = window / 60
-        gate = Gate(
-            rpm=settings.upstream_rpm,
-            concurrency=settings.upstream_concurrency,
-            tpm=settings.upstream_tpm,
-            rpd=settings.upstream_rpd,
-            failure_threshold=settings.circuit_failure_threshold,
-            cooldown=settings.circuit_cooldown_seconds,
-            window=window,
-            margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
-            tokens_per_request=settings.upstream_tokens_per_request,
-            default_retry_after=settings.upstream_429_pause_seconds * scale,
-            expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
-        )
-        return cls(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
 
     # --- the Scheduler protocol ------------------------------------------------------------------------------
 

@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.errors import BotError, Cancelled, NotAllowed
+from bot.errors import BotError, Cancelled
 from bot.models import Progress
 from bot.pipeline import Delivery
 from bot.scheduler.ratelimit import Clock, SystemClock
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import fit_delivery, progress_text, result_message
+from cogs.ui.views import cancel_view
 from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
-    from bot.app import ImageBot
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -37,58 +37,6 @@ log = logging.getLogger(__name__)
 TOKEN_LIFETIME_SECONDS = 14.5 * 60
 # What Discord answers for an expired interaction token besides a 404 (10015 Unknown Webhook).
 INVALID_WEBHOOK_TOKEN = 50027
-
-TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
-
-
-class CancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=re.compile(r"gib:cancel:(?P<key>[0-9]{1,20}):(?P<user>[0-9]{1,20})"),
-):
-    """Cancels a waiting request. The custom_id carries the request's scheduler key and the requester, so a
-    press is judged without any state (and still answered after a restart, when nothing is waiting any more)."""
-
-    def __init__(self, key: str, requester_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Cancel",
-                emoji="✖️",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"gib:cancel:{key}:{requester_id}",
-            )
-        )
-        self.key = key
-        self.requester_id = requester_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View], match: re.Match[str]
-    ) -> CancelButton:
-        return cls(match["key"], int(match["user"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        if interaction.user.id != self.requester_id and not interaction.permissions.manage_messages:
-            await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
-            return
-        bot = cast("ImageBot", interaction.client)
-        if not bot.services.scheduler.cancel(self.key):
-            await send_ephemeral(interaction, TOO_LATE)
-            return
-        # The request's own job now edits the message to say it was cancelled and not charged.
-        log.info("request %s cancelled by user %s", self.key, interaction.user.id)
-        try:
-            await interaction.response.defer()
-        except discord.HTTPException as exc:
-            log.info("could not acknowledge the cancel of %s: %s", self.key, exc)
-
-
-def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
-    """The Cancel button for a waiting request, or None when its key cannot go into a custom_id."""
-    if not key.isdigit() or len(key) > 20:
-        return None
-    view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(key, requester_id))
-    return view
 
 
 class ProgressMessage:

@@ -1,20 +1,25 @@
-"""Buttons on every result: Reroll, Edit, Delete.
+"""Every persistent button: Reroll, Edit, Delete under each result, and Cancel under a waiting request.
 
-They survive restarts: each button is a `DynamicItem` whose custom_id carries the generation id
-(`gib:<action>:<id>`), registered once with `bot.add_dynamic_items`, and everything else is read from SQLite
-when it is pressed. The editing cog does the work (`ResultActions`); this module only draws and routes.
+They survive restarts: each is a `DynamicItem` whose custom_id carries what it acts on (`gib:<action>:<id>`,
+`gib:cancel:<key>:<user>`), registered once in the bot's `setup_hook` (`PERSISTENT_ITEMS`), and everything else
+is read when it is pressed. The editing cog does the work of the result buttons (it sets `bot.result_actions`);
+this module only draws and routes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import discord
 
+from bot.errors import NotAllowed
 from cogs.ui.common import send_ephemeral
 from cogs.ui.wording import user_message
+
+if TYPE_CHECKING:
+    from bot.app import ImageBot
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +29,7 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "edit": ("Edit", "✏️", discord.ButtonStyle.secondary),
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
-HANDLER_COG = "EditCog"
+TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
 
 
 class ResultActions(Protocol):
@@ -51,10 +56,10 @@ class ResultButton(
         return cls(match["action"], int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        handler: ResultActions | None = interaction.client.get_cog(HANDLER_COG)  # type: ignore[attr-defined]
+        handler = cast("ImageBot", interaction.client).result_actions
         try:
             if handler is None:
-                raise RuntimeError(f"the {HANDLER_COG} cog that handles result buttons is not loaded")
+                raise RuntimeError("no cog handles result buttons (the editing extension is not loaded)")
             await handler.on_result_button(interaction, self.action, self.generation_id)
         except Exception as exc:  # the user always hears something; discord.py would only log it
             log.error("%s button for generation %s failed", self.action, self.generation_id, exc_info=exc)
@@ -67,3 +72,60 @@ def result_view(generation_id: int) -> discord.ui.View:
     for action in ACTIONS:
         view.add_item(ResultButton(action, generation_id))
     return view
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.compile(r"gib:cancel:(?P<key>[0-9]{1,20}):(?P<user>[0-9]{1,20})"),
+):
+    """Cancels a waiting request. The custom_id carries the request's scheduler key and the requester, so a
+    press is judged without any state (and still answered after a restart, when nothing is waiting any more)."""
+
+    def __init__(self, key: str, requester_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel",
+                emoji="✖️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"gib:cancel:{key}:{requester_id}",
+            )
+        )
+        self.key = key
+        self.requester_id = requester_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View], match: re.Match[str]
+    ) -> CancelButton:
+        return cls(match["key"], int(match["user"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.requester_id and not interaction.permissions.manage_messages:
+            await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
+            return
+        bot = cast("ImageBot", interaction.client)
+        if not bot.services.scheduler.cancel(self.key):
+            await send_ephemeral(interaction, TOO_LATE)
+            return
+        # The request's own job now edits the message to say it was cancelled and not charged.
+        log.info("request %s cancelled by user %s", self.key, interaction.user.id)
+        try:
+            await interaction.response.defer()
+        except discord.HTTPException as exc:
+            log.info("could not acknowledge the cancel of %s: %s", self.key, exc)
+
+
+def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
+    """The Cancel button for a waiting request, or None when its key cannot go into a custom_id."""
+    if not key.isdigit() or len(key) > 20:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(key, requester_id))
+    return view
+
+
+# Registered once, in `ImageBot.setup_hook`: a press on any of them, even from before a restart, is answered.
+PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]]], ...] = (
+    ResultButton,
+    CancelButton,
+)

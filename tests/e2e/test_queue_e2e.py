@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.__main__ import serve
-from bot.quota.ledger import QuotaLedger
+from bot.services import build_quota
 from bot.storage.db import Database
 from tests.fakes.discord import FakeDiscord, Interaction, Member
 from tests.fakes.discord_state import MANAGE_MESSAGES
@@ -154,14 +154,14 @@ async def test_stopping_finishes_the_running_request_and_tells_and_refunds_those
     assert not settings.database_path.with_name(settings.database_path.name + "-wal").exists()
     db = await Database.open(settings.database_path)
     try:
-        assert await QuotaLedger.from_settings(db, settings).recover() == 0
+        assert await build_quota(db, settings).recover() == 0
         rows = await db.fetchall("SELECT user_id, status, error_kind FROM generations ORDER BY id")
         assert [tuple(r) for r in rows] == [
             (fake.member.id, "delivered", None),
             (bob.id, "failed", "ShuttingDown"),
             (carol.id, "failed", "ShuttingDown"),
         ]
-        ledger = QuotaLedger.from_settings(db, settings)
+        ledger = build_quota(db, settings)
         for member, used in ((fake.member, 1), (bob, 0), (carol, 0)):
             status = await ledger.status(member.id, fake.guild.id, ())
             assert (status.used, status.reserved) == (used, 0)

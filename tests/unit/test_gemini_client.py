@@ -22,6 +22,7 @@ from bot.errors import (
 )
 from bot.models import ImageOptions, InputImage
 from bot.providers.gemini import GeminiProvider
+from bot.services import build_provider
 from tests.fakes.gemini import FakeGemini, GeminiReply
 from tests.fakes.gemini_images import default_png, image_size, jpeg_bytes, png_bytes, png_of_size
 
@@ -101,7 +102,7 @@ async def test_from_settings_uses_key_url_model_and_attempt_timeout(fake, sessio
         gemini_base_url=fake.base_url + "/",
         gemini_attempt_timeout_seconds=12.5,
     )
-    provider = GeminiProvider.from_settings(session, settings)
+    provider = build_provider(session, settings)
     assert provider.attempt_timeout == 12.5 and provider.model == settings.gemini_model
     await provider.generate("a cat")
     assert fake.requests[0].headers["x-goog-api-key"] == KEY and fake.requests[0].status == 200

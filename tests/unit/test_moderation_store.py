@@ -8,6 +8,7 @@ from bot.config import Settings
 from bot.errors import CoolingDown, ImageBlocked, InvalidRequest, ModerationBlocked, PromptBlocked
 from bot.models import ImageRequest
 from bot.moderation.store import Moderation
+from bot.services import build_moderation
 
 GUILD, OTHER_GUILD, USER, CHANNEL = 100, 200, 7, 55
 DAY = 86_400.0
@@ -269,6 +270,6 @@ def test_from_settings_takes_the_moderation_settings(db):
         moderation_cooldown_seconds=30,
         moderation_log_retention_days=7,
     )
-    moderation = Moderation.from_settings(db, settings)
+    moderation = build_moderation(db, settings)
     assert (moderation.enabled, moderation.cooldown_blocks, moderation.retention_days) == (False, 5, 7)
     assert (moderation.cooldown_window_seconds, moderation.cooldown_seconds) == (60, 30)

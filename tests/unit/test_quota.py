@@ -12,6 +12,7 @@ from bot.errors import BudgetExhausted, Cancelled, PromptBlocked, QuotaExceeded,
 from bot.models import ImageRequest
 from bot.quota.ledger import QuotaLedger
 from bot.quota.limits import GLOBAL_DEFAULT
+from bot.services import build_quota
 from bot.storage.db import Database
 from cogs.ui.wording import footer_text
 
@@ -246,7 +247,7 @@ async def test_from_settings_takes_every_quota_setting(db):
         global_daily_cost_cap_usd=2.0,
         _env_file=None,
     )
-    ledger = QuotaLedger.from_settings(db, settings, clock=Clock())
+    ledger = build_quota(db, settings, clock=Clock())
     reservation = await ledger.reserve(ask())
     assert (reservation.limit, reservation.resets_at) == (4, utc(2024, 6, 1, 18, 30))
     await ledger.reserve(ask())

@@ -23,6 +23,7 @@ from bot.errors import (
 )
 from bot.providers.gemini import GeminiProvider
 from bot.providers.retry import RATE_LIMIT_JITTER_SECONDS, RetryPolicy, call_with_retries, next_delay
+from bot.services import build_retry_policy
 from tests.fakes.gemini import FakeGemini, GeminiReply
 
 POLICY = RetryPolicy(max_attempts=3, backoff_base=1.0, backoff_max=20.0, max_retry_wait=30.0, deadline=90.0)
@@ -105,7 +106,7 @@ def test_policy_from_settings():
         gemini_max_retry_wait_seconds=12,
         gemini_timeout_seconds=45,
     )
-    assert RetryPolicy.from_settings(settings) == RetryPolicy(5, 0.5, 8.0, 12.0, 45.0)
+    assert build_retry_policy(settings) == RetryPolicy(5, 0.5, 8.0, 12.0, 45.0)
 
 
 # --- the loop -----------------------------------------------------------------------------------------------

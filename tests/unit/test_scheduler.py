@@ -29,6 +29,7 @@ from bot.models import GeneratedImage, Progress, Usage
 from bot.providers.retry import RetryPolicy, call_with_retries
 from bot.scheduler.gate import Gate
 from bot.scheduler.scheduler import Scheduler, ShutdownReport
+from bot.services import build_scheduler
 from tests.fakes.clock import FakeClock
 from tests.unit.test_ratelimit import most_in_any_window
 
@@ -499,7 +500,7 @@ def test_from_settings_takes_the_upstream_settings():
         circuit_failure_threshold=6,
         circuit_cooldown_seconds=30,
     )
-    scheduler = Scheduler.from_settings(settings, clock=FakeClock())
+    scheduler = build_scheduler(settings, clock=FakeClock())
     gate = scheduler.gate
     assert (gate.rpm.limit, gate.rpm.window, gate.concurrency) == (7, 60.0, 2)
     assert gate.tpm is not None and gate.tpm.limit == 9000 and gate.rpd.limit == 100
