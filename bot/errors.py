@@ -8,6 +8,8 @@ detail for the log (never a secret).
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class BotError(Exception):
     """Base of every expected failure. Whatever the subclass, a reservation taken for the request is refunded."""
@@ -66,7 +68,7 @@ class QuotaExceeded(BotError):
 class BudgetExhausted(BotError):
     """A spending cap (per server or global) is reached: the server's budget, not the user's quota."""
 
-    def __init__(self, scope: str, resets_at_ts: float) -> None:
+    def __init__(self, scope: Literal["server", "global", "upstream"], resets_at_ts: float) -> None:
         super().__init__(f"{scope} daily budget reached")
         self.scope = scope
         self.resets_at_ts = resets_at_ts
@@ -81,7 +83,7 @@ class QueueFull(BotError):
 class NotAllowed(BotError):
     """A member pressed a button of someone else's request (`action`: "cancel", "delete")."""
 
-    def __init__(self, action: str) -> None:
+    def __init__(self, action: Literal["cancel", "delete"]) -> None:
         super().__init__(f"not allowed to {action}")
         self.action = action
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
@@ -62,22 +62,17 @@ class Quota(Protocol):
         """The held unit with the user's numbers as they stand now, for what the result shows."""
 
 
-class Ticket(Protocol):
-    """A user's admitted place at the scheduler, held from admission until released (queued or running)."""
-
-    @property
-    def user_id(self) -> int: ...
-
-    @property
-    def key(self) -> str: ...
+# A user's admitted place at the scheduler, held from admission until released (queued or running); only the
+# scheduler looks inside it.
+TicketT = TypeVar("TicketT")
 
 
-class Scheduler(Protocol):
-    def admit(self, user_id: int, key: str) -> Ticket:
+class Scheduler(Protocol[TicketT]):
+    def admit(self, user_id: int, key: str) -> TicketT:
         """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
         Synchronous so that no other request can slip in between the check and the count."""
 
-    async def run(self, ticket: Ticket, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
+    async def run(self, ticket: TicketT, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
         """Wait until the upstream gate allows a start (reporting position through `progress`), then run one
         attempt of `job`. Called once per attempt, so retries go back through the gate. Raises `Cancelled` if
         `cancel(key)` was called while waiting."""
@@ -85,7 +80,7 @@ class Scheduler(Protocol):
     def cancel(self, key: str) -> bool:
         """Cancel a waiting request; False when it is not waiting (unknown, running or finished)."""
 
-    def release(self, ticket: Ticket) -> None:
+    def release(self, ticket: TicketT) -> None:
         """Give the user's slot back; called exactly once per admitted ticket, however the request ended."""
 
 
@@ -114,7 +109,7 @@ class Accepted:
     """A request that passed every check and holds a scheduler slot and a quota reservation."""
 
     request: ImageRequest
-    ticket: Ticket
+    ticket: Any
     reservation: Reservation
 
 
@@ -135,7 +130,7 @@ class Pipeline:
         provider: ImageProvider,
         moderator: Moderator,
         quota: Quota,
-        scheduler: Scheduler,
+        scheduler: Scheduler[Any],
         retry_policy: RetryPolicy,
         prompt_max_chars: int,
         price_per_image_usd: float,

@@ -55,7 +55,7 @@ class InstructionModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._submit(interaction, self.instruction.value)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         log.error("edit modal failed", exc_info=error)
         await send_ephemeral(interaction, user_message(error).text)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.config import DEFAULTS
 from bot.editing.conversation import History, Step, walk
-from bot.models import GeneratedImage, ImageOptions, ImageRequest, InputImage, RequestKind
+from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,14 @@ class Generation:
     options: ImageOptions
     input_count: int
     parent_id: int | None
-    status: str  # pending | delivered | failed
+    status: GenerationStatus
     message_id: int | None  # the Discord message that shows the result
     deleted: bool  # that message was deleted
 
     @property
     def shown(self) -> bool:
         """Delivered and still on Discord: the only kind of result that can be edited or rerolled."""
-        return self.status == "delivered" and self.message_id is not None and not self.deleted
+        return self.status is GenerationStatus.DELIVERED and self.message_id is not None and not self.deleted
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +230,7 @@ def _generation(row: Any) -> Generation:
         options=ImageOptions(aspect_ratio=options.get("aspect_ratio")),
         input_count=row["input_images"],
         parent_id=row["parent_id"],
-        status=row["status"],
+        status=GenerationStatus(row["status"]),
         message_id=row["message_id"],
         deleted=row["deleted_at"] is not None,
     )

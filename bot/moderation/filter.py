@@ -208,9 +208,9 @@ def _scan(text: str, indexes: Sequence[Index]) -> _Analysis:
             # Only where collapsing changed something: "bobs" must not read as a collapsed "boobs".
             matches += (_Match(r, a, b, "stretched letters") for a, b, r in found if any(changed[a : b + 1]))
         for run in runs:
-            found = index.find_inside(skeleton(run.text), skeleton(collapse(run.text)))
+            inside = index.find_inside(skeleton(run.text), skeleton(collapse(run.text)))
             matches += (
-                _Match(rule, *_run_words(words, run, start, end), "letters spaced apart") for rule, start, end in found
+                _Match(rule, *_run_words(words, run, start, end), "letters spaced apart") for rule, start, end in inside
             )
         for group in groups:
             matches += (_Match(rule, group.first, group.last, "split by punctuation") for rule in _whole(index, group))
@@ -299,8 +299,8 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
             cues["person" if kind == _PERSON else "person_sexual"].append(match)
         if kind == "csam" and for_csam:
             analysis.hits.append(_hit(analysis, match, "blocks"))
-        elif builtin or custom:
-            masked.append((match, builtin or custom))
+        elif (allowed_by := builtin or custom) is not None:
+            masked.append((match, allowed_by))
         elif kind not in _CUE_KINDS:
             analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled(kind) else "off"))
     paired: set[int] = set()

@@ -144,7 +144,7 @@ class Index:
         `changed` the stretched one, where single words count only if collapsing changed them."""
         return self.exact.find(keys) if changed is None else self.stretched.find(keys, changed)
 
-    def find_inside(self, joined: str, joined_stretched: str) -> list[tuple[Rule, int, int] | tuple[Rule, None, None]]:
+    def find_inside(self, joined: str, joined_stretched: str) -> list[tuple[Rule, int | None, int | None]]:
         """Terms inside letters joined from a run: (rule, start, end) offsets in `joined`, or (rule, None, None)
         when found only after collapsing, where offsets no longer line up."""
         found: dict[tuple[Rule, int | None, int | None], None] = dict.fromkeys(self.inside.find(joined))

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass, replace
+from typing import Literal
 
 from bot.config import DEFAULTS
 from bot.errors import CoolingDown, ImageBlocked, InvalidRequest, ModerationBlocked, PromptBlocked
@@ -35,7 +36,9 @@ from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-TERM_KINDS = ("block", "allow")
+TermKind = Literal["block", "allow"]
+BlockSource = Literal["bot", "google"]  # this server's rules, or Google's filter
+TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
 MAX_TERM_CHARS = 100
 MAX_AUDIT_TEXT_CHARS = 4000
 _DAY = 86_400.0
@@ -63,7 +66,7 @@ class AuditEntry:
     text: str
     category: str
     term: str | None
-    source: str  # "bot" | "google"
+    source: BlockSource
     detail: str
 
 
@@ -149,7 +152,7 @@ class Moderation:
         exc.cooldown_until = await self._record(request, request.prompt, exc.reason, None, "google", detail)
 
     async def _record(
-        self, request: ImageRequest, text: str, category: str, term: str | None, source: str, detail: str
+        self, request: ImageRequest, text: str, category: str, term: str | None, source: BlockSource, detail: str
     ) -> float | None:
         """Store the block; returns the end of the cool-down it started, if it started one."""
         now = self.clock()
@@ -183,7 +186,8 @@ class Moderation:
                 "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND guild_id IS ? AND created_at > ?",
                 (request.user_id, request.guild_id, counted_from),
             )
-            (blocks,) = await cursor.fetchone()
+            row = await cursor.fetchone()
+            blocks = row[0] if row else 0
             if blocks >= self.cooldown_blocks:
                 until = now + self.cooldown_seconds
                 await conn.execute(

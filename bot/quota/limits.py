@@ -21,16 +21,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.errors import InvalidRequest
 
 UNLIMITED = -1
 
-USER_OVERRIDE = "user override"
-ROLE = "role"
-SERVER_DEFAULT = "server default"
-GLOBAL_DEFAULT = "global default"
+LimitSource = Literal["user override", "role", "server default", "global default"]
+USER_OVERRIDE: LimitSource = "user override"
+ROLE: LimitSource = "role"
+SERVER_DEFAULT: LimitSource = "server default"
+GLOBAL_DEFAULT: LimitSource = "global default"
+AuditAction = Literal["set_user_limit", "grant", "reset_user", "set_server_default", "set_role_limit"]
 
 
 # Far above any sensible daily number; keeps a typo from being stored as "practically unlimited".
@@ -54,7 +57,7 @@ def resolve_limit(
     server_default: int | None,
     role_limits: Iterable[tuple[int, int]],
     user_override: int | None,
-) -> tuple[int | None, str, int | None]:
+) -> tuple[int | None, LimitSource, int | None]:
     """(limit or None when unlimited, source, role id when a role decided). Inputs use -1 for unlimited;
     `role_limits` holds (role id, limit) for the member's roles that have one."""
     if user_override is not None:
@@ -99,7 +102,7 @@ class QuotaStatus:
     guild_id: int
     day: str  # the quota day, YYYY-MM-DD in the quota time zone
     limit: int | None  # the chosen limit before grants; None = unlimited
-    source: str  # USER_OVERRIDE | ROLE | SERVER_DEFAULT | GLOBAL_DEFAULT
+    source: LimitSource
     role_id: int | None  # the role whose limit applies, when source is ROLE
     granted: int  # one-off grants for today
     used: int  # delivered today (minus what an admin reset forgave)
@@ -138,7 +141,7 @@ class ServerQuota:
 
     guild_id: int
     default_limit: int | None  # None = unlimited
-    default_source: str  # SERVER_DEFAULT | GLOBAL_DEFAULT
+    default_source: LimitSource  # SERVER_DEFAULT or GLOBAL_DEFAULT
     role_limits: dict[int, int | None]  # role id -> limit (None = unlimited)
     spend: Spend
 
@@ -149,7 +152,7 @@ class AuditEntry:
     at: float
     guild_id: int
     actor_id: int
-    action: str  # set_user_limit | grant | reset_user | set_server_default | set_role_limit
+    action: AuditAction
     user_id: int | None
     role_id: int | None
     value: int | None  # the new limit (-1 unlimited, None cleared), the amount granted, or units forgiven

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+CircuitState = Literal["closed", "open", "half_open"]
+
 
 class CircuitBreaker:
     """closed -> (`threshold` consecutive failures) -> open -> (`cooldown` s) -> half-open: one trial start; its
@@ -14,7 +18,7 @@ class CircuitBreaker:
         self.open_until: float | None = None
         self.trial = False  # a half-open trial is in flight
 
-    def state(self, now: float) -> str:
+    def state(self, now: float) -> CircuitState:
         if self.open_until is None:
             return "closed"
         return "open" if now < self.open_until else "half_open"

@@ -22,7 +22,7 @@ from enum import Enum
 
 from bot.config import DEFAULTS
 from bot.errors import BotError, BudgetExhausted, CircuitOpen
-from bot.scheduler.circuit import CircuitBreaker
+from bot.scheduler.circuit import CircuitBreaker, CircuitState
 from bot.scheduler.ratelimit import DailyCounter, Permit, SlidingWindow, estimate_starts
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class SchedulerStats:
     tokens_in_window: int
     requests_today: int
     paused_until: float | None  # unix seconds
-    circuit: str  # "closed" | "open" | "half_open"
+    circuit: CircuitState
     circuit_until: float | None  # unix seconds, while open
 
 

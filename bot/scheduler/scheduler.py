@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.errors import (
     BotError,
@@ -63,7 +63,7 @@ class Ticket:
         self._killed = False
         self._future: asyncio.Future[None] | None = None  # resolved when the gate lets this request start
         self._slot: Slot | None = None
-        self._task: asyncio.Future[object] | None = None  # the running attempt
+        self._task: asyncio.Future[Any] | None = None  # the running attempt
         self._progress: ProgressCallback | None = None
         self._pending: Progress | None = None  # newest update not yet handed to the callback
         self._sender: asyncio.Task[None] | None = None

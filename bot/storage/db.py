@@ -75,7 +75,8 @@ class Database:
         return db
 
     async def _migrate(self) -> None:
-        (current,) = await (await self.conn.execute("PRAGMA user_version")).fetchone()
+        row = await (await self.conn.execute("PRAGMA user_version")).fetchone()
+        current = row[0] if row else 0
         for version, name, sql in migrations():
             if version <= current:
                 continue
