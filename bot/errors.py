@@ -101,7 +101,7 @@ class ShuttingDown(BotError):
 
 class UpstreamError(BotError):
     """Something went wrong at or on the way to the image provider. Which ones are retried is decided in
-    `bot.retry`, in one place."""
+    `bot.providers.retry`, in one place."""
 
 
 class PromptBlocked(UpstreamError):

@@ -1,7 +1,7 @@
 """`/moderation`: a server's prompt rules for its admins, and the moderation log channel.
 
 Every subcommand needs Manage Server (hidden from other members and checked again on the bot's side, see
-`cogs.checks`) and answers ephemerally. Changes go through `bot.moderation_store.Moderation`, which drops its
+`cogs.ui.checks`) and answers ephemerally. Changes go through `bot.moderation.Moderation`, which drops its
 cached policy, so the next request already sees them. Blocks reach the log channel through the store's
 `on_block` hook, posted in the background so that a slow or broken log channel never delays the user's answer.
 """

@@ -1,12 +1,12 @@
 """`/quota` for everyone, `/quota-admin` for server admins: where a member stands today, and the controls.
 
 The numbers come from `bot.quota.QuotaLedger`, the same ledger that decides, so what a member reads is what the
-next request will meet; the headline is the same line a delivered image carries (`footer_text`). Role limits
-depend on the member's roles, so every status is asked for with them (`cogs.common.role_ids`).
+next request will meet; the headline is the same line a delivered image carries (`cogs.ui.wording.footer_text`).
+Role limits depend on the member's roles, so every status is asked for with them (`cogs.ui.common.role_ids`).
 
 Every admin subcommand needs Manage Server (hidden from other members and checked again on the bot's side, see
-`cogs.checks`), answers ephemerally with the resulting state, and is audited by the core. Limits take -1 for
-unlimited; `clear: True` removes a setting so the next source in line applies (see `bot.quota_limits`). Bad
+`cogs.ui.checks`), answers ephemerally with the resulting state, and is audited by the core. Limits take -1 for
+unlimited; `clear: True` removes a setting so the next source in line applies (see `bot.quota.limits`). Bad
 values are refused by the core (`InvalidRequest`) and shown as it words them.
 """
 

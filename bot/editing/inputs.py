@@ -1,7 +1,7 @@
 """The rules for the images an edit starts from, on plain values, and what users read when one is refused.
 
 Cheap checks run on an attachment's metadata before anything is downloaded (count, declared type and size);
-the bytes are judged afterwards by `bot.images.prepare_input`, and the whole request by `check_request_size`.
+the bytes are judged afterwards by `bot.editing.images.prepare_input`, and the whole request by `check_request_size`.
 """
 
 from __future__ import annotations

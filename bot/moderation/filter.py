@@ -1,6 +1,6 @@
 """The moderation filter: pure functions from a text and a server's policy to a verdict.
 
-A text is normalised (`bot.moderation_text`), split into words, and every built-in or server term is looked up
+A text is normalised (`bot.moderation.text`), split into words, and every built-in or server term is looked up
 in several views of those words: the leet skeleton ("s3x" reads "sex"), stretched letters collapsed
 ("nuuude"), letters written apart ("n.u.d.e"), words split by punctuation ("po-rn") and censoring asterisks
 ("p*rn"). Terms match whole words only, so "Scunthorpe" and "cocktail" are never touched, and allow phrases

@@ -108,7 +108,7 @@ def _trie_pattern(keys: Iterable[str]) -> re.Pattern[str]:
 
 
 class Index:
-    """Terms of any kinds, compiled. Entries are (kind, term) in the syntax of `bot.moderation_terms`."""
+    """Terms of any kinds, compiled. Entries are (kind, term) in the syntax of `bot.moderation.terms`."""
 
     def __init__(self, entries: Iterable[tuple[str, str]]) -> None:
         self.exact = _Table()

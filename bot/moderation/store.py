@@ -3,7 +3,7 @@
 `Moderation` implements the pipeline's `Moderator`: `check` evaluates every text that would reach the model
 against the server's policy (cached in memory, dropped on every change so `/moderation add` applies to the next
 request), records each block, and puts users with repeated blocks on a cool-down. The filter itself is the pure
-`bot.moderation`.
+`bot.moderation.filter`.
 
 `on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
 recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.

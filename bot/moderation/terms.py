@@ -1,4 +1,4 @@
-"""The built-in word lists of the moderation filter. Data only; `bot.moderation` compiles them.
+"""The built-in word lists of the moderation filter. Data only; `bot.moderation.filter` compiles them.
 
 Syntax of an entry: words are matched whole after normalisation (so "sex" never fires inside "Essex"); a
 trailing `*` matches any word that starts with it ("porn*": porno, pornographic); several words form a phrase

@@ -1,6 +1,6 @@
 """Gemini image generation over REST (`generateContent`), one HTTP attempt per call.
 
-Retries are not done here: `bot.retry` wraps each attempt in the scheduler so every retry goes back through
+Retries are not done here: `bot.providers.retry` wraps each attempt in the scheduler so every retry goes back through
 the upstream rate gate. This module builds the request, parses the answer in the order of
 shared/reference/gemini-api.md and maps every wire failure into `bot.errors`.
 """

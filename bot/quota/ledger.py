@@ -7,7 +7,7 @@ same file, can never overshoot a limit or a cap. A refused request writes nothin
 against the member's quota and against the spending caps, so a burst of queued jobs cannot slip past either.
 
 Reserve, commit and refund are synchronous functions run whole on the database thread, and those that arrive
-together share one transaction (`bot.quota_batch`): nothing can interleave between a read and its write, and a
+together share one transaction (`bot.quota.batch`): nothing can interleave between a read and its write, and a
 burst costs one round trip to the database thread instead of one per statement (see bench/quota.py).
 
 How limits combine and what a quota day is: see `bot.quota.limits`. Admins' changes (limits, grants, resets) are

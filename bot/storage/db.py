@@ -1,6 +1,6 @@
 """The SQLite store: one aiosqlite connection in WAL mode, numbered migrations applied at start.
 
-Migrations are `bot/migrations/NNNN_name.sql`, applied in order inside one transaction each; the number of the
+Migrations are `bot/storage/migrations/NNNN_name.sql`, applied in order inside one transaction each; the number of the
 last one applied is kept in `PRAGMA user_version`, so a database is never migrated twice or out of order.
 """
 

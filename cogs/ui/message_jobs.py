@@ -36,7 +36,7 @@ async def reply_to(message: discord.Message, **kwargs: Any) -> discord.Message:
 
 class MessageJob(ProgressMessage):
     def __init__(self, message: discord.Message, *, edit_interval: float, size_limit: int) -> None:
-        # The scheduler key of a message's request is the message id (see cogs.flow.run_message).
+        # The scheduler key of a message's request is the message id (see cogs.ui.flow.run_message).
         super().__init__(
             edit_interval=edit_interval, clock=None, cancel=cancel_view(str(message.id), message.author.id)
         )

@@ -4,7 +4,7 @@ A message is for the bot when it mentions the bot (a reply pings the author it r
 reply to one of the bot's pictures mentions it), or when it is written by the owner of a bot thread (plain
 messages: only with the message-content intent, without which Discord sends them empty). Then:
 - a reply edits the picture it replies to, with the message's own attachments as further inputs;
-- in a bot thread, a message that replies to nothing edits the latest picture there (`bot.conversation`);
+- in a bot thread, a message that replies to nothing edits the latest picture there (`bot.editing.conversation`);
 - elsewhere, a mention with attached images edits those images.
 Anything else addressed to the bot gets a short explanation, never silence.
 """
