@@ -21,7 +21,7 @@ from bot.editing.inputs import INPUTS_NOT_KEPT
 from bot.errors import BotError, InvalidRequest, NotAllowed
 from bot.models import RequestKind
 from cogs.ui.common import send_ephemeral
-from cogs.ui.flow import request_for, run_interaction
+from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
 from cogs.ui.wording import user_message
@@ -134,14 +134,7 @@ class EditCog(commands.Cog):
         except BotError as exc:
             await send_ephemeral(interaction, user_message(exc).text)
             return
-        request = request_for(
-            interaction.user,
-            channel_id=interaction.channel_id,
-            guild_id=interaction.guild_id,
-            prompt=instruction,
-            kind=RequestKind.EDIT,
-            parent_id=parent_id,
-        )
+        request = interaction_request(interaction, instruction, RequestKind.EDIT, parent_id=parent_id)
         await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
 
     # --- buttons under results (cogs.ui.views routes them here) -------------------------------------------
@@ -166,12 +159,11 @@ class EditCog(commands.Cog):
         if unavailable or len(sources) < generation.input_count:
             await send_ephemeral(interaction, user_message(InvalidRequest(INPUTS_NOT_KEPT)).text)
             return
-        request = request_for(
-            interaction.user,
+        request = interaction_request(
+            interaction,
+            generation.prompt,
+            RequestKind.REROLL,
             channel_id=interaction.channel_id or generation.channel_id,
-            guild_id=interaction.guild_id,
-            prompt=generation.prompt,
-            kind=RequestKind.REROLL,
             options=generation.options,
             parent_id=generation.parent_id,
         )

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.models import ASPECT_RATIOS, ImageOptions, RequestKind
-from cogs.ui.flow import request_for, run_interaction
+from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.threads import start_thread
 
 if TYPE_CHECKING:
@@ -53,13 +53,9 @@ class ImagineCog(commands.Cog):
     ) -> None:
         """Make a picture from a description with Google's Gemini image model."""
         settings = self.bot.settings
-        request = request_for(
-            interaction.user,
-            channel_id=interaction.channel_id,
-            guild_id=interaction.guild_id,
-            prompt=prompt,
-            kind=RequestKind.IMAGINE,
-            options=ImageOptions(aspect_ratio=aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio),
+        ratio = aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio
+        request = interaction_request(
+            interaction, prompt, RequestKind.IMAGINE, options=ImageOptions(aspect_ratio=ratio)
         )
         delivery = await run_interaction(self.bot, interaction, request)
         if thread and delivery is not None:

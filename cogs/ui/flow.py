@@ -10,7 +10,7 @@ the pipeline's `Door`: they say what happens, in Discord.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -48,6 +48,14 @@ def request_for(
         parent_id=parent_id,
         role_ids=role_ids(user),
     )
+
+
+def interaction_request(
+    interaction: discord.Interaction, prompt: str, kind: RequestKind, **fields: Any
+) -> ImageRequest:
+    """`request_for` the member who used a command, menu, modal or button, where they used it."""
+    fields.setdefault("channel_id", interaction.channel_id)
+    return request_for(interaction.user, guild_id=interaction.guild_id, prompt=prompt, kind=kind, **fields)
 
 
 async def run_interaction(
