@@ -23,13 +23,14 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
 from tests.fakes.gemini_images import image_size
 from tests.fakes.openai_gateway_chat import ChatCall, chat_body, chat_output_size, validate_chat
+from tests.fakes.openai_gateway_files import PATH as FILES_PATH
+from tests.fakes.openai_gateway_files import FileStore
 from tests.fakes.openai_gateway_replies import (
     Download,
     GatewayReply,
@@ -46,7 +47,6 @@ from tests.fakes.openai_gateway_schema import (
     Invalid,
     output_size,
     prompt_tokens,
-    sniff,
     validate_edit,
     validate_generation,
 )
@@ -71,15 +71,6 @@ _JSON_HINT = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library "
     "correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
 )
-
-
-@dataclass
-class _File:
-    data: bytes
-    signature: str
-    status: int
-    delay: float
-    content_type: str
 
 
 class FakeGateway:
@@ -135,14 +126,13 @@ class FakeGateway:
         self.clock = clock
         self.default_reply = GatewayReply.image()  # what answers when the script is empty; a test may swap it
         self.requests: list[GatewayRequest] = []
-        self.downloads: list[Download] = []
         self.script: deque[GatewayReply] = deque()
         self.billed = 0
         self.billed_cost = 0.0
         self.rate_limit_hits = 0  # 429s sent by the rpm limiter (scripted 429s are not counted)
         self.in_flight = 0
         self.max_in_flight = 0
-        self.files: dict[str, _File] = {}
+        self.store = FileStore(clock, self._pause)  # `url` results and their downloads
         self._starts: deque[float] = deque()
         self._changed = asyncio.Event()  # replaced each time a request ends, to wake `wait_until`
         self._closing = asyncio.Event()
@@ -162,6 +152,11 @@ class FakeGateway:
     def enqueue(self, *replies: GatewayReply) -> None:
         """Answer the next valid requests with these, in order; afterwards `default_reply` again."""
         self.script.extend(replies)
+
+    @property
+    def downloads(self) -> list[Download]:
+        """Every fetch of a `url` result, in arrival order."""
+        return self.store.downloads
 
     @property
     def served(self) -> list[GatewayRequest]:
@@ -196,8 +191,8 @@ class FakeGateway:
 
     # --- the API ---
     async def _handle(self, http: web.Request) -> web.StreamResponse:
-        if http.path.startswith("/files/"):
-            return await self._download(http)
+        if http.path.startswith(FILES_PATH):
+            return await self.store.serve(http)
         record = GatewayRequest(
             method=http.method,
             path=http.path,
@@ -413,50 +408,14 @@ class FakeGateway:
         assert isinstance(record.call, ImageCall)
         if record.call.response_format == "b64_json":
             return {"b64_json": base64.b64encode(data).decode("ascii")}
-        token, signature = secrets.token_hex(8), secrets.token_hex(16)
-        kind = sniff(data) or "application/octet-stream"
-        name = token + {"image/png": ".png", "image/jpeg": ".jpg"}.get(kind, "")
-        content_type = reply.download_content_type or kind
-        self.files[name] = _File(data, signature, reply.download_status, reply.download_delay, content_type)
-        # Signed like a blob-storage URL: a client must keep the query string.
-        url = f"{self.url_base or self.base_url}/files/{name}?se=2099-01-01T00%3A00%3A00Z&sp=r&sig={signature}"
+        status, delay, content_type = reply.download_status, reply.download_delay, reply.download_content_type
+        url = self.store.put(
+            self.url_base or self.base_url, data, status=status, delay=delay, content_type=content_type
+        )
         record.urls.append(url)
         return {"url": url}
-
-    # --- url results ---
-    async def _download(self, http: web.Request) -> web.StreamResponse:
-        record = Download(
-            path=http.path,
-            headers={k.lower(): v for k, v in http.headers.items() if k.lower() != "authorization"},
-            authorization_sent="Authorization" in http.headers,
-            at=self.clock(),
-        )
-        self.downloads.append(record)
-        stored = self.files.get(http.path.removeprefix("/files/"))
-        try:
-            if http.method != "GET" or stored is None or http.query.get("sig") != stored.signature:
-                record.status = 403 if stored is not None else 404
-                return web.Response(
-                    status=record.status, body=_blob_error(record.status), content_type="application/xml"
-                )
-            await self._pause(stored.delay)
-            record.status = stored.status
-            if stored.status != 200:
-                return web.Response(
-                    status=stored.status, body=_blob_error(stored.status), content_type="application/xml"
-                )
-            return web.Response(body=stored.data, headers={"Content-Type": stored.content_type})
-        except asyncio.CancelledError:
-            record.cancelled = True
-            raise
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), seconds)
-
-
-def _blob_error(status: int) -> bytes:
-    """What blob storage answers for a missing, expired or unsigned url."""
-    code = {404: "BlobNotFound", 403: "AuthenticationFailed"}.get(status, "InternalError")
-    return f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{code}</Message></Error>'.encode()
