@@ -40,7 +40,7 @@ from bot.config import Settings  # noqa: E402
 from bot.models import GeneratedImage, ImageOptions, InputImage  # noqa: E402
 from bot.providers.config import load_providers  # noqa: E402
 from bot.providers.factory import build_chain  # noqa: E402
-from bot.retry import RetryPolicy, call_with_retries  # noqa: E402
+from bot.providers.retry import RetryPolicy, call_with_retries  # noqa: E402
 from tests.fakes.gemini import FakeGemini, GeminiReply  # noqa: E402
 
 Generate = Callable[[str, tuple[InputImage, ...], ImageOptions], Awaitable[GeneratedImage]]

@@ -25,9 +25,10 @@ from typing import Any, Protocol, TypeVar
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
-from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
+from bot.errors import BotError, Charge, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked, UpstreamError
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
+from bot.providers.billing import spent_usd
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -257,13 +258,18 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
+        billed: list[Charge] = []  # failed attempts (of every retry) that the provider may have billed
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
             if started_at is None:
                 started_at = self.clock()
             prompt = provider_prompt(request.prompt, request.history)
-            return await self.provider.generate(prompt, request.images, request.options)
+            try:
+                return await self.provider.generate(prompt, request.images, request.options)
+            except UpstreamError as exc:
+                billed.extend(exc.charges)
+                raise
 
         def upstream_elapsed() -> float:
             # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
@@ -285,6 +291,15 @@ class Pipeline:
             delivery = Delivery(generation_id, request, image, shown, depth)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
+            if billed:
+                # A refund takes the unit back from spend; the quota ledger cannot count a cost without one yet.
+                log.warning(
+                    "generation %s failed after %d attempt(s) that may have been billed (about $%.4f): %s",
+                    generation_id,
+                    len(billed),
+                    spent_usd(billed, self.price_per_image_usd),
+                    ", ".join(f"{c.provider} {c.why}" for c in billed),
+                )
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
         # The user has the image now: a failure of the bookkeeping below must not turn that into an error
@@ -297,7 +312,9 @@ class Pipeline:
                 queued_ms=_ms(queued_at, started_at),
                 upstream_ms=_ms(started_at, done_at),
             )
-            await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
+            # The provider's real cost when known, plus earlier attempts that may have been billed.
+            cost = spent_usd([*billed, *image.charges], self.price_per_image_usd, image)
+            await self.quota.commit(reservation, generation_id, cost)
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery

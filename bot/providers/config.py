@@ -13,7 +13,8 @@ name and what is wrong, never its value):
     PROVIDER_N_CONCURRENCY  optional: requests in flight at this provider
     PROVIDER_N_PRICES       optional: USD per image, one number or per model id: gemini-3-pro-image=0.134,...
     PROVIDER_N_ALLOW_HTTP   optional, false: allow http:// for the base URL and for result urls (a local proxy)
-    PROVIDER_N_SIZE_MAP     optional, openai-images: the `size` sent per aspect ratio: 16:9=1344x768,1:1=auto
+    PROVIDER_N_SIZE_MAP     optional, openai-images: the `size` sent per aspect ratio: 16:9=1344x768,1:1=auto;
+                            `ratio` sends the ratio itself; empty sends none (default: Gemini's 1K pixel sizes)
 
 The provider named `gemini` is Google's own endpoint and keeps GEMINI_API_KEY and GEMINI_BASE_URL.
 """
@@ -100,11 +101,12 @@ def load_providers(settings: Settings, environ: Mapping[str, str] | None = None)
 def read_providers(
     settings: Settings, environ: Mapping[str, str] | None = None
 ) -> tuple[tuple[ProviderConfig, ...], list[str]]:
-    """The providers and the problems found (lines for the start-up message); `environ` defaults to the
-    process environment over the `.env` file `Settings` reads."""
+    """The providers and the problems found (lines for the start-up message). The variables come from the
+    process environment over the `.env` file `Settings` reads, or all from `environ` when given (PROVIDERS too,
+    defaulting to `settings.providers`)."""
     env = _environment(settings) if environ is None else {k.upper(): v for k, v in environ.items()}
     problems: list[str] = []
-    names = _names(env.get("PROVIDERS", GOOGLE), problems)
+    names = _names(env.get("PROVIDERS", settings.providers), problems)
     configs = [config for name in names if (config := _provider(name, env, settings, problems)) is not None]
     _check_leftovers(names, env, problems)
     return tuple(configs), problems
@@ -172,7 +174,7 @@ def _provider(name: str, env: Mapping[str, str], settings: Settings, problems: l
                 bad(suffix, "does not apply to the gemini provider (GEMINI_BASE_URL may be http:// already)")
         base_url, api_key = settings.gemini_base_url, settings.gemini_api_key
     else:
-        base_url = _base_url(var("BASE_URL"), allow_http, lambda m: bad("BASE_URL", m))
+        base_url = _base_url(var("BASE_URL"), allow_http, prefix, lambda m: bad("BASE_URL", m))
         key = env.get(prefix + "API_KEY")
         if key is None or not key.strip():
             bad("API_KEY", "is not set; the gateway's API key (any non-empty text for a proxy that needs none)")
@@ -216,7 +218,7 @@ def _check_leftovers(names: list[str], env: Mapping[str, str], problems: list[st
         log.warning("provider variables set for providers not in PROVIDERS (ignored): %s", ", ".join(sorted(unlisted)))
 
 
-def _base_url(raw: str | None, allow_http: bool, bad: _Report) -> str:
+def _base_url(raw: str | None, allow_http: bool, prefix: str, bad: _Report) -> str:
     if not raw:
         bad("is not set; the gateway's address, e.g. https://openrouter.ai/api/v1")
         return ""
@@ -226,7 +228,7 @@ def _base_url(raw: str | None, allow_http: bool, bad: _Report) -> str:
     elif parts.scheme == "http" and not allow_http:
         bad(
             "uses http://, which sends the API key unencrypted; use https:// or, for a proxy on this machine or "
-            "network, set ALLOW_HTTP=true for this provider"
+            f"network, set {prefix}ALLOW_HTTP=true"
         )
     elif parts.query or parts.fragment:
         bad("must not carry a query or fragment")
@@ -298,6 +300,8 @@ def _prices(raw: str | None, bad: _Report) -> dict:
 def _size_map(raw: str | None, bad: _Report) -> dict[str, str]:
     if raw is None:
         return dict(DEFAULT_SIZE_MAP)
+    if raw.lower() == "ratio":  # gateways that take the ratio itself as `size`
+        return {ratio: ratio for ratio in ASPECT_RATIOS}
     sizes: dict[str, str] = _pairs(raw, str, bad)
     for ratio, size in sizes.items():
         if ratio not in ASPECT_RATIOS:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bot.errors import (
+    Charge,
     CircuitOpen,
     OperatorError,
     RateLimited,
@@ -36,7 +37,7 @@ from bot.errors import (
 )
 from bot.models import GeneratedImage, ImageOptions, InputImage
 from bot.providers import ImageProvider
-from bot.providers.billing import Charge, ProviderImage, add_charges, attribute, may_be_billed
+from bot.providers.billing import add_charges, attribute, may_be_billed
 from bot.providers.config import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ class FailoverProvider:
 
     async def generate(
         self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
-    ) -> ProviderImage:
+    ) -> GeneratedImage:
         if len(self.members) == 1:
             member = self.members[0]
             try:
@@ -171,7 +172,7 @@ class FailoverProvider:
             return attribute(image, provider=member.name, cost_usd=member.config.price(self.model))
         return await self._chain(prompt, images, options)
 
-    async def _chain(self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None) -> ProviderImage:
+    async def _chain(self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None) -> GeneratedImage:
         ends = self._clock.monotonic() + self.deadline
         charges: list[Charge] = []
         failures: list[UpstreamError] = []

@@ -19,8 +19,7 @@ from typing import Any
 import pybase64
 
 from bot.errors import GenerationFailed, ImageBlocked, TextOnlyAnswer, UpstreamUnavailable
-from bot.models import ImageOptions, InputImage
-from bot.providers.billing import ProviderImage
+from bot.models import GeneratedImage, ImageOptions, InputImage
 from bot.providers.gemini import SAFETY_FINISH_REASONS
 from bot.providers.openai_common import OpenAICompatible, error_from_response, usage_of
 
@@ -32,7 +31,7 @@ class OpenAIChatProvider(OpenAICompatible):
 
     async def generate(
         self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
-    ) -> ProviderImage:
+    ) -> GeneratedImage:
         ratio = options.aspect_ratio if options is not None else None
         # Sizes (1K/2K/4K) arrive with the model registry; until then the gateway's default (1K) is made.
         image_size = getattr(options, "image_size", None)
@@ -46,7 +45,7 @@ class OpenAIChatProvider(OpenAICompatible):
         payload = await self.post("chat/completions", body=body)
         return await self._result(payload, remote, ratio)
 
-    async def _result(self, payload: dict[str, Any], remote: str, ratio: str | None) -> ProviderImage:
+    async def _result(self, payload: dict[str, Any], remote: str, ratio: str | None) -> GeneratedImage:
         choices = payload.get("choices")
         if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
             raise self._billed(UpstreamUnavailable(f"malformed answer from {self.name}: choices is not a list"), True)
@@ -60,6 +59,8 @@ class OpenAIChatProvider(OpenAICompatible):
         text = _text(message.get("content"))
         urls = _image_urls(message)
         if not urls:
+            refusal = message.get("refusal")  # OpenRouter puts a refusal's words here, not in content
+            text = text or (refusal.strip() if isinstance(refusal, str) and refusal.strip() else None)
             finish = choice.get("native_finish_reason") or choice.get("finish_reason")
             reason = finish if isinstance(finish, str) and finish else "NO_IMAGE"
             if reason in SAFETY_FINISH_REASONS or reason == "content_filter":
@@ -73,7 +74,7 @@ class OpenAIChatProvider(OpenAICompatible):
         self.check_size(data, ratio, None)
         usage, cost = usage_of(payload)
         model = payload.get("model")
-        return ProviderImage(
+        return GeneratedImage(
             data,
             mime,
             model if isinstance(model, str) and model else remote,

@@ -21,6 +21,7 @@ import aiohttp
 import pybase64
 from PIL import Image, UnidentifiedImageError
 
+from bot.editing.images import sniff_mime
 from bot.errors import (
     OperatorError,
     PromptBlocked,
@@ -29,7 +30,6 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.images import sniff_mime
 from bot.models import Usage
 from bot.providers.billing import mark_billed
 from bot.providers.config import ProviderConfig

@@ -1,7 +1,7 @@
 """The `openai-images` kind: gateways that expose image models through OpenAI's Images API.
 
-    POST {base}/v1/images/generations   JSON {"model", "prompt", "n": 1, "size", "response_format": "b64_json"}
-    POST {base}/v1/images/edits         multipart: model, prompt, n, size, response_format, and the pictures as
+    POST {base}/v1/images/generations   JSON {"model", "prompt", "n": 1, "size"}
+    POST {base}/v1/images/edits         multipart: model, prompt, n, size, and the pictures as
                                         `image` (one) or repeated `image[]` (several), as the openai SDK sends
     -> {"created", "data": [{"b64_json": "..."} or {"url": "https://..."}], "usage": {...}}
 
@@ -17,8 +17,7 @@ from typing import Any
 import aiohttp
 
 from bot.errors import GenerationFailed, UpstreamUnavailable
-from bot.models import ImageOptions, InputImage
-from bot.providers.billing import ProviderImage
+from bot.models import GeneratedImage, ImageOptions, InputImage
 from bot.providers.openai_common import OpenAICompatible, usage_of
 
 log = logging.getLogger(__name__)
@@ -31,11 +30,12 @@ class OpenAIImagesProvider(OpenAICompatible):
 
     async def generate(
         self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
-    ) -> ProviderImage:
+    ) -> GeneratedImage:
         ratio = options.aspect_ratio if options is not None else None
         size = self.config.size_map.get(ratio) if ratio else None
         remote = self.config.remote_model(self.model)
-        fields: dict[str, str] = {"model": remote, "prompt": prompt, "n": "1", "response_format": "b64_json"}
+        # No response_format: some models behind gateways refuse it (GPT Image), and both answers are read.
+        fields: dict[str, str] = {"model": remote, "prompt": prompt, "n": "1"}
         if size:
             fields["size"] = size
         if images:
@@ -44,7 +44,9 @@ class OpenAIImagesProvider(OpenAICompatible):
             payload = await self.post("images/generations", json_body={**fields, "n": 1})
         return await self._result(payload, remote, ratio, size)
 
-    async def _result(self, payload: dict[str, Any], remote: str, ratio: str | None, size: str | None) -> ProviderImage:
+    async def _result(
+        self, payload: dict[str, Any], remote: str, ratio: str | None, size: str | None
+    ) -> GeneratedImage:
         items = payload.get("data")
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise self._billed(UpstreamUnavailable(f"malformed answer from {self.name}: data is not a list"), True)
@@ -62,7 +64,7 @@ class OpenAIImagesProvider(OpenAICompatible):
         self.check_size(data, ratio, size)
         usage, cost = usage_of(payload)
         model = payload.get("model")
-        return ProviderImage(
+        return GeneratedImage(
             data,
             mime,
             model if isinstance(model, str) and model else remote,

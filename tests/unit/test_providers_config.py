@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.errors import ConfigError
-from bot.providers.config import DEFAULT_SIZE_MAP, load_providers, read_providers
+from bot.providers.config import DEFAULT_SIZE_MAP, SUFFIXES, load_providers, read_providers
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-or-v1-very-secret-4242"
 
 
@@ -58,6 +62,18 @@ def test_a_gateway_with_every_option():
     assert local.allow_http and local.size_map == {"16:9": "16:9", "1:1": "1024x1024"}
     assert router.size_map == DEFAULT_SIZE_MAP
     assert KEY not in repr(configs)
+
+
+def test_size_map_ratio_sends_each_ratio_itself():
+    env = {
+        "PROVIDERS": "gw",
+        "PROVIDER_GW_KIND": "openai-images",
+        "PROVIDER_GW_BASE_URL": "https://gw.example",
+        "PROVIDER_GW_API_KEY": KEY,
+        "PROVIDER_GW_SIZE_MAP": "ratio",
+    }
+    (gw,), problems = read_providers(settings(), env)
+    assert problems == [] and gw.size_map["16:9"] == "16:9" and len(gw.size_map) == len(DEFAULT_SIZE_MAP)
 
 
 def test_an_empty_size_map_sends_no_size():
@@ -135,11 +151,8 @@ def test_an_empty_provider_list_is_refused():
     assert problems == ["  - PROVIDERS: is empty; list at least one provider (the default is gemini)."]
 
 
-def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
-    for name in list(__import__("os").environ):
-        if name.upper().startswith("PROVIDER"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def test_env_file_is_read_and_the_environment_wins(tmp_path, clean_env):
+    monkeypatch = clean_env
     (tmp_path / ".env").write_text(
         "PROVIDERS=gw,gemini\nPROVIDER_GW_KIND=openai-images\nPROVIDER_GW_BASE_URL=https://a.example\n"
         f"PROVIDER_GW_API_KEY={KEY}\n"
@@ -169,3 +182,46 @@ def test_names_that_are_prefixes_of_each_other_keep_their_own_variables():
         }
     configs, problems = read_providers(settings(), env)
     assert problems == [] and [c.name for c in configs] == ["gw", "gw_b"]
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.upper().startswith("PROVIDER") or name.upper() in {f.upper() for f in Settings.model_fields}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    return monkeypatch
+
+
+def test_load_settings_names_provider_problems_beside_the_others(clean_env):
+    clean_env.setenv("DISCORD_TOKEN", "tok-secret-123456")
+    clean_env.setenv("GEMINI_API_KEY", "key-secret-987654")
+    clean_env.setenv("PROVIDERS", "gemini,gw")
+    clean_env.setenv("PROVIDER_GW_KIND", "openai-chat")
+    clean_env.setenv("PROVIDER_GW_API_KEY", KEY)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    text = str(info.value)
+    assert "PROVIDER_GW_BASE_URL: is not set" in text and KEY not in text and "secret" not in text
+
+
+def test_without_the_gemini_provider_no_gemini_key_is_needed(clean_env):
+    clean_env.setenv("DISCORD_TOKEN", "tok-secret-123456")
+    clean_env.setenv("PROVIDERS", "openrouter")
+    clean_env.setenv("PROVIDER_OPENROUTER_KIND", "openai-chat")
+    clean_env.setenv("PROVIDER_OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+    clean_env.setenv("PROVIDER_OPENROUTER_API_KEY", KEY)
+    settings = load_settings()
+    assert settings.gemini_api_key is None and settings.provider_names == ("openrouter",)
+    clean_env.setenv("PROVIDERS", "openrouter,gemini")
+    with pytest.raises(ConfigError, match="GEMINI_API_KEY is not set"):
+        load_settings()
+
+
+def test_the_per_provider_variables_are_documented_as_a_pattern():
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for suffix in SUFFIXES:
+        pattern = f"PROVIDER_<NAME>_{suffix}"
+        assert re.search(rf"^#?\s*{pattern}=", example, re.M), f"{pattern} missing from .env.example"
+        assert f"`{pattern}`" in readme, f"{pattern} missing from the README's configuration table"

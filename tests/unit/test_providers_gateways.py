@@ -1,22 +1,15 @@
-"""The two OpenAI-compatible kinds against a small gateway on 127.0.0.1: what goes on the wire, what comes back,
-and how every failure maps into the bot's errors (and whether it may have been billed)."""
+"""The two OpenAI-compatible kinds against the strict fake gateway: what goes on the wire, what comes back, how
+every failure maps into the bot's errors and whether it may have been billed; then the chain over HTTP, Google's
+fake first and a gateway second."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import inspect
-import io
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from PIL import Image
 from pydantic import SecretStr
 
 from bot.config import Settings
@@ -27,6 +20,7 @@ from bot.errors import (
     PromptBlocked,
     RateLimited,
     TextOnlyAnswer,
+    UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -36,82 +30,16 @@ from bot.providers.config import DEFAULT_SIZE_MAP, ProviderConfig, load_provider
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider, is_bad_request
 from bot.providers.openai_chat import OpenAIChatProvider
+from bot.providers.openai_common import OpenAICompatible
 from bot.providers.openai_images import OpenAIImagesProvider
+from bot.services import build_lane
 from tests.fakes.gemini import FakeGemini, GeminiReply
+from tests.fakes.gemini_images import image_size, jpeg_bytes, png_bytes
+from tests.fakes.openai_gateway import FakeGateway, GatewayReply
 
-KEY = "gw-secret-key-31337"
-MODEL = "gemini-3-pro-image"
-
-
-def picture(width: int = 64, height: int = 64, fmt: str = "PNG") -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 40, 40)).save(out, fmt)
-    return out.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-    json: Any = None
-    parts: list[tuple[str, str | None, str | None, bytes]] = field(default_factory=list)  # name, file, type, data
-
-
-Reply = Callable[[Seen], Any] | web.StreamResponse  # a response, or a function (sync or async) that makes one
-
-
-class Gateway:
-    """Answers like an OpenAI-compatible gateway: Bearer auth, OpenAI's error envelope, scripted replies."""
-
-    def __init__(self) -> None:
-        self.seen: list[Seen] = []
-        self.script: deque[Reply] = deque()
-        self.files: dict[str, web.StreamResponse | Callable[[web.Request], Any]] = {}
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.path.startswith("/files/"):
-            file = self.files[request.path.removeprefix("/files/")]
-            return await _resolve(file(request) if callable(file) else file)
-        if request.headers.get("Authorization") != f"Bearer {KEY}":
-            message = f"Incorrect API key provided: {request.headers.get('Authorization', '')[7:]}"
-            return web.json_response({"error": {"message": message, "type": "invalid_request_error"}}, status=401)
-        seen = Seen(request.path, dict(request.headers))
-        if request.content_type == "multipart/form-data":
-            reader = await request.multipart()
-            async for part in reader:
-                seen.parts.append((part.name or "", part.filename, part.headers.get("Content-Type"), await part.read()))
-        else:
-            seen.json = await request.json()
-        self.seen.append(seen)
-        reply = self.script.popleft() if self.script else web.json_response({"data": [{"b64_json": b64(picture())}]})
-        return await _resolve(reply(seen) if callable(reply) else reply)
-
-
-async def _resolve(reply: Any) -> web.StreamResponse:
-    return await reply if inspect.isawaitable(reply) else reply
-
-
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway()
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_route("*", "/{tail:.*}", gw.handle)
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.2)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    gw.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield gw
-    await runner.cleanup()
+MODEL = "gemini-3-pro-image"  # ours; the gateways know it as nano-banana-pro or google/gemini-3-pro-image
+PNG = png_bytes(300, 200)
+JPEG = jpeg_bytes(90, 160)
 
 
 @pytest.fixture
@@ -120,300 +48,237 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-def config(gw: Gateway, kind: str, **values: Any) -> ProviderConfig:
-    base = dict(
-        name="gw",
-        kind=kind,
-        base_url=gw.base_url,
-        api_key=SecretStr(KEY),
-        models={MODEL: "nano-banana-pro"},
-        allow_http=True,
-        size_map=dict(DEFAULT_SIZE_MAP),
-    )
-    return ProviderConfig(**(base | values))  # type: ignore[arg-type]
+@pytest.fixture
+async def gateway() -> AsyncIterator[FakeGateway]:
+    async with FakeGateway() as server:
+        yield server
 
 
-def images_provider(session: aiohttp.ClientSession, gw: Gateway, **values: Any) -> OpenAIImagesProvider:
-    return OpenAIImagesProvider(session, config(gw, "openai-images", **values), model=MODEL, attempt_timeout=1.0)
+def config(server: FakeGateway, kind: str, **values: Any) -> ProviderConfig:
+    remote = "nano-banana-pro" if kind == "openai-images" else "google/gemini-3-pro-image"
+    base: dict[str, Any] = {
+        "name": "gw",
+        "kind": kind,
+        "base_url": server.base_url,
+        "api_key": SecretStr(server.api_key),
+        "models": {MODEL: remote},
+        "allow_http": True,
+        "size_map": dict(DEFAULT_SIZE_MAP),
+    }
+    return ProviderConfig(**(base | values))
 
 
-def chat_provider(session: aiohttp.ClientSession, gw: Gateway, **values: Any) -> OpenAIChatProvider:
-    return OpenAIChatProvider(session, config(gw, "openai-chat", **values), model=MODEL, attempt_timeout=1.0)
+def images(session: aiohttp.ClientSession, server: FakeGateway, **values: Any) -> OpenAIImagesProvider:
+    return OpenAIImagesProvider(session, config(server, "openai-images", **values), model=MODEL, attempt_timeout=2)
+
+
+def chat(session: aiohttp.ClientSession, server: FakeGateway, **values: Any) -> OpenAIChatProvider:
+    return OpenAIChatProvider(session, config(server, "openai-chat", **values), model=MODEL, attempt_timeout=2)
+
+
+async def raised(provider: OpenAICompatible, *args: Any) -> UpstreamError:
+    with pytest.raises(UpstreamError) as info:
+        await provider.generate("a red fox", *args)
+    return info.value
 
 
 # --- openai-images ---------------------------------------------------------------------------------------------
 
 
-async def test_generation_sends_the_mapped_model_and_size_and_judges_the_result_by_its_bytes(session, gateway):
-    jpeg = picture(1344, 768, "JPEG")
-    gateway.script.append(web.json_response({"data": [{"b64_json": b64(jpeg)}], "usage": {"input_tokens": 7}}))
-    image = await images_provider(session, gateway).generate("a fox", options=ImageOptions("16:9"))
-    (seen,) = gateway.seen
-    assert seen.path == "/v1/images/generations"
-    assert seen.json == {
-        "model": "nano-banana-pro",
-        "prompt": "a fox",
-        "n": 1,
-        "response_format": "b64_json",
-        "size": "1344x768",
-    }
-    assert (image.data, image.mime_type, image.provider, image.model) == (jpeg, "image/jpeg", "gw", "nano-banana-pro")
-    assert image.usage.prompt_tokens == 7 and image.cost_usd is None
+async def test_a_generation_sends_the_mapped_model_and_size_and_reads_the_picture(session, gateway):
+    image = await images(session, gateway).generate("a red fox", options=ImageOptions("16:9"))
+    (request,) = gateway.requests
+    assert request.path == "/v1/images/generations" and request.status == 200
+    assert request.body == {"model": "nano-banana-pro", "prompt": "a red fox", "n": 1, "size": "1344x768"}
+    assert image.data == request.outputs[0] and image.mime_type == "image/png"
+    assert image_size(image.data) == (1344, 768)
+    assert (image.provider, image.model, image.cost_usd) == ("gw", "nano-banana-pro", None)
+    assert image.usage.prompt_tokens > 0 and image.usage.output_tokens == 1120
 
 
 async def test_a_base_url_ending_in_v1_is_not_doubled_and_no_ratio_sends_no_size(session, gateway):
-    provider = images_provider(session, gateway, base_url=gateway.base_url + "/v1")
-    await provider.generate("a fox")
-    assert gateway.seen[0].path == "/v1/images/generations" and "size" not in gateway.seen[0].json
+    await images(session, gateway, base_url=gateway.openai_base_url).generate("a red fox")
+    (request,) = gateway.requests
+    assert request.path == "/v1/images/generations" and "size" not in request.body
 
 
-async def test_edits_send_one_image_as_image_and_several_as_repeated_image_brackets(session, gateway):
-    provider = images_provider(session, gateway, size_map={"1:1": "1:1"})
-    one = (InputImage(picture(), "image/png"),)
-    three = (*one, InputImage(picture(fmt="JPEG"), "image/jpeg"), InputImage(picture(fmt="WEBP"), "image/webp"))
+async def test_the_picture_s_type_is_judged_by_its_bytes(session, gateway):
+    gateway.enqueue(GatewayReply.jpeg())
+    image = await images(session, gateway).generate("a red fox")
+    assert image.mime_type == "image/jpeg" and image.data.startswith(b"\xff\xd8\xff")
+
+
+async def test_edits_send_one_image_bare_and_several_as_repeated_image_brackets(session, gateway):
+    provider = images(session, gateway)
+    one = (InputImage(PNG, "image/png"),)
+    three = (*one, InputImage(JPEG, "image/jpeg"), InputImage(png_bytes(64, 64), "image/png"))
     await provider.generate("make it blue", one, ImageOptions("1:1"))
     await provider.generate("combine them", three)
-    first, second = gateway.seen
-    assert first.path == second.path == "/v1/images/edits"
-    fields = {name: data.decode() for name, file, _, data in first.parts if file is None}
-    assert fields == {"model": "nano-banana-pro", "prompt": "make it blue", "n": "1", "response_format": "b64_json",
-                      "size": "1:1"}  # fmt: skip
-    assert [(n, f, t) for n, f, t, _ in first.parts if f] == [("image", "image0.png", "image/png")]
-    files = [(n, t, d) for n, f, t, d in second.parts if f]
-    assert [(n, t) for n, t, _ in files] == [
+    first, second = gateway.requests
+    assert first.path == second.path == "/v1/images/edits" and first.status == second.status == 200
+    assert first.fields == [("model", "nano-banana-pro"), ("prompt", "make it blue"), ("n", "1"), ("size", "1024x1024")]
+    assert [(i.field, i.content_type, i.data) for i in first.images] == [("image", "image/png", PNG)]
+    assert [(i.field, i.content_type) for i in second.images] == [
         ("image[]", "image/png"),
         ("image[]", "image/jpeg"),
-        ("image[]", "image/webp"),
+        ("image[]", "image/png"),
     ]
-    assert [d for _, _, d in files] == [i.data for i in three]
+    assert second.image_bytes == [i.data for i in three]
 
 
-async def test_a_url_result_is_downloaded_without_the_key(session, gateway):
-    png = picture()
-    seen_headers: list[dict] = []
+async def test_a_gateway_that_takes_ratios_gets_them_with_size_map_ratio(session):
+    async with FakeGateway(size_mode="ratio") as server:
+        provider = images(session, server, size_map={"16:9": "16:9"})
+        image = await provider.generate("a red fox", options=ImageOptions("16:9"))
+    assert server.requests[0].body["size"] == "16:9" and image_size(image.data) == (1344, 768)
 
-    def file(request: web.Request) -> web.Response:
-        seen_headers.append(dict(request.headers))
-        return web.Response(body=png, content_type="application/octet-stream")
 
-    async def redirect(_: Seen) -> web.Response:
-        return web.json_response({"data": [{"url": f"{gateway.base_url}/files/moved"}], "usage": {"cost": 0.05}})
-
-    def moved(request: web.Request) -> web.Response:
-        seen_headers.append(dict(request.headers))
-        raise web.HTTPFound("/files/out.bin")
-
-    gateway.files |= {"out.bin": file, "moved": moved}
-    gateway.script.append(redirect)
-    image = await images_provider(session, gateway).generate("a fox")
-    assert image.data == png and image.mime_type == "image/png" and image.cost_usd == 0.05
-    assert len(seen_headers) == 2 and not any("Authorization" in headers for headers in seen_headers)
+async def test_a_url_result_is_downloaded_without_the_key(session):
+    async with FakeGateway(default_response_format="url") as server:
+        server.enqueue(GatewayReply.image(download_content_type="application/octet-stream"))
+        image = await images(session, server).generate("a red fox")
+    (download,) = server.downloads
+    assert download.status == 200 and not download.authorization_sent
+    assert image.data == server.requests[0].outputs[0] and image.mime_type == "image/png"
 
 
 @pytest.mark.parametrize(
-    ("allow_http", "body", "message"),
+    ("reply", "values", "kind", "says"),
     [
-        (False, picture(), "not https"),
-        (True, b"<html>not an image</html>", "not an image"),
-        (True, picture(400, 400) + b"x" * 2048, "larger than"),
+        (GatewayReply.image(), {"allow_http": False}, UpstreamUnavailable, "not https"),
+        (GatewayReply.image(download_status=403), {}, UpstreamUnavailable, "answered 403"),
+        (GatewayReply.image(download_delay=5), {}, UpstreamTimeout, "did not download"),
+        (GatewayReply.image(), {"max_bytes": 1000}, UpstreamUnavailable, "larger than"),
     ],
 )
-async def test_unusable_url_results_are_upstream_failures_that_may_be_billed(
-    session, gateway, allow_http, body, message
-):
-    gateway.files["x"] = lambda _: web.Response(body=body)
-    gateway.script.append(web.json_response({"data": [{"url": f"{gateway.base_url}/files/x"}]}))
-    provider = images_provider(session, gateway, allow_http=allow_http)
-    provider.download_max_bytes = len(picture(400, 400)) + 1024
-    with pytest.raises(UpstreamUnavailable, match=message) as info:
-        await provider.generate("a fox")
-    assert may_be_billed(info.value)
+async def test_a_url_result_that_cannot_be_used_fails_and_counts_as_billed(session, reply, values, kind, says):
+    async with FakeGateway(default_response_format="url") as server:
+        server.enqueue(reply)
+        provider = images(session, server, **{k: v for k, v in values.items() if k != "max_bytes"})
+        provider.download_timeout = 0.3
+        provider.download_max_bytes = values.get("max_bytes", provider.download_max_bytes)
+        exc = await raised(provider)
+    assert type(exc) is kind and says in str(exc)
+    assert may_be_billed(exc) and server.requests[0].billed
 
 
-async def test_a_url_that_does_not_finish_downloading_times_out_as_billed(session, gateway):
-    async def slow(_: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(5)
-        return web.Response(body=picture())
-
-    gateway.files["slow"] = slow
-    gateway.script.append(web.json_response({"data": [{"url": f"{gateway.base_url}/files/slow"}]}))
-    provider = images_provider(session, gateway)
-    provider.download_timeout = 0.2
-    with pytest.raises(UpstreamTimeout) as info:
-        await provider.generate("a fox")
-    assert may_be_billed(info.value)
-
-
-async def test_a_picture_of_another_shape_than_asked_is_delivered_and_logged_once(session, gateway, caplog):
+async def test_a_picture_of_another_shape_than_asked_is_delivered_and_logged_once(session, caplog):
     caplog.set_level(logging.WARNING)
-    provider = images_provider(session, gateway)
-    for _ in range(2):
-        gateway.script.append(web.json_response({"data": [{"b64_json": b64(picture(1024, 1024))}]}))
-        image = await provider.generate("a fox", options=ImageOptions("16:9"))
-        assert image.mime_type == "image/png"
-    warnings = [r for r in caplog.records if "1024x1024 picture" in r.getMessage()]
-    assert len(warnings) == 1 and "1344x768" in warnings[0].getMessage() and "PROVIDER_GW_SIZE_MAP" in caplog.text
-
-
-def envelope(status: int, code: str | None, message: str = "nope", headers: dict | None = None) -> web.Response:
-    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
-    return web.json_response({"error": error}, status=status, headers=headers)
+    async with FakeGateway(size_mode="fixed") as server:
+        provider = images(session, server)
+        for _ in range(2):
+            image = await provider.generate("a red fox", options=ImageOptions("16:9"))
+            assert image_size(image.data) == (1024, 1024)
+    warnings = [r.getMessage() for r in caplog.records if "1024x1024 picture" in r.getMessage()]
+    assert len(warnings) == 1 and "1344x768" in warnings[0] and "PROVIDER_GW_SIZE_MAP" in warnings[0]
 
 
 @pytest.mark.parametrize(
     ("reply", "kind", "check"),
     [
-        (envelope(429, "rate_limit_exceeded", headers={"retry-after": "7"}), RateLimited, lambda e: e.retry_after == 7),
-        (envelope(429, None, headers={"retry-after-ms": "1500"}), RateLimited, lambda e: e.retry_after == 1.5),
-        (envelope(429, None), RateLimited, lambda e: e.retry_after is None),
-        (envelope(429, "insufficient_quota"), OperatorError, lambda e: not is_bad_request(e)),
-        (envelope(400, "content_policy_violation", "rejected by our safety system"), PromptBlocked, lambda e: True),
-        (envelope(400, "moderation_blocked"), PromptBlocked, lambda e: e.reason == "moderation_blocked"),
-        (envelope(400, "invalid_size", "size must be one of ..."), OperatorError, is_bad_request),
-        (envelope(402, None, "Insufficient credits"), OperatorError, lambda e: e.reason == "payment"),
-        (envelope(404, "model_not_found"), OperatorError, lambda e: not is_bad_request(e)),
-        (envelope(503, None, "overloaded"), UpstreamUnavailable, lambda e: not may_be_billed(e)),
-        (
-            web.Response(status=502, text="<html>Bad gateway</html>"),
-            UpstreamUnavailable,
-            lambda e: "Bad gateway" in str(e),
-        ),
-        (web.json_response({"data": "nope"}), UpstreamUnavailable, may_be_billed),
-        (web.json_response({"data": []}), GenerationFailed, may_be_billed),
+        (GatewayReply.rate_limited(7), RateLimited, lambda e: e.retry_after == 7),
+        (GatewayReply.rate_limited(1.5, retry_after_ms=True), RateLimited, lambda e: e.retry_after == 1.5),
+        (GatewayReply.rate_limited(None), RateLimited, lambda e: e.retry_after is None),
+        (GatewayReply.insufficient_quota(), OperatorError, lambda e: e.reason == "insufficient_quota"),
+        (GatewayReply.payment_required(), OperatorError, lambda e: e.reason == "payment"),
+        (GatewayReply.refusal(), PromptBlocked, lambda e: e.reason == "content_policy_violation"),
+        (GatewayReply.error(400, "Invalid size.", code="invalid_value"), OperatorError, is_bad_request),
+        (GatewayReply.overloaded(), UpstreamUnavailable, lambda e: not may_be_billed(e)),
+        (GatewayReply.server_error(502), UpstreamUnavailable, lambda e: "502 Bad Gateway" in str(e)),
+        (GatewayReply.text_only(), GenerationFailed, may_be_billed),
+        (GatewayReply.disconnect(work_done=True), UpstreamUnavailable, may_be_billed),
     ],
 )
 async def test_gateway_answers_map_into_the_error_hierarchy(session, gateway, reply, kind, check):
-    gateway.script.append(reply)
-    with pytest.raises(kind) as info:
-        await images_provider(session, gateway).generate("a fox")
-    assert type(info.value) is kind and check(info.value)
+    gateway.enqueue(reply)
+    exc = await raised(images(session, gateway))
+    assert type(exc) is kind and check(exc)
+
+
+async def test_a_retry_after_given_as_a_date_is_the_time_until_then(session, gateway):
+    gateway.enqueue(GatewayReply.rate_limited(30, http_date=True))  # made now: the date is 30 s ahead
+    exc = await raised(images(session, gateway))
+    assert isinstance(exc, RateLimited) and exc.retry_after is not None and 27 <= exc.retry_after <= 30
+
+
+async def test_an_unknown_model_is_the_operator_s_problem_not_a_bad_request(session):
+    async with FakeGateway(models=("nano-banana",)) as server:
+        exc = await raised(images(session, server))
+    assert isinstance(exc, OperatorError) and exc.reason == "not_found" and not is_bad_request(exc)
 
 
 async def test_a_refused_key_is_an_operator_error_that_never_shows_the_key(session, gateway):
-    provider = OpenAIImagesProvider(
-        session, config(gateway, "openai-images", api_key=SecretStr("sk-wrong-" + KEY)), model=MODEL
-    )
-    with pytest.raises(OperatorError) as info:
-        await provider.generate("a fox")
-    assert info.value.status == 401 and info.value.reason == "auth"
-    assert "Incorrect API key provided: [redacted]" in str(info.value) and KEY not in str(info.value)
-    assert KEY not in repr(provider)
+    exc = await raised(images(session, gateway, api_key=SecretStr("sk-wrong-key-31337")))
+    assert isinstance(exc, OperatorError) and exc.status == 401 and exc.reason == "auth"
+    echo = GatewayReply.error(401, f"Incorrect API key provided: {gateway.api_key}.", code="invalid_api_key")
+    gateway.enqueue(echo)
+    exc = await raised(images(session, gateway))
+    assert "[redacted]" in str(exc) and gateway.api_key not in str(exc)
+    assert gateway.api_key not in repr(images(session, gateway))
 
 
 async def test_connection_refused_is_unavailable_and_not_billed(session, gateway):
-    provider = images_provider(session, gateway, base_url="http://127.0.0.1:9")
-    with pytest.raises(UpstreamUnavailable) as info:
-        await provider.generate("a fox")
-    assert not may_be_billed(info.value)
+    exc = await raised(images(session, gateway, base_url="http://127.0.0.1:9"))
+    assert type(exc) is UpstreamUnavailable and not may_be_billed(exc)
 
 
 async def test_no_answer_in_time_is_a_timeout_that_may_be_billed(session, gateway):
-    async def stall(_: Seen) -> web.Response:
-        await asyncio.sleep(5)
-        return web.json_response({})
-
-    gateway.script.append(stall)
-    provider = images_provider(session, gateway)
-    provider.attempt_timeout = 0.2
-    with pytest.raises(UpstreamTimeout) as info:
-        await provider.generate("a fox")
-    assert may_be_billed(info.value) and len(gateway.seen) == 1
+    gateway.enqueue(GatewayReply.stall())
+    provider = images(session, gateway)
+    provider.attempt_timeout = 0.3
+    exc = await raised(provider)
+    assert type(exc) is UpstreamTimeout and may_be_billed(exc)
+    await gateway.wait_until(lambda: gateway.requests[0].cancelled)
+    assert gateway.requests[0].billed  # the gateway made and charged it all the same
 
 
 # --- openai-chat -----------------------------------------------------------------------------------------------
 
 
-def chat_reply(*urls: str, content: Any = None, finish: str = "stop", **choice: Any) -> web.Response:
-    images = [{"type": "image_url", "image_url": {"url": url}} for url in urls]
-    message = {"role": "assistant", "content": content, "images": images}
-    return web.json_response({"choices": [{"message": message, "finish_reason": finish, **choice}]})
-
-
-async def test_chat_sends_text_images_as_data_urls_modalities_and_image_config(session, gateway):
-    jpeg = picture(1344, 768, "JPEG")
-    gateway.script.append(
-        web.json_response(
-            {
-                "model": "google/gemini-3-pro-image",
-                "choices": [
-                    {
-                        "message": {
-                            "role": "assistant",
-                            "content": "Here you go.",
-                            "images": [
-                                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(jpeg)}}
-                            ],
-                        },
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 12, "completion_tokens": 1300, "total_tokens": 1312, "cost": 0.0387},
-            }
-        )
-    )
-    source = InputImage(picture(), "image/png")
-    image = await chat_provider(session, gateway).generate("make it night", (source,), ImageOptions("16:9"))
-    (seen,) = gateway.seen
-    assert seen.path == "/v1/chat/completions" and seen.headers["Authorization"] == f"Bearer {KEY}"
-    assert seen.json == {
-        "model": "nano-banana-pro",
-        "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "make it night"},
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(source.data)}},
-                ],
-            }
-        ],
-        "modalities": ["image", "text"],
-        "image_config": {"aspect_ratio": "16:9"},
-    }
-    # The bytes are JPEG whatever the data URL says.
-    assert (image.data, image.mime_type, image.text, image.cost_usd) == (jpeg, "image/jpeg", "Here you go.", 0.0387)
-    assert (image.provider, image.model, image.usage.total_tokens) == ("gw", "google/gemini-3-pro-image", 1312)
+async def test_chat_sends_text_images_modalities_and_image_config_and_reads_cost(session, gateway):
+    gateway.enqueue(GatewayReply.jpeg(text="Here you go.", declared_type="image/png"))
+    source = InputImage(PNG, "image/png")
+    image = await chat(session, gateway).generate("make it night", (source,), ImageOptions("16:9"))
+    (request,) = gateway.requests
+    assert request.path == "/v1/chat/completions" and request.status == 200
+    assert request.body["modalities"] == ["image", "text"] and request.body["image_config"] == {"aspect_ratio": "16:9"}
+    call = request.call
+    assert (call.model, call.prompt, call.aspect_ratio) == ("google/gemini-3-pro-image", "make it night", "16:9")
+    assert [(i.content_type, i.data) for i in request.images] == [("image/png", PNG)]
+    # The data URL says PNG; the bytes are JPEG, and the bytes win.
+    assert image.mime_type == "image/jpeg" and image.data == request.outputs[0]
+    assert (image.text, image.cost_usd, image.provider) == ("Here you go.", request.cost, "gw")
+    assert image.model == "google/gemini-3-pro-image" and image.usage.output_tokens > 1120
 
 
 async def test_chat_without_a_ratio_sends_no_image_config(session, gateway):
-    gateway.script.append(chat_reply("data:image/png;base64," + b64(picture())))
-    await chat_provider(session, gateway).generate("a fox")
-    assert "image_config" not in gateway.seen[0].json
+    await chat(session, gateway).generate("a red fox")
+    assert "image_config" not in gateway.requests[0].body
 
 
 @pytest.mark.parametrize(
-    ("reply", "kind"),
+    ("reply", "kind", "check"),
     [
-        (chat_reply(content="Which fox do you mean?"), TextOnlyAnswer),
-        (chat_reply(content=None, finish="content_filter"), ImageBlocked),
-        (chat_reply(content=None, native_finish_reason="IMAGE_SAFETY"), ImageBlocked),
-        (chat_reply(content=None, finish="length"), GenerationFailed),
-        (chat_reply("data:image/png,not-base64"), UpstreamUnavailable),
-        (chat_reply("data:image/png;base64,!!!!"), UpstreamUnavailable),
-        (web.json_response({"error": {"code": 502, "message": "Provider returned error"}}), UpstreamUnavailable),
-        (web.json_response({"error": {"code": 403, "message": "Input was flagged by moderation"}}), PromptBlocked),
-        (web.json_response({"choices": [{"error": {"code": 429, "message": "slow down"}}]}), RateLimited),
-        (web.json_response({"choices": []}), GenerationFailed),
+        (GatewayReply.text_only("Which fox?"), TextOnlyAnswer, lambda e: e.text == "Which fox?"),
+        (GatewayReply.refusal("I can't make that."), ImageBlocked, lambda e: e.message == "I can't make that."),
+        (GatewayReply.refusal(reason="PROHIBITED_CONTENT"), ImageBlocked, lambda e: e.reason == "PROHIBITED_CONTENT"),
+        (GatewayReply.rate_limited(3), RateLimited, lambda e: e.retry_after == 3),
+        (GatewayReply.payment_required(), OperatorError, lambda e: e.reason == "payment"),
+        (GatewayReply.overloaded(), UpstreamUnavailable, lambda e: not may_be_billed(e)),
     ],
 )
-async def test_chat_answers_without_a_picture_map_into_the_error_hierarchy(session, gateway, reply, kind):
-    gateway.script.append(reply)
-    with pytest.raises(kind):
-        await chat_provider(session, gateway).generate("a fox")
+@pytest.mark.parametrize("style", ["openai", "openrouter"])
+async def test_chat_answers_without_a_picture_map_into_the_error_hierarchy(session, style, reply, kind, check):
+    async with FakeGateway(error_style=style) as server:
+        server.enqueue(reply)
+        exc = await raised(chat(session, server))
+    assert type(exc) is kind and check(exc)
 
 
-async def test_chat_text_only_answer_keeps_the_words(session, gateway):
-    gateway.script.append(chat_reply(content=[{"type": "text", "text": "Which fox"}, {"type": "text", "text": "?"}]))
-    with pytest.raises(TextOnlyAnswer) as info:
-        await chat_provider(session, gateway).generate("a fox")
-    assert info.value.text == "Which fox?"
-
-
-async def test_chat_input_images_are_encoded_off_the_loop_and_sent_whole(session, gateway):
-    big = InputImage(picture(1500, 1500, "PNG") + b"\0" * 3_000_000, "image/png")
-    gateway.script.append(chat_reply("data:image/png;base64," + b64(picture())))
-    await chat_provider(session, gateway).generate("a fox", (big,))
-    url = gateway.seen[0].json["messages"][0]["content"][1]["image_url"]["url"]
-    assert base64.b64decode(url.partition(",")[2]) == big.data
+async def test_chat_input_images_arrive_whole(session, gateway):
+    big = InputImage(png_bytes(1500, 1500), "image/png")
+    await chat(session, gateway).generate("a red fox", (big, InputImage(JPEG, "image/jpeg")))
+    assert gateway.requests[0].image_bytes == [big.data, JPEG]
 
 
 # --- the chain over HTTP: Google's endpoint (the fake Gemini) first, a gateway second ----------------------------
@@ -425,52 +290,45 @@ async def google() -> AsyncIterator[FakeGemini]:
         yield fake
 
 
-def google_then_gateway(session: aiohttp.ClientSession, google: FakeGemini, gw: Gateway, kind: str) -> FailoverProvider:
+def google_then(session: aiohttp.ClientSession, google: FakeGemini, gw: FakeGateway, kind: str) -> FailoverProvider:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         gemini_api_key=SecretStr(google.api_key),
         gemini_base_url=google.base_url,
         gemini_attempt_timeout_seconds=2,
+        providers="gemini,gw",
     )
+    theirs = "nano-banana" if kind == "openai-images" else "google/gemini-2.5-flash-image"
     env = {
-        "PROVIDERS": "gemini,gw",
         "PROVIDER_GW_KIND": kind,
         "PROVIDER_GW_BASE_URL": gw.base_url,
         "PROVIDER_GW_ALLOW_HTTP": "true",
-        "PROVIDER_GW_API_KEY": KEY,
-        "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
-        "PROVIDER_GW_PRICES": "0.04",
+        "PROVIDER_GW_API_KEY": gw.api_key,
+        "PROVIDER_GW_MODELS": f"gemini-2.5-flash-image={theirs}",
+        "PROVIDER_GW_PRICES": "0.05",
     }
-    return build_chain(session, settings, load_providers(settings, env))
+    return build_chain(
+        session, settings, load_providers(settings, env), lane_for=lambda config: build_lane(settings, config)
+    )
 
 
 @pytest.mark.parametrize("kind", ["openai-images", "openai-chat"])
 @pytest.mark.parametrize(
-    "failure", [GeminiReply.overloaded(), GeminiReply.rate_limited(), GeminiReply.api_key_invalid()]
+    "failure", [GeminiReply.overloaded(), GeminiReply.rate_limited(), GeminiReply.api_key_invalid()], ids=str
 )
-async def test_a_failing_google_hands_the_edit_to_the_gateway_as_a_stateless_edit(
+async def test_a_failing_google_hands_an_edit_to_the_gateway_as_a_stateless_edit(
     session, google, gateway, kind, failure
 ):
     google.enqueue(failure)
-    result = picture(1184, 864)
-    if kind == "openai-chat":
-        gateway.script.append(chat_reply("data:image/png;base64," + b64(result)))
-    else:
-        gateway.script.append(web.json_response({"data": [{"b64_json": b64(result)}]}))
-    source = InputImage(picture(), "image/png")
-    providers = google_then_gateway(session, google, gateway, kind)
-    image = await providers.generate("Earlier: a fox.\n\nNow: make it night", (source,), ImageOptions("4:3"))
-    assert (image.provider, image.data, image.cost_usd) == ("gw", result, 0.04)
-    assert len(google.requests) == 1 and len(gateway.seen) == 1
-    sent = gateway.seen[0]
-    if kind == "openai-chat":
-        content = sent.json["messages"][0]["content"]
-        assert sent.json["model"] == "google/gemini-2.5-flash-image"
-        assert content[0]["text"].endswith("Now: make it night")
-        assert content[1]["image_url"]["url"] == "data:image/png;base64," + b64(source.data)
-    else:
-        assert [(n, d) for n, f, _, d in sent.parts if f] == [("image", source.data)]
-        assert {n: d.decode() for n, f, _, d in sent.parts if not f}["size"] == "1184x864"
+    source = InputImage(PNG, "image/png")
+    prompt = "Earlier instructions in this conversation (already applied):\n- a fox\n\nNow: make it night"
+    image = await google_then(session, google, gateway, kind).generate(prompt, (source,), ImageOptions("4:3"))
+    assert len(google.requests) == 1 and len(gateway.requests) == 1
+    request = gateway.requests[0]
+    assert (image.provider, image.data) == ("gw", request.outputs[0])
+    assert image.cost_usd == (request.cost if kind == "openai-chat" else 0.05)  # the gateway's own, else the price
+    assert request.prompt == prompt and request.image_bytes == [PNG]
+    assert image_size(image.data) == (1184, 864)
 
 
 @pytest.mark.parametrize(
@@ -486,10 +344,18 @@ async def test_google_refusing_or_rejecting_the_request_never_reaches_the_gatewa
 ):
     google.enqueue(refusal)
     with pytest.raises(kind):
-        await google_then_gateway(session, google, gateway, "openai-images").generate("a fox")
-    assert len(google.requests) == 1 and gateway.seen == []
+        await google_then(session, google, gateway, "openai-images").generate("a fox")
+    assert len(google.requests) == 1 and gateway.requests == []
+
+
+async def test_google_stalling_is_charged_and_the_gateway_serves(session, google, gateway):
+    google.enqueue(GeminiReply.stall())
+    providers = google_then(session, google, gateway, "openai-chat")
+    providers.members[0].provider.attempt_timeout = 0.3  # type: ignore[attr-defined]
+    image = await providers.generate("a fox")
+    assert image.provider == "gw" and [(c.provider, c.why) for c in image.charges] == [("gemini", "UpstreamTimeout")]
 
 
 async def test_google_serving_is_named_as_the_provider(session, google, gateway):
-    image = await google_then_gateway(session, google, gateway, "openai-chat").generate("a fox")
-    assert image.provider == "gemini" and image.cost_usd is None and gateway.seen == []
+    image = await google_then(session, google, gateway, "openai-chat").generate("a fox")
+    assert image.provider == "gemini" and image.cost_usd is None and gateway.requests == []
