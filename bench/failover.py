@@ -1,7 +1,7 @@
 """How long the bot takes to hand a request to the second provider when the first fails, beside a naive loop.
 
     503    Google (the fake Gemini) answers 503 at once: time from its answer being ready to the request having
-           fully reached the gateway (an openai-chat fake), without and with a 1.5 MB input picture (an edit).
+           fully reached the gateway (the strict fake, openai-chat), without and with a 1.5 MB input picture.
     down   nothing listens on Google's port: time from the request's start to the gateway.
     stall  Google accepts and never answers (attempt timeout 0.5 s): time from the request's start to the gateway.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import io
 import logging
 import statistics
@@ -32,7 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
 from PIL import Image  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
@@ -40,11 +38,12 @@ from bot.config import Settings  # noqa: E402
 from bot.models import GeneratedImage, ImageOptions, InputImage  # noqa: E402
 from bot.providers.config import load_providers  # noqa: E402
 from bot.providers.factory import build_chain  # noqa: E402
-from bot.providers.retry import RetryPolicy, call_with_retries  # noqa: E402
+from bot.providers.retry import call_with_retries  # noqa: E402
+from bot.services import build_lane, build_retry_policy  # noqa: E402
 from tests.fakes.gemini import FakeGemini, GeminiReply  # noqa: E402
+from tests.fakes.openai_gateway import FakeGateway  # noqa: E402
 
 Generate = Callable[[str, tuple[InputImage, ...], ImageOptions], Awaitable[GeneratedImage]]
-GATEWAY_KEY = "bench-gateway-key"
 STALL_TIMEOUT = 0.5
 
 
@@ -61,54 +60,16 @@ class TimedGemini(FakeGemini):
         return response
 
 
-class Gateway:
-    """An openai-chat gateway that notes when each request has fully arrived and answers with a small PNG."""
+class TimedGateway(FakeGateway):
+    """The strict fake gateway (openai-chat), noting when each request has fully arrived (its body read)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **kwargs) -> None:
+        super().__init__(kinds=("chat",), **kwargs)
         self.arrived_at: list[float] = []
-        out = io.BytesIO()
-        Image.new("RGB", (64, 64), (10, 120, 200)).save(out, "PNG")
-        self.answer = {
-            "choices": [
-                {
-                    "message": {
-                        "role": "assistant",
-                        "content": None,
-                        "images": [
-                            {
-                                "type": "image_url",
-                                "image_url": {
-                                    "url": "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
-                                },
-                            }
-                        ],
-                    },
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"cost": 0.04},
-        }
-        self.port = 0
-        self._runner: web.AppRunner | None = None
 
-    async def handle(self, request: web.Request) -> web.Response:
-        await request.read()
+    def _validate(self, record):  # type: ignore[override]
         self.arrived_at.append(time.perf_counter())
-        return web.json_response(self.answer)
-
-    async def __aenter__(self) -> Gateway:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return super()._validate(record)
 
 
 def settings_for(google_url: str, attempt_timeout: float, circuit_threshold: int = 5) -> Settings:
@@ -122,18 +83,19 @@ def settings_for(google_url: str, attempt_timeout: float, circuit_threshold: int
     )
 
 
-def variants(session: aiohttp.ClientSession, settings: Settings, gateway: Gateway) -> dict[str, Generate]:
+def variants(session: aiohttp.ClientSession, settings: Settings, gateway: TimedGateway) -> dict[str, Generate]:
     env = {
         "PROVIDERS": "gemini,gw",
         "PROVIDER_GW_KIND": "openai-chat",
-        "PROVIDER_GW_BASE_URL": f"http://127.0.0.1:{gateway.port}",
+        "PROVIDER_GW_BASE_URL": gateway.base_url,
         "PROVIDER_GW_ALLOW_HTTP": "true",
-        "PROVIDER_GW_API_KEY": GATEWAY_KEY,
+        "PROVIDER_GW_API_KEY": gateway.api_key,
+        "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
     }
     configs = load_providers(settings, env)
-    chain = build_chain(session, settings, configs)
+    chain = build_chain(session, settings, configs, lane_for=lambda config: build_lane(settings, config))
     plain = [member.provider for member in chain.members]  # the same provider objects, without lanes
-    policy = RetryPolicy.from_settings(settings)
+    policy = build_retry_policy(settings)
 
     async def try_each(prompt: str, images: tuple[InputImage, ...], options: ImageOptions) -> GeneratedImage:
         for provider in plain:
@@ -155,7 +117,11 @@ def variants(session: aiohttp.ClientSession, settings: Settings, gateway: Gatewa
 
 
 async def run(
-    generate: Generate, runs: int, gateway: Gateway, images: tuple[InputImage, ...], started_from: list[float] | None
+    generate: Generate,
+    runs: int,
+    gateway: TimedGateway,
+    images: tuple[InputImage, ...],
+    started_from: list[float] | None,
 ) -> list[float]:
     """Milliseconds from the primary's answer (or, without one, the request's start) to the gateway."""
     gaps = []
@@ -182,7 +148,7 @@ async def scenario(name: str, runs: int, slow_runs: int, images: tuple[InputImag
     rows = []
     for variant in ("bot chain", "naive try each", "naive retry each"):
         count = slow_runs if variant == "naive retry each" else runs
-        async with Gateway() as gateway, aiohttp.ClientSession() as session:
+        async with TimedGateway() as gateway, aiohttp.ClientSession() as session:
             if name == "down":
                 settings = settings_for("http://127.0.0.1:9", 2.0)
                 google = None

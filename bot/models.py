@@ -78,6 +78,7 @@ class GeneratedImage:
     text: str | None = None
     usage: Usage = field(default_factory=Usage)
     provider: str = ""  # the configured provider that made it (PROVIDERS)
+    fallback: bool = False  # made by a provider other than the first in PROVIDERS: the result says which
     cost_usd: float | None = None  # what the provider said it cost, or its configured price; None: unknown
     # Earlier attempts of the same request that failed after their provider may have billed them.
     charges: tuple[Charge, ...] = ()

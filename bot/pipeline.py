@@ -56,6 +56,9 @@ class Quota(Protocol):
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
         """Count the unit as spent; False if the reservation had already ended (idempotent)."""
 
+    async def charge_failed(self, reservation: Reservation, cost_usd: float) -> None:
+        """Count what a failed request's provider may have billed in spend (not in the member's quota)."""
+
     async def refund(self, reservation: Reservation, reason: str) -> bool:
         """Give the unit back, recording why; False if the reservation had already ended."""
 
@@ -292,14 +295,19 @@ class Pipeline:
             message_id = await door.deliver(delivery)
         except BaseException as exc:
             if billed:
-                # A refund takes the unit back from spend; the quota ledger cannot count a cost without one yet.
+                cost = spent_usd(billed, self.price_per_image_usd)
                 log.warning(
-                    "generation %s failed after %d attempt(s) that may have been billed (about $%.4f): %s",
+                    "generation %s failed after %d attempt(s) that may have been billed (about $%.4f, counted in "
+                    "spend): %s",
                     generation_id,
                     len(billed),
-                    spent_usd(billed, self.price_per_image_usd),
+                    cost,
                     ", ".join(f"{c.provider} {c.why}" for c in billed),
                 )
+                try:
+                    await self.quota.charge_failed(reservation, cost)
+                except Exception:  # the refund below must happen whatever this did
+                    log.exception("generation %s: the billed attempts could not be counted in spend", generation_id)
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
         # The user has the image now: a failure of the bookkeeping below must not turn that into an error

@@ -17,12 +17,18 @@ from bot.models import GeneratedImage
 
 
 def attribute(
-    image: GeneratedImage, *, provider: str, cost_usd: float | None = None, charges: Iterable[Charge] = ()
+    image: GeneratedImage,
+    *,
+    provider: str,
+    cost_usd: float | None = None,
+    charges: Iterable[Charge] = (),
+    fallback: bool = False,
 ) -> GeneratedImage:
     """The same image with its provenance; a cost the provider itself reported wins over the price table."""
     return dataclasses.replace(
         image,
         provider=provider,
+        fallback=fallback,
         cost_usd=image.cost_usd if image.cost_usd is not None else cost_usd,
         charges=(*charges, *image.charges),
     )

@@ -200,7 +200,13 @@ class FailoverProvider:
                 continue
             if failures:
                 log.info("request served by %s after %d provider(s) failed", member.name, len(failures))
-            return attribute(image, provider=member.name, cost_usd=member.config.price(self.model), charges=charges)
+            return attribute(
+                image,
+                provider=member.name,
+                cost_usd=member.config.price(self.model),
+                charges=charges,
+                fallback=member is not self.members[0],
+            )
 
     def _pick(self, tried: set[int], now: float) -> tuple[Member | None, float | None]:
         """The first untried provider that can start now; else when the first busy one frees up (inf: when an

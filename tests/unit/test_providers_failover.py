@@ -110,6 +110,7 @@ async def test_the_next_provider_serves_after_a_failure_of_the_first(two, primar
     primary.script.append(error)
     image = await two.generate("a fox", (), ImageOptions("16:9"))
     assert (image.provider, image.model, image.cost_usd, image.charges) == ("gw", "gw-model", 0.15, ())
+    assert image.fallback
     assert len(primary.calls) == len(gateway.calls) == 1
     assert gateway.calls[0] == ("a fox", (), ImageOptions("16:9"))
 
@@ -153,7 +154,8 @@ async def test_a_429_pauses_only_that_provider_for_as_long_as_it_asked(two, prim
     assert (await two.generate("two")).provider == "gw"
     assert len(primary.calls) == 1  # paused: not even asked
     await clock.advance(20.5)
-    assert (await two.generate("three")).provider == "gemini"
+    third = await two.generate("three")
+    assert third.provider == "gemini" and not third.fallback
 
 
 async def test_a_provider_that_keeps_failing_is_skipped_until_its_cool_down_ends(two, primary, gateway, clock):
