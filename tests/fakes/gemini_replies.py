@@ -281,17 +281,12 @@ def _fake_bug(reason: str) -> GeminiReply:
 
 
 def rpc_status(reply: GeminiReply, request: RecordedRequest) -> dict[str, Any]:
-    """An error reply as the google.rpc.Status that batch results carry: {code (gRPC), message, details}."""
+    """An error reply as the google.rpc.Status that batch results carry: {code (gRPC), message}. Details are
+    left out: google-genai 3.x types them as strings and would refuse the structured ones."""
     body = reply.body(request) if callable(reply.body) else reply.body
     envelope = (body[0] if isinstance(body, list) and body else body) or {}
     error = envelope.get("error", {}) if isinstance(envelope, dict) else {}
-    status: dict[str, Any] = {
-        "code": GRPC_CODES.get(error.get("status", ""), 2),
-        "message": error.get("message", "Unknown error."),
-    }
-    if error.get("details"):
-        status["details"] = error["details"]
-    return status
+    return {"code": GRPC_CODES.get(error.get("status", ""), 2), "message": error.get("message", "Unknown error.")}
 
 
 def format_duration(seconds: float) -> str:
