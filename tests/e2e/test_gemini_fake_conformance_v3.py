@@ -357,6 +357,14 @@ async def test_a_schema_without_the_json_mime_type_is_a_400(fake):
     assert (await post(fake, body, model="gemini-2.5-flash-lite"))[0] == 400
 
 
+async def test_a_verdict_function_may_answer_with_any_scripted_reply(fake, sdk):
+    fake.text_answers = lambda request: GeminiReply.overloaded() if "busy" in request.prompt else "fine"
+    with pytest.raises(errors.ServerError) as info:
+        await sdk.models.generate_content(model="gemini-2.5-flash-lite", contents="busy")
+    assert info.value.code == 503
+    assert (await sdk.models.generate_content(model="gemini-2.5-flash-lite", contents="calm")).text == "fine"
+
+
 async def test_text_delay_makes_a_client_timeout(fake):
     fake.text_delay = 5.0
     client = client_for(fake, timeout=300)  # milliseconds
