@@ -6,6 +6,7 @@ the gateway's own cost); Google refusing the prompt never does; a gateway's url 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -40,8 +41,11 @@ async def picture(fake, prompt: str = "a red fox"):
     return await ix.wait_for_original(lambda m: m.attachments)
 
 
-async def test_google_overloaded_the_gateway_draws_and_spend_has_its_cost(run_bot, fake_discord, gemini, gateway):
+async def test_google_overloaded_the_gateway_draws_and_spend_has_its_cost(
+    run_bot, fake_discord, gemini, gateway, caplog
+):
     gemini.enqueue(GeminiReply.overloaded(), GeminiReply.overloaded(), GeminiReply.overloaded())
+    caplog.set_level(logging.DEBUG)
     async with run_bot(providers="gemini,gw") as bot:
         result = await picture(fake_discord)
         assert await bot.services.pipeline.drain(within=5)
@@ -51,6 +55,7 @@ async def test_google_overloaded_the_gateway_draws_and_spend_has_its_cost(run_bo
     assert result.embeds[0]["footer"]["text"] == "google/gemini-2.5-flash-image · via gw"
     assert len(gemini.requests) == 1  # the chain moved on at once; no retry against Google first
     assert spend.images == 1 and spend.cost_usd == pytest.approx(served.cost, abs=1e-6)  # usage.cost, in micros
+    assert "provider gemini failed" in caplog.text and gateway.api_key not in caplog.text
 
 
 async def test_google_refusing_the_prompt_never_reaches_the_gateway(run_bot, fake_discord, gemini, gateway):
