@@ -13,13 +13,21 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.services import Services
 from cogs.ui.common import send_ephemeral
+from cogs.ui.relax import OfferBook
 from cogs.ui.views import PERSISTENT_ITEMS, ResultActions
 from cogs.ui.wording import user_message
 
 log = logging.getLogger(__name__)
 
 # Loaded in this order in setup_hook; each module ends with `async def setup(bot)`.
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.edit", "cogs.quota", "cogs.moderation", "cogs.queue")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.imagine",
+    "cogs.edit",
+    "cogs.quota",
+    "cogs.moderation",
+    "cogs.queue",
+    "cogs.relax",
+)
 
 
 _PERMISSION_NAMES = {
@@ -50,6 +58,8 @@ class ImageBot(commands.Bot):
         self.settings = settings
         self.clock = clock
         self.serving = serving
+        # Offers of relax mode to members out of credits, by the key their button carries.
+        self.relax_offers = OfferBook()
 
     async def setup_hook(self) -> None:
         if self.serving:  # `python -m bot sync` only needs the command tree: no database, no HTTP session

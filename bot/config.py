@@ -57,6 +57,26 @@ class Settings(BaseSettings):
     # Estimated cost of one image in US dollars (2.5 Flash Image: 1290 tokens at $30/1M).
     price_per_image_usd: float = Field(0.039, ge=0)
 
+    # --- relax lane ---
+    # Half price, for work that can wait: Google's Flex tier, else a Batch job (README: "The relax lane").
+    # Relax credits per member per day, apart from DAILY_QUOTA; 0 switches relax off, -1 means unlimited.
+    relax_daily_quota: int = Field(10, ge=-1)
+    # The relax lane's own share of Google's limits, besides UPSTREAM_RPM / UPSTREAM_CONCURRENCY (keep the sums within
+    # your project's limits): starts per window (Flex attempts and Batch submissions) and Flex calls in flight.
+    relax_rpm: int = Field(2, ge=1)
+    relax_concurrency: int = Field(2, ge=1)
+    # Relax requests one member may have waiting at once (they can wait for hours).
+    relax_user_max_pending: int = Field(5, ge=1)
+    # Flex answers within 1-15 minutes or sheds with 503: tries before falling back to Batch (0: Batch at once),
+    # the deadline of one Flex call, and the pause between two tries.
+    relax_flex_attempts: int = Field(3, ge=0, le=20)
+    relax_flex_timeout_seconds: float = Field(900.0, gt=0)
+    relax_flex_backoff_seconds: float = Field(30.0, ge=0)
+    # How often a Batch job is asked about, and how long it may take before it is cancelled and refunded (Google
+    # expires a job still waiting after 48 h; its target is 24 h).
+    relax_batch_poll_seconds: float = Field(60.0, gt=0)
+    relax_batch_max_hours: float = Field(48.0, gt=0)
+
     # --- providers (each name's PROVIDER_<NAME>_* variables are read by bot/providers/config.py) ---
     # Provider names in priority order; `gemini` is Google's own endpoint (GEMINI_API_KEY, GEMINI_BASE_URL). A
     # request moves to the next one on a connection error, a timeout, a 5xx or a 429, never on a refusal.

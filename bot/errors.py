@@ -60,10 +60,38 @@ class CoolingDown(BotError):
 
 
 class QuotaExceeded(BotError):
-    def __init__(self, limit: int, resets_at_ts: float) -> None:
-        super().__init__(f"daily quota of {limit} used up")
+    """The member's daily allowance cannot pay for the request: their credits (`lane` "fast") or their relax
+    allowance (`lane` "relax"). `relax_left` is what the relax allowance still holds (None: unlimited), so a door
+    can offer relax mode to a member who is out of credits."""
+
+    def __init__(
+        self,
+        limit: int,
+        resets_at_ts: float,
+        *,
+        lane: Literal["fast", "relax"] = "fast",
+        relax_left: int | None = 0,
+    ) -> None:
+        super().__init__(f"daily {'relax allowance' if lane == 'relax' else 'quota'} of {limit} used up")
         self.limit = limit
         self.resets_at_ts = resets_at_ts
+        self.lane = lane
+        self.relax_left = relax_left
+
+
+class RelaxUnavailable(BotError):
+    """Relax mode cannot take this request: the operator has no Gemini provider ("gateways-only": gateways have no
+    Flex or Batch), switched relax off ("off", RELAX_DAILY_QUOTA=0), or it is an edit ("edits": relax makes new
+    pictures only, since a job may have to be sent again after a restart)."""
+
+    def __init__(self, reason: Literal["gateways-only", "off", "edits"]) -> None:
+        super().__init__(f"relax mode unavailable: {reason}")
+        self.reason = reason
+
+
+class Suspended(BotError):
+    """The bot stopped while a relax request waited (in line, at Flex or in a Batch job). Not an ending: its
+    reservation and its job stay as they are, and the next start resumes it. Nothing is refunded or told."""
 
 
 class BudgetExhausted(BotError):
@@ -188,6 +216,20 @@ class OperatorError(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     """No answer within the deadline."""
+
+
+class BatchEnded(UpstreamError):
+    """A relax request's Batch job ended without a picture: Google's job "FAILED", "EXPIRED" (still waiting after
+    48 h), "CANCELLED" by someone else, "LOST" (Google no longer knows the job), or "TIMEOUT" (it took longer than
+    RELAX_BATCH_MAX_HOURS and the bot cancelled it)."""
+
+    def __init__(
+        self, state: Literal["FAILED", "EXPIRED", "CANCELLED", "LOST", "TIMEOUT"], message: str = "", *, hours: float
+    ) -> None:
+        super().__init__(f"batch job {state.lower()}" + (f": {message}" if message else ""))
+        self.state = state
+        self.detail = message
+        self.hours = hours  # how long the job waited
 
 
 class CircuitOpen(UpstreamError):

@@ -61,6 +61,8 @@ class ImageRequest:
     history: tuple[str, ...] = ()
     # The member's role ids, so per-role quota limits can apply without the core asking Discord.
     role_ids: tuple[int, ...] = ()
+    # Relax mode: half price from the relax allowance, made by Google's Flex tier or a Batch job (bot.relax).
+    relax: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,7 @@ class GeneratedImage:
     cost_usd: float | None = None  # what the provider said it cost, or its configured price; None: unknown
     # Earlier attempts of the same request that failed after their provider may have billed them.
     charges: tuple[Charge, ...] = ()
+    tier: Literal["standard", "flex", "batch"] = "standard"  # Google's service tier that made it (relax: flex, batch)
 
     @property
     def extension(self) -> str:
@@ -108,8 +111,10 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """What the scheduler reports while a request waits: its place in line and an estimate, or that it started."""
+    """What the scheduler reports while a request waits: its place in line and an estimate, or that it started;
+    for a relax request also that it waits in a Google Batch job (since the unix time `since`)."""
 
-    state: Literal["queued", "generating"]
+    state: Literal["queued", "generating", "batch"]
     position: int = 0  # 1 = next to start
     eta_seconds: float | None = None
+    since: float | None = None

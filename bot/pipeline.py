@@ -9,6 +9,10 @@ owns the reservation and the scheduler place: a unit is committed only after `de
 reached the user) and refunded on every other ending, including cancellation and shutdown, by the structure of
 `serve` (try/finally), not by doors remembering to. Every request that got a reservation has a row in
 `generations` (`bot.editing.generations` owns the table) that says how it ended.
+
+A relax request (`ImageRequest.relax`) takes the same path with the relax lane (`bot.relax.RelaxLane`) as its
+scheduler and provider: its own line and gate, Flex, then a Batch job that may take hours. When the bot stops
+while one waits, it ends `Suspended`: neither committed nor refunded, and `resume` carries it on at the next start.
 """
 
 from __future__ import annotations
@@ -25,11 +29,23 @@ from typing import Any, Protocol, TypeVar
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
-from bot.errors import BotError, Charge, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked, UpstreamError
+from bot.errors import (
+    BotError,
+    Charge,
+    ImageBlocked,
+    InvalidRequest,
+    OperatorError,
+    PromptBlocked,
+    QuotaExceeded,
+    RelaxUnavailable,
+    Suspended,
+    UpstreamError,
+)
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
 from bot.providers.billing import spent_usd
 from bot.providers.retry import RetryPolicy, call_with_retries
+from bot.relax import RelaxJob, RelaxLane
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +131,8 @@ class Accepted:
     request: ImageRequest
     ticket: Any
     reservation: Reservation
+    key: str = ""  # the scheduler key (what Cancel names)
+    job: RelaxJob | None = None  # a relax job resumed after a restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +157,13 @@ class Pipeline:
         prompt_max_chars: int,
         price_per_image_usd: float,
         history_depth: int,
+        relax: RelaxLane | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`relax`: the relax lane (None: relax requests are refused)."""
         self.generations = generations
+        self.relax = relax
         self.provider = provider
         self.moderator = moderator
         self.quota = quota
@@ -175,17 +196,36 @@ class Pipeline:
         the conversation behind its parent), the user's place at the scheduler, then one unit of quota. Local
         and fast, so a door can answer a refusal within Discord's 3 seconds. `key` lets the user cancel it."""
         self.validate(request)
+        if request.relax:
+            refusal = RelaxUnavailable("off") if self.relax is None else self.relax.unavailable(request)
+            if refusal is not None:
+                raise refusal
         if request.parent_id is not None:
             history = await self.generations.history(request.parent_id, self.history_depth)
             request = dataclasses.replace(request, history=history.instructions)
         await self.moderator.check(request)
-        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
+        key = key or uuid.uuid4().hex
+        ticket = (
+            self.relax.admit(request.user_id, key)
+            if request.relax and self.relax
+            else self.scheduler.admit(request.user_id, key)
+        )
+        accepted = Accepted(request, ticket, Reservation(0, request.user_id, request.guild_id, None, None, 0), key)
         try:
             reservation = await self.quota.reserve(request)
         except BaseException:
-            self.scheduler.release(ticket)
+            self._release(accepted)
             raise
-        return Accepted(request, ticket, reservation)
+        return dataclasses.replace(accepted, reservation=reservation)
+
+    def offers_relax(self, request: ImageRequest, exc: BaseException) -> bool:
+        """Whether a request refused because the member is out of credits could run in relax mode instead: relax
+        is available for it and the member's relax allowance can pay for it."""
+        if not isinstance(exc, QuotaExceeded) or exc.lane != "fast" or request.relax or self.relax is None:
+            return False
+        if self.relax.unavailable(request) is not None:
+            return False
+        return exc.relax_left is None or exc.relax_left >= self.relax.price(request).credits
 
     async def serve(
         self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
@@ -201,8 +241,36 @@ class Pipeline:
         try:
             return await self._serve(accepted, door, load)
         finally:
-            self.scheduler.release(accepted.ticket)
+            self._release(accepted)
             self._leave()
+
+    async def resume(self, job: RelaxJob, door: Door) -> Delivery | None:
+        """Carry on a relax request an earlier run accepted (its reservation is still open, its job stored), from
+        where it stood. Ends like `serve`: delivered, or refunded and told through `door`."""
+        request = job.request
+        reservation = Reservation(job.entry_id, request.user_id, request.guild_id, None, None, 0)
+        relax = self.relax
+        assert relax is not None, "relax jobs are resumed through a pipeline with a relax lane"
+        ticket = relax.admit(request.user_id, job.key, force=True)
+        accepted = Accepted(request, ticket, reservation, job.key, job)
+        self._enter()
+        try:
+            try:
+                return await self._generate(request, accepted, door, (), started=(job.generation_id, 0))
+            except Suspended:
+                return None
+            except Exception as exc:
+                await door.fail(exc)
+                return None
+        finally:
+            self._release(accepted)
+            self._leave()
+
+    def _release(self, accepted: Accepted) -> None:
+        if accepted.request.relax and self.relax is not None:
+            self.relax.release(accepted.ticket)
+        else:
+            self.scheduler.release(accepted.ticket)
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
@@ -246,19 +314,31 @@ class Pipeline:
             return None
         try:
             return await self._generate(request, accepted, door, sources)
+        except Suspended:  # a relax request the bot stopped: it stays open for the next start
+            return None
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
             await door.fail(exc)
             return None
 
     async def _generate(
-        self, request: ImageRequest, accepted: Accepted, door: Door, sources: Sequence[InputSource]
+        self,
+        request: ImageRequest,
+        accepted: Accepted,
+        door: Door,
+        sources: Sequence[InputSource],
+        *,
+        started: tuple[int, int] | None = None,
     ) -> Delivery:
+        """`started`: the generation id and depth of a request recorded by an earlier run (a resumed relax job)."""
         reservation = accepted.reservation
-        try:
-            generation_id, depth = await self.generations.start(request, self.provider.model)
-        except BaseException:
-            await self.quota.refund(reservation, "internal")
-            raise
+        if started is not None:
+            generation_id, depth = started
+        else:
+            try:
+                generation_id, depth = await self.generations.start(request, self.provider.model)
+            except BaseException:
+                await self.quota.refund(reservation, "internal")
+                raise
         queued_at = self.clock()
         started_at: float | None = None
         billed: list[Charge] = []  # failed attempts (of every retry) that the provider may have billed
@@ -279,13 +359,17 @@ class Pipeline:
             return 0.0 if started_at is None else self.clock() - started_at
 
         try:
-            # Each attempt goes back through the scheduler so retries respect the upstream rate gate too.
-            image = await call_with_retries(
-                lambda: self.scheduler.run(accepted.ticket, attempt, door.progress),
-                self.retry_policy,
-                sleep=self.sleep,
-                clock=upstream_elapsed,
-            )
+            if request.relax:
+                image = await self._relax(request, accepted, generation_id, door)
+                started_at = started_at or queued_at
+            else:
+                # Each attempt goes back through the scheduler so retries respect the upstream rate gate too.
+                image = await call_with_retries(
+                    lambda: self.scheduler.run(accepted.ticket, attempt, door.progress),
+                    self.retry_policy,
+                    sleep=self.sleep,
+                    clock=upstream_elapsed,
+                )
             done_at = self.clock()
             if sources:  # before the picture shows, so its Reroll button always finds them
                 await self.generations.record_inputs(generation_id, sources)
@@ -294,6 +378,10 @@ class Pipeline:
             delivery = Delivery(generation_id, request, image, shown, depth)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
+            if isinstance(exc, Suspended):
+                raise
+            if request.relax and isinstance(exc, UpstreamError):
+                billed.extend(exc.charges)  # the lane's own attempts (Flex calls that may have been billed)
             if billed:
                 cost = spent_usd(billed, self.price_per_image_usd)
                 log.warning(
@@ -326,6 +414,15 @@ class Pipeline:
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery
+
+    async def _relax(self, request: ImageRequest, accepted: Accepted, generation_id: int, door: Door) -> GeneratedImage:
+        """The relax lane makes the picture (written down first, so that a restart resumes it)."""
+        if self.relax is None:
+            raise RelaxUnavailable("gateways-only")
+        job = accepted.job or await self.relax.register(
+            accepted.key, generation_id, accepted.reservation.id, request, self.provider.model
+        )
+        return await self.relax.run(job, accepted.ticket, door.progress)
 
     async def _fail(
         self,

@@ -15,11 +15,14 @@ from bot.config import Settings
 from bot.editing.generations import Generations
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
+from bot.providers.gemini import GeminiProvider
+from bot.providers.gemini_batch import GeminiBatches
 from bot.providers.retry import RetryPolicy
 from bot.quota.ledger import QuotaLedger
+from bot.relax import RelaxJob, RelaxJobs, RelaxLane, RelaxTimings, RelaxUpstream
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.scheduler.lanes import UNLIMITED, GateLane
 from bot.scheduler.ratelimit import Clock
@@ -27,6 +30,9 @@ from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+
+# Prior for a Flex call's duration in the relax lane's estimates (Google's target: 1-15 minutes).
+RELAX_EXPECTED_FLEX_SECONDS = 120.0
 
 
 def build_provider(http: aiohttp.ClientSession, settings: Settings, *, clock: Clock | None = None) -> FailoverProvider:
@@ -92,6 +98,69 @@ def build_scheduler(
     return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
 
 
+def build_relax(
+    http: aiohttp.ClientSession,
+    db: Database,
+    settings: Settings,
+    configs: tuple[ProviderConfig, ...] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    scheduler_clock: Clock | None = None,
+) -> RelaxLane:
+    """The relax lane: Google's own endpoint (the provider named gemini, whatever its place in PROVIDERS) asked
+    for Flex and Batch, behind a scheduler of its own (RELAX_RPM, RELAX_CONCURRENCY, RELAX_USER_MAX_PENDING) that
+    scales with the rate window like the fast one. Without a gemini provider it has no upstream: relax requests
+    are refused, and jobs left from an earlier run end with a refund."""
+    configs = load_providers(settings) if configs is None else configs
+    google = next((c for c in configs if c.name == GOOGLE and c.api_key is not None), None)
+    upstream = None
+    if google is not None:
+        assert google.api_key is not None
+        model = google.remote_model(settings.gemini_model)
+        upstream = RelaxUpstream(
+            flex=GeminiProvider(
+                http,
+                google.api_key,
+                base_url=google.base_url,
+                model=model,
+                attempt_timeout=settings.relax_flex_timeout_seconds,
+                service_tier="flex",
+            ),
+            batches=GeminiBatches(http, google.api_key, base_url=google.base_url, model=model),
+        )
+    window = settings.upstream_window_seconds
+    scale = window / 60
+    gate = Gate(
+        rpm=settings.relax_rpm,
+        concurrency=settings.relax_concurrency,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=window,
+        margin=settings.upstream_window_margin_seconds * scale,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        # Flex takes minutes, not seconds: the lane's own estimates start from that.
+        expected_duration=RELAX_EXPECTED_FLEX_SECONDS * scale,
+    )
+    scheduler = Scheduler(
+        gate, user_max_pending=settings.relax_user_max_pending, eta_tolerance=scale * 10, clock=scheduler_clock
+    )
+    return RelaxLane(
+        store=RelaxJobs(db, clock=clock),
+        scheduler=scheduler,
+        upstream=upstream,
+        daily_quota=settings.relax_daily_quota,
+        standard_usd=settings.price_per_image_usd,
+        timings=RelaxTimings(
+            flex_attempts=settings.relax_flex_attempts,
+            flex_backoff=settings.relax_flex_backoff_seconds,
+            poll_seconds=settings.relax_batch_poll_seconds,
+            max_hours=settings.relax_batch_max_hours,
+        ),
+        retry_policy=build_retry_policy(settings),
+        clock=clock,
+    )
+
+
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
     return QuotaLedger(
         db,
@@ -102,6 +171,7 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
         global_daily_image_cap=settings.global_daily_image_cap,
         server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
         global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
+        relax_daily_quota=settings.relax_daily_quota,
         clock=clock,
     )
 
@@ -130,6 +200,9 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    relax: RelaxLane
+    # Relax jobs an earlier run left waiting: the Discord side resumes them (`take_resumable`) once it can post.
+    resumable: list[RelaxJob]
 
     @classmethod
     async def start(
@@ -140,15 +213,20 @@ class Services:
         db = await Database.open(settings.database_path)
         quota = build_quota(db, settings, clock=clock)
         try:
-            refunded = await quota.recover() if recover else 0
+            # Relax jobs keep their reservations across a restart: the run that serves Discord resumes them.
+            resumable = await RelaxJobs(db, clock=clock).alive() if recover else []
+            refunded = await quota.recover(keep={job.entry_id for job in resumable}) if recover else 0
         except BaseException:
             await db.close()
             raise
         if refunded:
             log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+        if resumable:
+            log.info("%d relax job(s) of an earlier run will be resumed", len(resumable))
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         provider = build_provider(http, settings)
+        relax = build_relax(http, db, settings, clock=clock)
         moderation = build_moderation(db, settings, clock=clock)
         scheduler = build_scheduler(settings)
         generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
@@ -162,14 +240,27 @@ class Services:
             prompt_max_chars=settings.prompt_max_chars,
             price_per_image_usd=settings.price_per_image_usd,
             history_depth=settings.conversation_max_depth,
+            relax=relax,
             clock=clock,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
+        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, relax, resumable)
+
+    def take_resumable(self) -> list[RelaxJob]:
+        """The relax jobs to resume, once (the caller starts each with `pipeline.resume`)."""
+        jobs, self.resumable = self.resumable, []
+        return jobs
+
+    def cancel(self, key: str) -> bool:
+        """Cancel the request `key`: waiting in the fast line, or a relax job at any stage. False when there is
+        no such request that can still be cancelled."""
+        return self.scheduler.cancel(key) or self.relax.cancel(key)
 
     async def stop_accepting(self) -> None:
-        """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,
-        and wait until every request has told its user how it ended."""
+        """Refuse new requests, suspend relax jobs (the next start resumes them), let running ones finish up to the
+        grace period, refund the ones still waiting, and wait until every request has told its user how it
+        ended."""
         grace = self.settings.shutdown_grace_seconds
+        self.relax.suspend()
         await self.scheduler.shutdown(grace)
         if not await self.pipeline.drain(within=grace + 5):
             log.warning("some requests were still finishing when the bot stopped")

@@ -42,6 +42,7 @@ class ImagineCog(commands.Cog):
         prompt="What to draw, in your own words",
         aspect_ratio="Shape of the picture (default: square)",
         thread="Open a thread on the picture, where you keep editing it just by writing",
+        relax="Half price from your relax allowance: made when Google has room (minutes to hours), posted here",
     )
     @app_commands.choices(aspect_ratio=RATIO_CHOICES)
     async def imagine(
@@ -50,12 +51,13 @@ class ImagineCog(commands.Cog):
         prompt: str,
         aspect_ratio: app_commands.Choice[str] | None = None,
         thread: bool = False,
+        relax: bool = False,
     ) -> None:
         """Make a picture from a description with Google's Gemini image model."""
         settings = self.bot.settings
         ratio = aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio
         request = interaction_request(
-            interaction, prompt, RequestKind.IMAGINE, options=ImageOptions(aspect_ratio=ratio)
+            interaction, prompt, RequestKind.IMAGINE, options=ImageOptions(aspect_ratio=ratio), relax=relax
         )
         delivery = await run_interaction(self.bot, interaction, request)
         if thread and delivery is not None:

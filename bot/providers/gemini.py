@@ -74,59 +74,89 @@ class GeminiProvider:
         base_url: str = DEFAULTS.gemini_base_url,
         model: str = DEFAULTS.gemini_model,
         attempt_timeout: float = DEFAULTS.gemini_attempt_timeout_seconds,
+        service_tier: str | None = None,
     ) -> None:
+        """`service_tier`: "flex" asks for Google's half-price Flex tier (best effort: slower, may be shed)."""
         self._session = session
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.model = model.removeprefix("models/")
         self.attempt_timeout = attempt_timeout
+        self.service_tier = service_tier
         self.url = f"{self.base_url}/{API_VERSION}/models/{self.model}:generateContent"
 
     def __repr__(self) -> str:
-        return f"GeminiProvider(model={self.model!r}, base_url={self.base_url!r})"
+        tier = f", service_tier={self.service_tier!r}" if self.service_tier else ""
+        return f"GeminiProvider(model={self.model!r}, base_url={self.base_url!r}{tier})"
 
     async def generate(
         self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
     ) -> GeneratedImage:
         """One HTTP attempt: the image, or an `UpstreamError` subclass."""
-        encode = partial(_encode, prompt, images, options)
+        encode = partial(_encode, prompt, images, options, self.service_tier)
         # Megabytes of input images take tens of milliseconds to encode: not on the event loop.
         body = await asyncio.to_thread(encode) if images else encode()
-        headers = {"x-goog-api-key": self._api_key.get_secret_value(), "Content-Type": "application/json"}
-        started = time.monotonic()
-        try:
-            async with self._session.post(
-                self.url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.attempt_timeout)
-            ) as resp:
-                status = resp.status
-                raw = await resp.read()
-        except TimeoutError:
-            # aiohttp's timeout errors subclass TimeoutError (and ClientError), so this comes first.
-            raise UpstreamTimeout(f"no answer from Gemini within {self.attempt_timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            # The key travels only in a header, so aiohttp's text (host, port, OS error) cannot contain it.
-            raise UpstreamUnavailable(f"cannot reach Gemini: {type(exc).__name__}: {exc}") from exc
-        log.debug("gemini %s answered %s (%d bytes) in %.2fs", self.model, status, len(raw), time.monotonic() - started)
-        secret = self._api_key.get_secret_value().encode()
-        if secret in raw:
-            # Some Google errors quote the key ("Consumer 'api_key:AIza...' has been suspended").
-            raw = raw.replace(secret, b"[redacted]")
-        try:
-            payload: Any = json.loads(raw)
-        except ValueError:
-            payload = None
-        error = _error_envelope(payload)
-        if status != 200 or error is not None:
-            raise error_from_response(status, error, raw)
+        payload = await call_json(
+            self._session, "POST", self.url, self._api_key, body=body, within=self.attempt_timeout, what=self.model
+        )
         return parse_response(payload, self.model)
 
 
-def _encode(prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None) -> bytes:
-    return json.dumps(build_request(prompt, images, options)).encode()
+async def call_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    api_key: SecretStr,
+    *,
+    body: bytes | None = None,
+    within: float,
+    what: str,
+) -> Any:
+    """One call to Gemini's REST API, answered `within` seconds: the JSON answer of a 200, or the `UpstreamError` a
+    failure means. The key goes in a header only, and is cut out of any answer that quotes it."""
+    headers = {"x-goog-api-key": api_key.get_secret_value(), "Content-Type": "application/json"}
+    started = time.monotonic()
+    try:
+        async with session.request(
+            method, url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=within)
+        ) as resp:
+            status = resp.status
+            raw = await resp.read()
+    except TimeoutError:
+        # aiohttp's timeout errors subclass TimeoutError (and ClientError), so this comes first.
+        raise UpstreamTimeout(f"no answer from Gemini within {within:g}s") from None
+    except aiohttp.ClientError as exc:
+        # The key travels only in a header, so aiohttp's text (host, port, OS error) cannot contain it.
+        raise UpstreamUnavailable(f"cannot reach Gemini: {type(exc).__name__}: {exc}") from exc
+    log.debug(
+        "gemini %s %s answered %s (%d bytes) in %.2fs", method, what, status, len(raw), time.monotonic() - started
+    )
+    secret = api_key.get_secret_value().encode()
+    if secret in raw:
+        # Some Google errors quote the key ("Consumer 'api_key:AIza...' has been suspended").
+        raw = raw.replace(secret, b"[redacted]")
+    try:
+        payload: Any = json.loads(raw)
+    except ValueError:
+        payload = None
+    error = _error_envelope(payload)
+    if status != 200 or error is not None:
+        raise error_from_response(status, error, raw)
+    return payload
+
+
+def _encode(
+    prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None, service_tier: str | None = None
+) -> bytes:
+    body = build_request(prompt, images, options)
+    if service_tier:
+        body["serviceTier"] = service_tier  # top level, not in generationConfig (what google-genai sends)
+    return json.dumps(body).encode()
 
 
 def build_request(prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None) -> dict:
-    """The generateContent body: one user turn, the text first, then the input images.
+    """The generateContent body: one user turn, the text first, then the input images (also the inline request
+    of a Batch job).
 
     No `imageSize` (2.5 Flash Image rejects it), no `candidateCount` (N images = N requests)."""
     parts: list[dict[str, Any]] = [{"text": prompt}]

@@ -1,5 +1,7 @@
 """The quota ledger: a request reserves one unit when it is accepted, commits it when the image was delivered,
-and is refunded on every other ending. Each entry says why it ended.
+and is refunded on every other ending. Each entry says why it ended. A relax request (`ImageRequest.relax`)
+reserves its relax price (`bot.relax.pricing`) from the member's relax allowance instead (RELAX_DAILY_QUOTA,
+counted apart, entries with lane 'relax'), at half the estimated cost; the spending caps count both lanes.
 
 Every decision (the member's limit, their usage today, the server's and the bot's spend) is read inside the same
 `BEGIN IMMEDIATE` transaction as the row it leads to, so concurrent requests, even from another process on the
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +48,7 @@ from bot.quota.limits import (
     resolve_limit,
     to_limit,
 )
+from bot.relax.pricing import relax_price
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -80,10 +84,12 @@ class QuotaLedger:
         global_daily_image_cap: int = -1,
         server_daily_cost_cap_usd: float = -1.0,
         global_daily_cost_cap_usd: float = -1.0,
+        relax_daily_quota: int = DEFAULTS.relax_daily_quota,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.daily_quota = daily_quota
+        self.relax_daily_quota = relax_daily_quota  # -1 unlimited, 0 off
         self.days = QuotaDays(timezone)
         self.price_micros = to_micros(price_per_image_usd)
         self.server_image_cap = None if server_daily_image_cap < 0 else server_daily_image_cap
@@ -102,23 +108,38 @@ class QuotaLedger:
         return await self._batch.run(self._reserve, request, self.clock(), orphan=self._refund_orphan)
 
     def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, now: float) -> Reservation:
+        """A relax request takes its price from the relax allowance, at half the estimated cost; any other one
+        credit from the member's credits. The spending caps apply to both."""
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
         facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
-        if status.left is not None and status.left < 1:
-            raise QuotaExceeded(status.allowance or 0, resets_at)
-        if guild != NO_GUILD and self._over(facts.server_spend, self.server_image_cap, self.server_cost_cap):
+        if request.relax:
+            price = relax_price(request, standard_usd=self.price_micros / 1_000_000)
+            credits, micros, allowance, left = (
+                price.credits,
+                to_micros(price.usd),
+                status.relax_limit,
+                status.relax_left,
+            )
+            if left is not None and left < credits:
+                raise QuotaExceeded(allowance or 0, resets_at, lane="relax", relax_left=left)
+        else:
+            credits, micros, allowance, left = 1, self.price_micros, status.allowance, status.left
+            if left is not None and left < credits:
+                raise QuotaExceeded(allowance or 0, resets_at, relax_left=status.relax_left)
+        if guild != NO_GUILD and self._over(facts.server_spend, self.server_image_cap, self.server_cost_cap, micros):
             raise BudgetExhausted("server", resets_at)
-        if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap):
+        if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap, micros):
             raise BudgetExhausted("global", resets_at)
         entry_id = conn.execute(
-            "INSERT INTO quota_entries (day, guild_id, user_id, cost_micros, created_at) VALUES (?,?,?,?,?)",
-            (day, guild, request.user_id, self.price_micros, now),
+            "INSERT INTO quota_entries (day, guild_id, user_id, cost_micros, created_at, lane, credits)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (day, guild, request.user_id, micros, now, "relax" if request.relax else "fast", credits),
         ).lastrowid
         assert entry_id is not None
-        remaining = None if status.left is None else status.left - 1
-        return Reservation(entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at)
+        remaining = None if left is None else left - credits
+        return Reservation(entry_id, request.user_id, request.guild_id, allowance, remaining, resets_at)
 
     def budget_reached(self, spend: Spend) -> bool:
         """Whether a cap refuses the next image, judged as `reserve` judges it."""
@@ -129,14 +150,17 @@ class QuotaLedger:
         """The same held unit with the numbers as they stand now (what `/quota` says at this moment): the ones taken
         at reservation miss everything since (other requests ending in either order, grants, new limits)."""
         status = await self.status(request.user_id, request.guild_id, request.role_ids)
+        if request.relax:
+            return dataclasses.replace(reservation, limit=status.relax_limit, remaining=status.relax_left)
         return dataclasses.replace(reservation, limit=status.allowance, remaining=status.left)
 
-    def _over(self, spend: tuple[int, int], image_cap: int | None, cost_cap: int | None) -> bool:
-        """Whether one more image (at the estimated price) would pass a cap."""
+    def _over(
+        self, spend: tuple[int, int], image_cap: int | None, cost_cap: int | None, price_micros: int | None = None
+    ) -> bool:
+        """Whether one more image (at the estimated price, by default a standard one) would pass a cap."""
         images, cost = spend
-        return (image_cap is not None and images + 1 > image_cap) or (
-            cost_cap is not None and cost + self.price_micros > cost_cap
-        )
+        price = self.price_micros if price_micros is None else price_micros
+        return (image_cap is not None and images + 1 > image_cap) or (cost_cap is not None and cost + price > cost_cap)
 
     def _refund_orphan(self, reservation: Reservation) -> None:
         """A reserve whose caller was cancelled meanwhile still reserved; nobody will end it, so give it back."""
@@ -194,14 +218,15 @@ class QuotaLedger:
             log.debug("quota entry %s already ended; %s ignored", reservation.id, state)
         return changed
 
-    async def recover(self) -> int:
-        """Refund every reservation left open by an earlier run (crash, kill). Call once at start, before any
-        request is accepted. Returns how many were refunded."""
+    async def recover(self, keep: Collection[int] = ()) -> int:
+        """Refund every reservation left open by an earlier run (crash, kill), except those in `keep` (the relax
+        jobs the new run resumes). Call once at start, before any request is accepted. Returns how many were
+        refunded."""
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE quota_entries SET state = 'refunded', reason = 'crash-recovery', ended_at = ?"
-                " WHERE state = 'open'",
-                (self.clock(),),
+                " WHERE state = 'open' AND id NOT IN (SELECT value FROM json_each(?))",
+                (self.clock(), json.dumps(sorted(keep))),
             )
             return cursor.rowcount
 
@@ -259,6 +284,9 @@ class QuotaLedger:
             reserved=facts.states.get("open", 0),
             refunded=facts.states.get("refunded", 0),
             resets_at=resets_at,
+            relax_limit=to_limit(self.relax_daily_quota),
+            relax_used=facts.relax.get("committed", 0),
+            relax_reserved=facts.relax.get("open", 0),
         )
 
     # --- server admins' controls: each change is written with its audit row in one transaction ---------------

@@ -109,6 +109,10 @@ class QuotaStatus:
     reserved: int  # requests holding a unit right now
     refunded: int  # requests refunded today
     resets_at: float  # unix seconds of the next reset
+    # The relax allowance (RELAX_DAILY_QUOTA; 0 when relax is off, None when unlimited), counted apart.
+    relax_limit: int | None = 0
+    relax_used: int = 0
+    relax_reserved: int = 0
 
     @property
     def allowance(self) -> int | None:
@@ -120,6 +124,11 @@ class QuotaStatus:
         allowance = self.allowance
         # An admin may lower a limit below what was already used; nobody is shown a negative balance.
         return None if allowance is None else max(0, allowance - self.used - self.reserved)
+
+    @property
+    def relax_left(self) -> int | None:
+        limit = self.relax_limit
+        return None if limit is None else max(0, limit - self.relax_used - self.relax_reserved)
 
 
 @dataclass(frozen=True, slots=True)

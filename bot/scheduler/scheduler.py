@@ -109,9 +109,10 @@ class Scheduler:
 
     # --- the Scheduler protocol ------------------------------------------------------------------------------
 
-    def admit(self, user_id: int, key: str) -> Ticket:
+    def admit(self, user_id: int, key: str, *, force: bool = False) -> Ticket:
+        """`force`: past the user's limit of pending requests (a job a restart resumes was admitted before)."""
         self._raise_if_refused()
-        if self._held.get(user_id, 0) >= self._user_max:
+        if not force and self._held.get(user_id, 0) >= self._user_max:
             raise QueueFull(self._user_max)
         if key in self._tickets:
             raise ValueError(f"a request with key {key!r} is already admitted")

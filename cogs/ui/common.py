@@ -9,13 +9,14 @@ import discord
 log = logging.getLogger(__name__)
 
 
-async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
-    """Answer ephemerally whether or not the interaction was already answered."""
+async def send_ephemeral(interaction: discord.Interaction, text: str, *, view: discord.ui.View | None = None) -> None:
+    """Answer ephemerally whether or not the interaction was already answered (with buttons, if `view`)."""
+    buttons = view if view is not None else discord.utils.MISSING
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
+            await interaction.followup.send(text, ephemeral=True, view=buttons)
         else:
-            await interaction.response.send_message(text, ephemeral=True)
+            await interaction.response.send_message(text, ephemeral=True, view=buttons)
     except discord.HTTPException:
         log.warning("could not tell the user about an error (interaction %s)", interaction.id)
 

@@ -4,22 +4,28 @@ A door builds its `ImageRequest` with `request_for` and calls `run_interaction` 
 does the rest (`bot.pipeline.Pipeline.serve`): checks, showing the request in line, downloading and judging the
 input images (after accepting, so an interaction is always answered within Discord's 3 seconds), generating, and
 refunding on every ending that is not a delivery. The job objects (`cogs.ui.jobs`, `cogs.ui.message_jobs`) are
-the pipeline's `Door`: they say what happens, in Discord.
+the pipeline's `Door`: they say what happens, in Discord. A relax request gets a `cogs.ui.relax.RelaxDoor`; a
+member out of credits is offered to queue the same request in relax mode (`relax_offer`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.errors import BotError, QuotaExceeded
 from bot.models import ImageOptions, ImageRequest, RequestKind
 from bot.pipeline import Delivery, Loader
 from cogs.ui.common import role_ids
-from cogs.ui.jobs import InteractionJob
+from cogs.ui.jobs import InteractionJob, Offer
 from cogs.ui.message_jobs import MessageJob
+from cogs.ui.relax import RelaxDoor
 from cogs.ui.render import DEFAULT_UPLOAD_LIMIT
+from cogs.ui.views import offer_view
+from cogs.ui.wording import relax_offer_text
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -36,6 +42,7 @@ def request_for(
     kind: RequestKind,
     options: ImageOptions | None = None,
     parent_id: int | None = None,
+    relax: bool = False,
 ) -> ImageRequest:
     """The one way a door turns who asked, where and what into a request (the pipeline adds the history)."""
     return ImageRequest(
@@ -47,6 +54,7 @@ def request_for(
         options=options or ImageOptions(),
         parent_id=parent_id,
         role_ids=role_ids(user),
+        relax=relax,
     )
 
 
@@ -62,8 +70,37 @@ async def run_interaction(
     bot: ImageBot, interaction: discord.Interaction, request: ImageRequest, load: Loader | None = None
 ) -> Delivery | None:
     """A slash command, context menu, modal or button: refusals are ephemeral, the rest shows publicly."""
-    job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
-    return await bot.services.pipeline.serve(request, job, key=str(interaction.id), load=load)
+    key = str(interaction.id)
+    if request.relax:
+        door = RelaxDoor.for_interaction(bot, interaction, key)
+        return await bot.services.pipeline.serve(request, door, key=key, load=load)
+    job = InteractionJob(
+        interaction,
+        edit_interval=bot.settings.progress_edit_interval_seconds,
+        offer=relax_offer(bot, interaction, request, load),
+    )
+    return await bot.services.pipeline.serve(request, job, key=key, load=load)
+
+
+def relax_offer(bot: ImageBot, interaction: discord.Interaction, request: ImageRequest, load: Loader | None) -> Offer:
+    """A member out of credits is offered to queue the same request in relax mode, when relax can take it and
+    their relax allowance can pay for it; pressing the button runs it as their answer to that press."""
+
+    def offer(exc: BotError) -> tuple[str, discord.ui.View] | None:
+        pipeline = bot.services.pipeline
+        if load is not None or not isinstance(exc, QuotaExceeded) or not pipeline.offers_relax(request, exc):
+            return None
+        assert pipeline.relax is not None
+        key = str(interaction.id)
+
+        async def run(press: discord.Interaction) -> None:
+            relaxed = dataclasses.replace(request, relax=True, channel_id=press.channel_id or request.channel_id)
+            await run_interaction(bot, press, relaxed)
+
+        bot.relax_offers.add(key, request.user_id, run)
+        return relax_offer_text(exc, pipeline.relax.price(request).credits), offer_view(key, request.user_id)
+
+    return offer
 
 
 async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -60,6 +61,10 @@ class ProgressMessage:
     def _can_edit(self) -> bool:
         return True
 
+    def _render(self, progress: Progress, at: float) -> tuple[str, discord.ui.View | None]:
+        """The words and buttons of a progress edit: Cancel only while the request waits in line."""
+        return progress_text(progress, now=at), self._cancel_view if progress.state == "queued" else None
+
     async def progress(self, progress: Progress) -> None:
         self._pending = (progress, self.clock.time())  # the ETA is relative to now: pin it before any throttling
         wait = self._last_edit + self.edit_interval - self.clock.monotonic()
@@ -82,9 +87,9 @@ class ProgressMessage:
         async with self._edit_lock:
             if self._done:
                 return
-            view = self._cancel_view if progress.state == "queued" else None
+            content, view = self._render(progress, at)
             try:
-                await self._edit_progress(progress_text(progress, now=at), view)
+                await self._edit_progress(content, view)
             except discord.HTTPException as exc:
                 log.info("progress edit failed (%s): %s", self, exc)
 
@@ -98,9 +103,14 @@ class ProgressMessage:
             pass
 
 
+# Given a refusal, the words and the button of an offer to run the request another way (relax mode), or None.
+Offer = Callable[[BotError], "tuple[str, discord.ui.View] | None"]
+
+
 class InteractionJob(ProgressMessage):
     """Shows progress on the deferred response, then replaces it with the image or says how the request ended.
-    `key` is the request's scheduler key (what `Pipeline.accept` got), by default the interaction id."""
+    `key` is the request's scheduler key (what `Pipeline.accept` got), by default the interaction id. `offer`
+    may turn a refusal into an offer (a member out of credits may queue the picture in relax mode)."""
 
     def __init__(
         self,
@@ -109,6 +119,7 @@ class InteractionJob(ProgressMessage):
         edit_interval: float,
         key: str | None = None,
         clock: Clock | None = None,
+        offer: Offer | None = None,
     ) -> None:
         super().__init__(
             edit_interval=edit_interval,
@@ -116,11 +127,17 @@ class InteractionJob(ProgressMessage):
             cancel=cancel_view(key or str(interaction.id), interaction.user.id),
         )
         self.interaction = interaction
+        self.offer = offer
         self.message_id: int | None = None
-        self._deadline = self.clock.monotonic() + TOKEN_LIFETIME_SECONDS - _age(interaction)
+        self._deadline = self.clock.monotonic() + TOKEN_LIFETIME_SECONDS - interaction_age(interaction)
         self._expired = False
 
     async def refused(self, exc: BotError) -> None:
+        offered = self.offer(exc) if self.offer is not None else None
+        if offered is not None:
+            text, view = offered
+            await send_ephemeral(self.interaction, text, view=view)
+            return
         await send_ephemeral(self.interaction, user_message(exc).text)
 
     async def show(self) -> bool:
@@ -222,5 +239,6 @@ class InteractionJob(ProgressMessage):
         )
 
 
-def _age(interaction: discord.Interaction) -> float:
+def interaction_age(interaction: discord.Interaction) -> float:
+    """Seconds since the interaction was made: its token lives 15 minutes from then."""
     return max(0.0, (discord.utils.utcnow() - interaction.created_at).total_seconds())

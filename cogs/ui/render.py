@@ -15,7 +15,7 @@ from bot.editing.images import fit_to_limit
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
 from cogs.ui.views import result_view
-from cogs.ui.wording import quota_headline
+from cogs.ui.wording import quota_headline, relax_headline
 
 ACCENT = discord.Colour(0x4285F4)
 # Discord's upload limit in DMs and servers without boosts: the smallest a channel has.
@@ -43,8 +43,27 @@ def fit_lines(lines: Sequence[str], limit: int) -> str:
     return "\n".join([*kept, f"… and {len(lines) - len(kept)} more"])
 
 
-def quota_line(reservation: Reservation) -> str:
-    return quota_headline(reservation.remaining, reservation.limit, reservation.resets_at)
+def quota_line(reservation: Reservation, *, relax: bool = False) -> str:
+    headline = relax_headline if relax else quota_headline
+    return headline(reservation.remaining, reservation.limit, reservation.resets_at)
+
+
+def relax_progress_text(progress: Progress, *, now: float | None = None) -> str:
+    """What a relax request's message says while it waits; the picture itself is posted as a new message."""
+    later = "I'll post the picture in this channel and mention you when it's ready."
+    match progress.state:
+        case "generating":
+            return f"🐢 Relax mode (half price): Google's Flex tier is making your picture (up to 15 minutes). {later}"
+        case "batch":
+            since = f" since <t:{round(progress.since)}:R>" if progress.since is not None else ""
+            return (
+                f"🐢 Relax mode (half price): waiting in Google's batch queue{since}, usually a few hours, at most "
+                f"a day. {later}"
+            )
+    if progress.position <= 0:
+        return f"🐢 Queued in relax mode (half price). {later}"
+    ahead = "you're next" if progress.position <= 1 else f"position {progress.position}"
+    return f"🐢 Queued in relax mode (half price) — {ahead} in the relax line. {later}"
 
 
 def progress_text(progress: Progress, *, now: float | None = None) -> str:
@@ -75,18 +94,21 @@ async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
     return dataclasses.replace(delivery, image=dataclasses.replace(image, data=data, mime_type=mime_type))
 
 
-def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str, Any]:
+def result_message(delivery: Delivery, requester: discord.abc.User | str) -> dict[str, Any]:
     """The keyword arguments (content, embed, file, view) of a message that shows a delivered image (already
-    fitted to the channel's upload limit by `fit_delivery`)."""
+    fitted to the channel's upload limit by `fit_delivery`). `requester`: who asked, or their name."""
     image = delivery.image
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
     embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
-    embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
+    name = requester if isinstance(requester, str) else requester.display_name
+    embed.set_author(name=clip(f"Requested by {name}", 256))
     if image.text:
         embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
     footer = image.model
     if image.fallback:  # the first provider failed or was skipped: say who made it
         footer += f" · via {image.provider}"
+    if delivery.request.relax:
+        footer += f" · 🐢 relax ({'Batch' if image.tier == 'batch' else 'Flex'})"
     if delivery.depth:
         footer += f" · edit {delivery.depth} of a chain"
         # Each ancestor contributes one instruction, so fewer means the oldest were left out.
@@ -97,4 +119,5 @@ def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str,
     embed.set_image(url=f"attachment://{filename}")
     file = discord.File(io.BytesIO(image.data), filename=filename)
     view = result_view(delivery.generation_id)
-    return {"content": quota_line(delivery.reservation), "embed": embed, "file": file, "view": view}
+    content = quota_line(delivery.reservation, relax=delivery.request.relax)
+    return {"content": content, "embed": embed, "file": file, "view": view}

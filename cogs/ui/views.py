@@ -1,9 +1,11 @@
-"""Every persistent button: Reroll, Edit, Delete under each result, and Cancel under a waiting request.
+"""Every persistent button: Reroll, Edit, Delete under each result, Cancel under a waiting request, and the offer
+of relax mode to a member out of credits.
 
 They survive restarts: each is a `DynamicItem` whose custom_id carries what it acts on (`gib:<action>:<id>`,
-`gib:cancel:<key>:<user>`), registered once in the bot's `setup_hook` (`PERSISTENT_ITEMS`), and everything else
-is read when it is pressed. The editing cog does the work of the result buttons (it sets `bot.result_actions`);
-this module only draws and routes.
+`gib:cancel:<key>:<user>`, `gib:relax:<key>:<user>`), registered once in the bot's `setup_hook`
+(`PERSISTENT_ITEMS`), and everything else is read when it is pressed. The editing cog does the work of the result
+buttons (it sets `bot.result_actions`), the offer book keeps the offers (`bot.relax_offers`); this module only
+draws and routes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
 TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
+NOT_YOUR_OFFER = "This offer was made to someone else."
 
 
 class ResultActions(Protocol):
@@ -104,7 +107,7 @@ class CancelButton(
             await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
             return
         bot = cast("ImageBot", interaction.client)
-        if not bot.services.scheduler.cancel(self.key):
+        if not bot.services.cancel(self.key):
             await send_ephemeral(interaction, TOO_LATE)
             return
         # The request's own job now edits the message to say it was cancelled and not charged.
@@ -124,8 +127,50 @@ def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
     return view
 
 
+class RelaxOfferButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.compile(r"gib:relax:(?P<key>[0-9]{1,20}):(?P<user>[0-9]{1,20})"),
+):
+    """Queues a refused request in relax mode. The offer itself (the request) is kept by `bot.relax_offers`."""
+
+    def __init__(self, key: str, user_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Queue it in relax mode",
+                emoji="🐢",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"gib:relax:{key}:{user_id}",
+            )
+        )
+        self.key = key
+        self.user_id = user_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View], match: re.Match[str]
+    ) -> RelaxOfferButton:
+        return cls(match["key"], int(match["user"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            await send_ephemeral(interaction, NOT_YOUR_OFFER)
+            return
+        try:
+            await cast("ImageBot", interaction.client).relax_offers.accept(interaction, self.key)
+        except Exception as exc:  # the user always hears something; discord.py would only log it
+            log.error("relax offer %s failed", self.key, exc_info=exc)
+            await send_ephemeral(interaction, user_message(exc).text)
+
+
+def offer_view(key: str, user_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(RelaxOfferButton(key, user_id))
+    return view
+
+
 # Registered once, in `ImageBot.setup_hook`: a press on any of them, even from before a restart, is answered.
 PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]]], ...] = (
     ResultButton,
     CancelButton,
+    RelaxOfferButton,
 )

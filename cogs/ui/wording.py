@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import (
+    BatchEnded,
     BudgetExhausted,
     Cancelled,
     CircuitOpen,
@@ -20,6 +21,7 @@ from bot.errors import (
     QueueFull,
     QuotaExceeded,
     RateLimited,
+    RelaxUnavailable,
     ShuttingDown,
     TextOnlyAnswer,
     UpstreamTimeout,
@@ -82,6 +84,12 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. "
                 "A moderator can lift this sooner."
             )
+        case QuotaExceeded(lane="relax", limit=limit, resets_at_ts=reset):
+            return UserMessage(
+                f"You've used your relax allowance for today ({limit} relax credits). It resets "
+                f"{relative_time(reset)}; until then pictures can only be made at once, from your own credits "
+                "(`/imagine` without `relax`). Use `/quota` to see where you stand."
+            )
         case QuotaExceeded(limit=0, resets_at_ts=reset):
             return UserMessage(
                 f"You can't generate images on this server today (your daily limit here is 0). It resets "
@@ -97,6 +105,31 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage(
                 f"{whose} daily image budget is used up (this is not your personal quota). "
                 f"It resets {relative_time(reset)}; your quota was not charged."
+            )
+        case RelaxUnavailable(reason="gateways-only"):
+            return UserMessage(
+                "Relax mode isn't available on this bot: it uses Google's own half-price Flex and Batch service, and "
+                "this bot reaches the image model only through gateways, which have no such lane. Use `/imagine` "
+                "without `relax`."
+            )
+        case RelaxUnavailable(reason="off"):
+            return UserMessage("Relax mode is switched off on this bot. Use `/imagine` without `relax`.")
+        case RelaxUnavailable(reason="edits"):
+            return UserMessage(
+                "Relax mode makes new pictures only (`/imagine relax:True`); edits are made at once, from your "
+                "own credits."
+            )
+        case BatchEnded(state="EXPIRED" | "TIMEOUT" | "LOST", hours=hours):
+            return UserMessage(
+                f"🐢 Google's batch queue didn't get to your relax picture in time (it waited {_hours(hours)} and "
+                "expired). Your relax credits were refunded: try again, or use `/imagine` without `relax`.",
+                False,
+            )
+        case BatchEnded(hours=hours):
+            return UserMessage(
+                f"🐢 Google's batch job for your relax picture failed after {_hours(hours)}. Your relax credits "
+                "were refunded: please try again.",
+                False,
             )
         case QueueFull(limit=limit):
             return UserMessage(
@@ -147,6 +180,33 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage("The image model took too long to answer. Please try again." + refunded)
     # Not only the pipeline lands here (a failed button, an admin command), so no claim about the quota.
     return UserMessage("Something went wrong on our side. Please try again.")
+
+
+def _hours(hours: float) -> str:
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    return f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
+
+
+def relax_offer_text(exc: QuotaExceeded, credits: int) -> str:
+    """The refusal of a member out of credits, with the offer to queue the same picture in relax mode."""
+    left = "unlimited" if exc.relax_left is None else f"{exc.relax_left} left today"
+    unit = "relax credit" if credits == 1 else "relax credits"
+    return (
+        user_message(exc).text
+        + f"\n🐢 **Queue it in relax mode at half price?** It costs {credits} {unit} from your separate relax "
+        f"allowance ({left}). Google makes it when it has room, usually within minutes, at worst within a day; "
+        "I'll post it in this channel and mention you."
+    )
+
+
+def relax_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
+    """ "🐢 3 of 10 relax credits left today · resets <t:…:R>": under a relax picture, and in `/quota`."""
+    if allowance is None:
+        return f"🐢 Relax: no daily limit · resets {relative_time(resets_at)}"
+    if allowance == 0:
+        return "🐢 Relax mode is off on this bot"
+    return f"🐢 {left} of {allowance} relax credits left today · resets {relative_time(resets_at)}"
 
 
 def quota_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
