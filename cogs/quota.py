@@ -26,7 +26,7 @@ from bot.quota.limits import MAX_LIMIT, AuditEntry, QuotaStatus, ServerQuota, Sp
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import role_ids, send_ephemeral
 from cogs.ui.render import fit_lines
-from cogs.ui.wording import footer_text, source_text, user_message
+from cogs.ui.wording import footer_text, relax_headline, source_text, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -57,6 +57,11 @@ def status_embed(status: QuotaStatus, *, title: str, timezone: str, notes: tuple
     embed.add_field(name="Left", value="unlimited" if status.left is None else str(status.left))
     embed.add_field(name="Daily limit", value=f"{limit_text(status.limit)} · {source_text(status)}", inline=False)
     embed.add_field(name="Refunded today", value=f"{status.refunded} (failed or cancelled requests cost nothing)")
+    if status.relax_limit != 0:
+        relax = relax_headline(status.relax_left, status.relax_limit, status.resets_at)
+        if status.relax_reserved:
+            relax += f" · {status.relax_reserved} waiting"
+        embed.add_field(name="Relax mode (half price, `/imagine relax:True`)", value=relax, inline=False)
     reset = int(status.resets_at)
     embed.add_field(name="Resets", value=f"<t:{reset}:f> (<t:{reset}:R>)")
     embed.set_footer(text=f"Quota day {status.day} ({timezone})")

@@ -25,6 +25,8 @@ class RelaxCog(commands.Cog):
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def cog_load(self) -> None:
+        if not self.bot.serving:  # `python -m bot sync` has no services
+            return
         services = self.bot.services
         for job in services.take_resumable():
             # Posting needs only the channel's id and the bot's token, so this can start before the gateway is up.

@@ -111,9 +111,12 @@ async def call_json(
     body: bytes | None = None,
     within: float,
     what: str,
+    operation: bool = False,
 ) -> Any:
     """One call to Gemini's REST API, answered `within` seconds: the JSON answer of a 200, or the `UpstreamError` a
-    failure means. The key goes in a header only, and is cut out of any answer that quotes it."""
+    failure means. The key goes in a header only, and is cut out of any answer that quotes it. `operation`: the
+    answer is a long-running Operation, whose own `error` (a job that failed) is part of a 200, not a failure of
+    the call."""
     headers = {"x-goog-api-key": api_key.get_secret_value(), "Content-Type": "application/json"}
     started = time.monotonic()
     try:
@@ -140,7 +143,7 @@ async def call_json(
     except ValueError:
         payload = None
     error = _error_envelope(payload)
-    if status != 200 or error is not None:
+    if status != 200 or (error is not None and not operation):
         raise error_from_response(status, error, raw)
     return payload
 

@@ -121,7 +121,9 @@ class GeminiBatches:
         return f"{self.base_url}/{API_VERSION}/batches/{job}"
 
     async def _call(self, method: str, url: str, body: bytes | None, what: str) -> Any:
-        return await call_json(self._session, method, url, self._api_key, body=body, within=self.timeout, what=what)
+        return await call_json(
+            self._session, method, url, self._api_key, body=body, within=self.timeout, what=what, operation=True
+        )
 
 
 def parse_operation(payload: Any, name: str) -> BatchStatus:

@@ -91,6 +91,15 @@ class RelaxJobInfo:
     batch_at: float | None
 
 
+class _Shed(UpstreamError):
+    """A Flex call shed (503) or timed out. Raised through the lane's scheduler as an answer, not as a failure of
+    Google's health: Flex is best effort, and shedding says nothing about whether Google can be reached."""
+
+    def __init__(self, cause: UpstreamUnavailable | UpstreamTimeout) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 @dataclass(eq=False)
 class _Live:
     """A job this process is running; `stop` is set to cancel or suspend it."""
@@ -215,38 +224,35 @@ class RelaxLane:
         request = job.request
         prompt = provider_prompt(request.prompt, request.history)
 
-        async def once() -> GeneratedImage | UpstreamError:
-            # Shedding and timeouts come back as values: Flex is best effort, and the lane's circuit breaker must
-            # only open when Google cannot be reached at all. A 429 is raised, so the lane's gate pauses.
+        async def once() -> GeneratedImage:
             live.stage = "flex"
             try:
                 return await upstream.flex.generate(prompt, request.images, request.options)
             except (UpstreamUnavailable, UpstreamTimeout) as exc:
-                return exc
-            except OperatorError as exc:
-                if flex_refused(exc):
-                    return exc
-                raise
+                # Flex is best effort: the lane's circuit breaker must only open when Google cannot be reached.
+                raise _Shed(exc) from exc
 
         for attempt in range(job.flex_attempts + 1, self.timings.flex_attempts + 1):
             if attempt > 1:
                 await self._pause(live, self.timings.flex_backoff)
             await self.store.flex_attempt(job.id, attempt)
             try:
-                result = await self._until_stopped(live, self.scheduler.run(ticket, once, progress))
-            except RateLimited as exc:
-                result = exc
-            if isinstance(result, GeneratedImage):
-                if attempt > 1:
-                    log.info("relax job %s: Flex answered at attempt %d", job.id, attempt)
-                image = attribute(result, provider=PROVIDER, cost_usd=price.usd, charges=live.charges)
-                return dataclasses.replace(image, tier="flex")
-            if may_be_billed(result):
-                live.charges.append(Charge(PROVIDER, job.model, price.usd, type(result).__name__))
-            if isinstance(result, OperatorError):
-                log.warning("relax job %s: Flex is not available for %s (%s); using Batch", job.id, job.model, result)
-                return None
-            log.info("relax job %s: Flex attempt %d failed (%s)", job.id, attempt, type(result).__name__)
+                image = await self._until_stopped(live, self.scheduler.run(ticket, once, progress))
+            except (_Shed, RateLimited, OperatorError) as exc:  # a 429 has paused the lane's gate meanwhile
+                failure = exc.cause if isinstance(exc, _Shed) else exc
+                if isinstance(failure, OperatorError) and not flex_refused(failure):
+                    raise
+                if may_be_billed(failure):
+                    live.charges.append(Charge(PROVIDER, job.model, price.usd, type(failure).__name__))
+                if isinstance(failure, OperatorError):
+                    log.warning("relax job %s: no Flex for %s (%s); using Batch", job.id, job.model, failure)
+                    return None
+                log.info("relax job %s: Flex attempt %d failed (%s)", job.id, attempt, type(failure).__name__)
+                continue
+            if attempt > 1:
+                log.info("relax job %s: Flex answered at attempt %d", job.id, attempt)
+            image = attribute(image, provider=PROVIDER, cost_usd=price.usd, charges=live.charges)
+            return dataclasses.replace(image, tier="flex")
         return None
 
     async def _submit(self, live: _Live, ticket: Ticket, progress: ProgressCallback | None) -> None:
