@@ -127,7 +127,7 @@ return {0, now, now}
 """
 )
 
-# KEYS: starts, weights, total, leases. ARGV: id, span us, lease us. Moves a start later, to now (never earlier).
+# KEYS: starts, weights, total. ARGV: id, span us. Moves a start later, to now (never earlier).
 _RESTAMP = (
     _PRELUDE
     + """
@@ -297,6 +297,13 @@ class SharedGate:
             raise BudgetExhausted("upstream", self._day.next_reset(wall))
         return Wait(max(0.0, (at - now) / _US), {1: "rate", 2: "slot", 4: "pause"}[code], at / _US)
 
+    async def refusal(self) -> BudgetExhausted | None:
+        """Why no request should wait at the gate now (today's requests are spent), as `Gate.refusal` says."""
+        wall = time.time()
+        if self.limits.rpd and int(await self.redis.get(self._rpd_key(wall)) or 0) >= self.limits.rpd:
+            return BudgetExhausted("upstream", self._day.next_reset(wall))
+        return None
+
     async def acquire(self, tokens: int | None = None) -> Lease:
         """Wait until a start is allowed and take it. Callers in one process take turns in order, and only the
         first asks Redis: processes contend, not every waiting coroutine. Cancelling never leaks a slot."""
@@ -329,8 +336,7 @@ class SharedGate:
     async def restamp(self, lease: Lease) -> None:
         """The attempt really starts now: count its window from here (only ever later)."""
         k = self._keys
-        keys = [k["starts"], k["weights"], k["total"], k["leases"]]
-        now = int(await self._restamp(keys, [lease.id, self._span, self._lease]))
+        now = int(await self._restamp([k["starts"], k["weights"], k["total"]], [lease.id, self._span]))
         lease.started_at = max(lease.started_at, now / _US)
 
     async def release(self, lease: Lease, *, tokens: int | None = None) -> None:
@@ -390,6 +396,8 @@ class SharedGate:
             if lost:
                 # The process stalled for longer than a lease: another may already have used these slots.
                 log.warning("%d upstream slot lease(s) expired before their attempts ended", len(lost))
+                for lease_id in lost:
+                    self._held.pop(lease_id.decode() if isinstance(lease_id, bytes) else lease_id, None)
 
     async def _listen(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
