@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis.asyncio as aioredis  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
-from bot.gate import Gate  # noqa: E402
 from bot.scheduler import Scheduler  # noqa: E402
+from bot.scheduler.gate import Gate  # noqa: E402
 from bot.shared_limits import SharedGate, SharedLimits  # noqa: E402
 
 CONTENDERS = ("redis gate", "own gate, N each", "own gate, N/P each", "limits moving window")

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.errors import BudgetExhausted
-from bot.ratelimit import DailyCounter
+from bot.scheduler.ratelimit import DailyCounter
 from bot.shared_limits import Lease, SharedGate, SharedLimits, Wait
 from tests.servers import redis_server, redis_url  # noqa: F401  (fixtures)
 
