@@ -97,6 +97,7 @@ def check(settings: Settings, *, quiet: bool = False) -> int:
             )
             mapped = f"; {settings.gemini_model} is {config.remote_model(settings.gemini_model)} there"
             print(f"  {config.name}: {config.kind} at {config.base_url}{mapped}" + (f" ({limits})" if limits else ""))
+        print("Relax lane: " + relax_summary(settings, [c.name for c in load_providers(settings)]))
     path = settings.database_path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +105,19 @@ def check(settings: Settings, *, quiet: bool = False) -> int:
         print(f"DATABASE_PATH: cannot create {path.parent}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def relax_summary(settings: Settings, providers: list[str]) -> str:
+    """Whether members can ask for relax mode, and why not (Flex and Batch are Google's own)."""
+    if "gemini" not in providers:
+        return "unavailable: Flex and Batch need the gemini provider in PROVIDERS (gateways have no relax lane)"
+    if settings.relax_daily_quota == 0:
+        return "off (RELAX_DAILY_QUOTA=0)"
+    allowance = "unlimited" if settings.relax_daily_quota < 0 else f"{settings.relax_daily_quota} credits a day"
+    return (
+        f"Flex ({settings.relax_flex_attempts} tries), then Batch, through gemini; {allowance} per member; "
+        f"{settings.relax_rpm} starts per minute, {settings.relax_concurrency} at once"
+    )
 
 
 async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, output: Path) -> int:

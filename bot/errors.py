@@ -91,7 +91,8 @@ class RelaxUnavailable(BotError):
 
 class Suspended(BotError):
     """The bot stopped while a relax request waited (in line, at Flex or in a Batch job). Not an ending: its
-    reservation and its job stay as they are, and the next start resumes it. Nothing is refunded or told."""
+    reservation and its job stay as they are, and the next start resumes it. Nothing is refunded; the member is
+    told it carries on."""
 
 
 class BudgetExhausted(BotError):

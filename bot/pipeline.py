@@ -121,7 +121,8 @@ class Door(Protocol):
         """Show the image; returns the id of the message that shows it (0 when there is none)."""
 
     async def fail(self, exc: Exception) -> None:
-        """Tell the user how the request ended (it was refunded)."""
+        """Tell the user how the request ended (it was refunded), or, for `Suspended`, that it carries on after a
+        restart (nothing was refunded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,9 +258,7 @@ class Pipeline:
         try:
             try:
                 return await self._generate(request, accepted, door, (), started=(job.generation_id, 0))
-            except Suspended:
-                return None
-            except Exception as exc:
+            except Exception as exc:  # Suspended too: the door says the request carries on after the restart
                 await door.fail(exc)
                 return None
         finally:
@@ -314,7 +313,8 @@ class Pipeline:
             return None
         try:
             return await self._generate(request, accepted, door, sources)
-        except Suspended:  # a relax request the bot stopped: it stays open for the next start
+        except Suspended as exc:  # a relax request the bot stopped: it stays open for the next start
+            await door.fail(exc)
             return None
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
             await door.fail(exc)

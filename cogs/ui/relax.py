@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.errors import BotError
+from bot.errors import BotError, Suspended
 from bot.models import Progress
 from bot.pipeline import Delivery
 from bot.relax import RelaxJob
@@ -143,18 +143,19 @@ class RelaxDoor(ProgressMessage):
         if not isinstance(exc, BotError):
             log.error("relax request of user %s failed", self.user_id, exc_info=exc)
         text = user_message(exc, public=True).text
-        if await self._edit_original(text):
-            return
+        if await self._edit_original(text, keep_cancel=isinstance(exc, Suspended)) or isinstance(exc, Suspended):
+            return  # a restart is said only where the member is looking: the picture will still come
         try:
             await self._channel().send(content=f"<@{self.user_id}> {text}", allowed_mentions=self._mention())
         except discord.HTTPException:
             log.warning("could not tell user %s how their relax request ended", self.user_id, exc_info=True)
 
-    async def _edit_original(self, content: str) -> bool:
+    async def _edit_original(self, content: str, *, keep_cancel: bool = False) -> bool:
         if self.interaction is None or not self.token_alive:
             return False
         try:
-            await self.interaction.edit_original_response(content=content, view=None)
+            view = self._cancel_view if keep_cancel else None  # the Cancel button still works after the restart
+            await self.interaction.edit_original_response(content=content, view=view)
         except discord.HTTPException as exc:
             self._note_expiry(exc)
             log.info("could not edit the relax message of interaction %s: %s", self.interaction.id, exc)

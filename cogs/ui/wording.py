@@ -23,6 +23,7 @@ from bot.errors import (
     RateLimited,
     RelaxUnavailable,
     ShuttingDown,
+    Suspended,
     TextOnlyAnswer,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -141,6 +142,12 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             )
         case Cancelled():
             return UserMessage("Cancelled." + refunded)
+        case Suspended():
+            return UserMessage(
+                "🐢 The bot is restarting. Your relax request keeps its place and carries on afterwards; I'll still "
+                "post the picture in this channel and mention you.",
+                False,
+            )
         case ShuttingDown():
             return UserMessage(
                 "The bot is restarting, so your request was stopped before it finished." + refunded, False

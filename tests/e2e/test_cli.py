@@ -44,6 +44,22 @@ async def test_check_names_a_bad_setting_and_never_prints_secrets(tmp_path):
     code, out, err = await run("check", cwd=tmp_path, **secrets)
     assert code == 0 and "DAILY_QUOTA = 10" in out
     assert "very-secret" not in out + err
+    assert "Relax lane: Flex (3 tries), then Batch, through gemini; 10 credits a day per member" in out
+
+
+async def test_check_says_when_relax_is_off_or_impossible(tmp_path):
+    secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
+    code, out, _ = await run("check", cwd=tmp_path, **secrets, RELAX_DAILY_QUOTA="0")
+    assert code == 0 and "Relax lane: off (RELAX_DAILY_QUOTA=0)" in out
+    gateway = {
+        "PROVIDERS": "gw",
+        "PROVIDER_GW_KIND": "openai-chat",
+        "PROVIDER_GW_BASE_URL": "https://gateway.example/v1",
+        "PROVIDER_GW_API_KEY": "sk-very-secret-3",
+    }
+    code, out, err = await run("check", cwd=tmp_path, DISCORD_TOKEN="tok-very-secret-1", **gateway)
+    assert code == 0 and "Relax lane: unavailable: Flex and Batch need the gemini provider" in out
+    assert "very-secret" not in out + err
 
 
 async def test_generate_makes_one_image_through_the_pipeline_without_discord(tmp_path):

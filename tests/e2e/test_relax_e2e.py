@@ -132,7 +132,10 @@ async def test_a_batch_job_pending_when_the_bot_restarts_still_delivers(run_bot,
         ix = await relax_request(fake, "a lighthouse")
         await in_batch(fake, gemini, ix)
         settings = bot.settings
-    # The bot stopped with the job in Google's hands: its reservation is still open, its job alive.
+    # The bot stopped with the job in Google's hands: the member was told it carries on (Cancel still there), its
+    # reservation is still open, its job alive.
+    assert "restarting" in ix.original.content and "carries on" in ix.original.content
+    assert cancel_id(ix)
     db = await Database.open(settings.database_path)
     try:
         status = await build_quota(db, settings).status(fake.member.id, fake.guild.id, ())
