@@ -195,7 +195,7 @@ class RelaxLane:
                 image = await self._flex(live, ticket, progress, price)
                 if image is not None:
                     return image
-                await self._submit(live, ticket, progress)
+                await self._submit(live, ticket)
             return await self._wait_for_batch(live, progress, price)
         except BaseException as exc:
             if live.reason == "suspend" or isinstance(exc, Suspended):
@@ -255,7 +255,7 @@ class RelaxLane:
             return dataclasses.replace(image, tier="flex")
         return None
 
-    async def _submit(self, live: _Live, ticket: Ticket, progress: ProgressCallback | None) -> None:
+    async def _submit(self, live: _Live, ticket: Ticket) -> None:
         upstream = self.upstream
         assert upstream is not None
         job = live.job
@@ -264,12 +264,11 @@ class RelaxLane:
         async def create() -> str:
             return await upstream.batches.create([(job.key, body)], display_name=f"gib-relax-{job.id}")
 
-        # Submitting goes through the lane's gate (it is a request like a generation), with the usual retries.
+        # Submitting goes through the lane's gate (it is a request like a generation), with the usual retries; its
+        # "generating" would read as Flex at work, so the member hears of the Batch job once it is there.
         name = await self._until_stopped(
             live,
-            call_with_retries(
-                lambda: self.scheduler.run(ticket, create, progress), self.retry_policy, sleep=self.sleep
-            ),
+            call_with_retries(lambda: self.scheduler.run(ticket, create, None), self.retry_policy, sleep=self.sleep),
         )
         at = self.clock()
         live.batch_name, live.batch_at, live.stage = name, at, "batch"
