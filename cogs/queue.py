@@ -33,7 +33,12 @@ def queue_text(stats: SchedulerStats, *, rpm: int, concurrency: int, window: flo
     return "\n".join(lines)
 
 
-STAGES = {"queued": "in the relax line", "flex": "at Google's Flex tier", "batch": "in Google's batch queue"}
+STAGES = {
+    "queued": "in the relax line",
+    "flex": "at Google's Flex tier",
+    "submitting": "being sent to Google's batch queue",
+    "batch": "in Google's batch queue",
+}
 MAX_OWN_JOBS = 5
 
 
@@ -43,7 +48,8 @@ def relax_text(jobs: list[RelaxJobInfo], user_id: int, *, concurrency: int) -> s
     lines = [
         "**The relax lane** (half price: Google makes these when it has room)",
         f"• {len(jobs)} relax request{'s' if len(jobs) != 1 else ''}: {counts['queued']} in line · "
-        f"{counts['flex']} at Flex (at most {concurrency} at once) · {counts['batch']} in Google's batch queue",
+        f"{counts['flex']} at Flex (at most {concurrency} at once) · {counts['batch'] + counts['submitting']} in "
+        "Google's batch queue",
     ]
     if jobs:
         lines.append(f"• The oldest was asked for <t:{round(jobs[0].created_at)}:R>")

@@ -46,6 +46,9 @@ _STATUS_OF_RPC = {
 }
 # Polling and cancelling are small JSON calls; only the submission carries pictures.
 CALL_TIMEOUT_SECONDS = 30.0
+# Looking for a job by its display name (after a crash during its submission) reads at most this many jobs.
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,25 @@ class GeminiBatches:
         if not isinstance(name, str) or not name.startswith("batches/"):
             raise UpstreamUnavailable("malformed answer from Gemini: the new batch job has no name")
         return name
+
+    async def find(
+        self, display_name: str, *, page_size: int = LIST_PAGE_SIZE, max_pages: int = LIST_MAX_PAGES
+    ) -> str | None:
+        """The name of a job submitted with `display_name` (the newest, if several), looking through at most
+        `max_pages` pages of the project's jobs; None when there is none."""
+        url = f"{self.base_url}/{API_VERSION}/batches?pageSize={page_size}"
+        found: str | None = None
+        token: str | None = None
+        for _ in range(max_pages):
+            page = _dict(await self._call("GET", url + (f"&pageToken={token}" if token else ""), None, "batches.list"))
+            for operation in page.get("operations") or []:
+                metadata = _dict(_dict(operation).get("metadata"))
+                if metadata.get("displayName") == display_name and isinstance(operation.get("name"), str):
+                    found = operation["name"]  # keep looking: a later one is newer
+            token = page.get("nextPageToken") if isinstance(page.get("nextPageToken"), str) else None
+            if not token:
+                break
+        return found
 
     async def get(self, name: str) -> BatchStatus:
         payload = await self._call("GET", self._job_url(name), None, "batches.get")

@@ -191,8 +191,10 @@ class RelaxLane:
             if self.upstream is None:
                 raise RelaxUnavailable("gateways-only")
             price = self.price(job.request)
+            if live.batch_name is None and job.stage == "submitting":
+                await self._adopt(live)  # a crash may have come between creating the job and storing its name
             if live.batch_name is None:
-                image = await self._flex(live, ticket, progress, price)
+                image = None if job.stage == "submitting" else await self._flex(live, ticket, progress, price)
                 if image is not None:
                     return image
                 await self._submit(live, ticket)
@@ -255,6 +257,21 @@ class RelaxLane:
             return dataclasses.replace(image, tier="flex")
         return None
 
+    async def _adopt(self, live: _Live) -> None:
+        """Find the Batch job an earlier run may have created just before it stopped, by its display name."""
+        upstream = self.upstream
+        assert upstream is not None
+        try:
+            name = await self._until_stopped(live, upstream.batches.find(display_name(live.job)))
+        except (UpstreamUnavailable, UpstreamTimeout, RateLimited, OperatorError) as exc:
+            log.warning("relax job %s: could not look for its Batch job (%s); submitting it", live.job.id, exc)
+            return
+        if name is not None:
+            at = self.clock()
+            live.batch_name, live.batch_at, live.stage = name, at, "batch"
+            await self.store.batch_submitted(live.job.id, name, at)
+            log.info("relax job %s: found its Batch job %s from before the restart", live.job.id, name)
+
     async def _submit(self, live: _Live, ticket: Ticket) -> None:
         upstream = self.upstream
         assert upstream is not None
@@ -262,7 +279,10 @@ class RelaxLane:
         body = build_request(provider_prompt(job.request.prompt, job.request.history), (), job.request.options)
 
         async def create() -> str:
-            return await upstream.batches.create([(job.key, body)], display_name=f"gib-relax-{job.id}")
+            return await upstream.batches.create([(job.key, body)], display_name=display_name(job))
+
+        await self.store.submitting(job.id)
+        live.stage = "submitting"
 
         # Submitting goes through the lane's gate (it is a request like a generation), with the usual retries; its
         # "generating" would read as Flex at work, so the member hears of the Batch job once it is there.
@@ -397,6 +417,11 @@ class RelaxLane:
 
     async def _pause(self, live: _Live, seconds: float) -> None:
         await self._until_stopped(live, self.sleep(max(0.0, seconds)))
+
+
+def display_name(job: RelaxJob) -> str:
+    """The Batch job's name for humans, and how a restart finds a job whose own name was never stored."""
+    return f"gib-relax-{job.id}-{job.key}"
 
 
 def flex_refused(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-Stage = Literal["queued", "flex", "batch"]
+Stage = Literal["queued", "flex", "submitting", "batch"]
 _COLUMNS = (
     "id, key, generation_id, entry_id, request_json, model, stage, flex_attempts, batch_name, batch_at, created_at"
 )
@@ -97,6 +97,10 @@ class RelaxJobs:
         await self.db.execute(
             "UPDATE relax_jobs SET stage = 'flex', flex_attempts = ? WHERE id = ?", (attempts, job_id)
         )
+
+    async def submitting(self, job_id: int) -> None:
+        """A Batch job is about to be created: a restart before `batch_submitted` looks for it first."""
+        await self.db.execute("UPDATE relax_jobs SET stage = 'submitting' WHERE id = ?", (job_id,))
 
     async def batch_submitted(self, job_id: int, name: str, at: float) -> None:
         await self.db.execute(

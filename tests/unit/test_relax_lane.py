@@ -15,7 +15,9 @@ import pytest
 from bot.config import Settings
 from bot.errors import BatchEnded, Cancelled, OperatorError, PromptBlocked, Suspended, UpstreamUnavailable
 from bot.models import ImageOptions, ImageRequest
+from bot.providers.gemini import build_request
 from bot.relax import RelaxJob, RelaxLane
+from bot.relax.lane import display_name
 from bot.services import build_relax
 from bot.storage.db import Database
 from tests.fakes.gemini import FakeGemini, GeminiReply
@@ -221,3 +223,50 @@ async def test_jobs_are_stored_with_what_a_restart_needs(lane_for, db: Database)
     job = await new_job(lane, prompt="a fox in the snow")
     (alive,) = await lane.store.alive()
     assert alive == job and alive.request.relax and alive.request.options.aspect_ratio == "16:9"
+
+
+async def test_a_batch_job_created_just_before_a_crash_is_found_not_sent_twice(lane_for, gemini, http):
+    lane = lane_for()
+    job = await new_job(lane)
+    await lane.store.submitting(job.id)  # the crash came after creating the job, before storing its name
+    upstream = lane.upstream
+    assert upstream is not None
+    for other in range(3):  # other jobs of the same project
+        await upstream.batches.create([("x", build_request(f"other {other}"))], display_name=f"someone-else-{other}")
+    name = await upstream.batches.create([(job.key, build_request("a fox"))], display_name=display_name(job))
+    (alive,) = await lane.store.alive()
+    assert alive.stage == "submitting"
+
+    task = start(lane_for(), alive, force=True)
+    await until(lambda: [r for r in gemini.requests if r.kind == "batches.get"], "a poll")
+    gemini.advance_batch(name, "SUCCEEDED")
+    assert (await task).tier == "batch"
+    assert len(gemini.batches.jobs) == 4 and flex_calls(gemini) == []  # found, neither resent nor sent to Flex
+    assert [r.query.get("pageSize") for r in gemini.requests if r.kind == "batches.list"] == ["100"]
+
+
+async def test_a_submission_that_never_reached_google_is_made_at_the_next_start(lane_for, gemini):
+    lane = lane_for()
+    job = await new_job(lane)
+    await lane.store.submitting(job.id)
+    (alive,) = await lane.store.alive()
+    task = start(lane_for(), alive, force=True)
+    (created,) = await until(lambda: list(gemini.batches.jobs.values()), "the batch job")
+    assert created.display_name == display_name(job) and flex_calls(gemini) == []
+    gemini.advance_batch(created.name, "SUCCEEDED")
+    assert (await task).tier == "batch"
+
+
+async def test_find_reads_every_page_and_takes_the_newest(gemini, http):
+    from pydantic import SecretStr
+
+    from bot.providers.gemini_batch import GeminiBatches
+
+    batches = GeminiBatches(http, SecretStr(gemini.api_key), base_url=gemini.base_url)
+    names = [await batches.create([("k", build_request(str(i)))], display_name="same") for i in range(3)]
+    await batches.create([("k", build_request("other"))], display_name="other")
+    assert await batches.find("same", page_size=1, max_pages=5) == names[-1]  # on the third of four pages
+    assert await batches.find("same", page_size=1, max_pages=2) == names[1]  # only what the pages it read show
+    assert await batches.find("nobody", page_size=3) is None
+    pages = [r.query.get("pageToken") for r in gemini.requests if r.kind == "batches.list"]
+    assert pages[:4] == [None, pages[1], pages[2], pages[3]] and len(set(pages[:4])) == 4

@@ -18,8 +18,9 @@ CREATE TABLE relax_jobs (
     channel_id      INTEGER NOT NULL,             -- where the result is posted, mentioning the member
     request_json    TEXT    NOT NULL,             -- the request, to send again if it never reached a Batch job
     model           TEXT    NOT NULL,
-    -- queued (waiting for a relax slot) -> flex (Flex attempts) -> batch (a Batch job holds it)
-    stage           TEXT    NOT NULL DEFAULT 'queued' CHECK (stage IN ('queued', 'flex', 'batch')),
+    -- queued (waiting for a relax slot) -> flex (Flex attempts) -> submitting (a Batch job is being created, named
+    -- gib-relax-<id>: a restart looks for it before creating another) -> batch (a Batch job holds it)
+    stage           TEXT    NOT NULL DEFAULT 'queued' CHECK (stage IN ('queued', 'flex', 'submitting', 'batch')),
     flex_attempts   INTEGER NOT NULL DEFAULT 0,
     batch_name      TEXT,                         -- "batches/..." once submitted
     batch_at        REAL,                         -- when it was submitted (unix seconds)
