@@ -86,9 +86,11 @@ def _open_bounded(data: bytes, max_pixels: int, name: str) -> Image.Image:
         raise InvalidRequest(f"{name} could not be read as an image: the file is damaged.") from exc
 
 
-def check_request_size(prompt: str, images: tuple[InputImage, ...]) -> None:
-    """The upstream refuses requests over 20 MB; say so before sending rather than after."""
-    size = len(prompt.encode()) + sum((len(i.data) + 2) // 3 * 4 for i in images) + _REQUEST_OVERHEAD
+def check_request_size(prompt: str, images: tuple[InputImage, ...], *, extra_bytes: int = 0) -> None:
+    """The upstream refuses requests over 20 MB; say so before sending rather than after. `extra_bytes`: what
+    else goes in the body (earlier turns of a multi-turn edit, already encoded)."""
+    encoded = sum((len(i.data) + 2) // 3 * 4 for i in images)
+    size = len(prompt.encode()) + encoded + extra_bytes + _REQUEST_OVERHEAD
     if size > UPSTREAM_REQUEST_LIMIT:
         raise InvalidRequest(
             f"Together the images are too large for the image model ({_mb(size)} encoded; the limit is "

@@ -41,7 +41,8 @@ async def test_check_names_a_bad_setting_and_never_prints_secrets(tmp_path):
     secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
     code, out, err = await run("check", cwd=tmp_path, **secrets, DAILY_QUOTA="lots")
     assert code == 2 and "DAILY_QUOTA" in err
-    code, out, err = await run("check", cwd=tmp_path, **secrets)
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"]) as gemini:  # check lists the models with the key
+        code, out, err = await run("check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url)
     assert code == 0 and "DAILY_QUOTA = 10" in out
     assert "very-secret" not in out + err
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import BudgetExhausted, Cancelled, PromptBlocked, QuotaExceeded, ShuttingDown, UpstreamTimeout
-from bot.models import ImageRequest
+from bot.models import Charge, ImageRequest
 from bot.quota.ledger import QuotaLedger
 from bot.quota.limits import GLOBAL_DEFAULT
 from bot.services import build_quota
@@ -167,7 +167,7 @@ async def test_global_image_cap_spans_servers_and_dms(db):
 
 
 async def test_cost_caps_use_the_estimate_while_open_and_the_actual_cost_once_committed(db):
-    ledger = make(db, daily_quota=-1, price_per_image_usd=0.04, server_daily_cost_cap_usd=0.10)
+    ledger = make(db, daily_quota=-1, default_charge=Charge(1, 0.04), server_daily_cost_cap_usd=0.10)
     first = await ledger.reserve(ask())
     await ledger.reserve(ask())
     with pytest.raises(BudgetExhausted) as refused:  # 0.08 held + 0.04 > 0.10
@@ -181,7 +181,7 @@ async def test_cost_caps_use_the_estimate_while_open_and_the_actual_cost_once_co
 
 
 async def test_global_cost_cap(db):
-    ledger = make(db, daily_quota=-1, price_per_image_usd=0.039, global_daily_cost_cap_usd=0.078)
+    ledger = make(db, daily_quota=-1, default_charge=Charge(1, 0.039), global_daily_cost_cap_usd=0.078)
     await ledger.reserve(ask(guild=1))
     await ledger.reserve(ask(guild=2))
     with pytest.raises(BudgetExhausted) as refused:
@@ -240,7 +240,8 @@ async def test_from_settings_takes_every_quota_setting(db):
         gemini_api_key="k",
         daily_quota=4,
         quota_timezone="Asia/Kolkata",
-        price_per_image_usd=0.5,
+        model_prices="gemini-nano-banana-2.1:1K=0.5",  # the default picture, at the operator's price
+        credit_usd=0.5,  # one credit each
         server_daily_image_cap=7,
         global_daily_image_cap=9,
         server_daily_cost_cap_usd=1.0,
