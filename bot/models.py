@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from bot.errors import Charge
+
 # The ten ratios every Gemini image model accepts, and the four more of the 2.1/3.1 family (reference:
 # gemini-api.md, "Model lineup"). Which ones a model takes is in `bot.providers.registry`.
 RATIOS_10: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -84,6 +86,21 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Context:
+    """The model's own earlier turns of a multi-turn edit (oldest first), and what to send instead to a provider
+    that cannot take them (a gateway): the instruction with every earlier one as a preface (`prompt`) and the
+    picture being edited as a fresh input (`picture`), a stateless edit."""
+
+    turns: tuple[Turn, ...]
+    prompt: str
+    picture: InputImage | None = None
+
+    def stateless(self, images: tuple[InputImage, ...]) -> tuple[str, tuple[InputImage, ...]]:
+        """The prompt and images for a provider without the turns: the picture first, then the others."""
+        return self.prompt, (*((self.picture,) if self.picture else ()), *images)
+
+
+@dataclass(frozen=True, slots=True)
 class ImageRequest:
     """One ask for an image, whatever door it came through. Ids are Discord snowflakes (0 for the CLI)."""
 
@@ -123,8 +140,13 @@ class GeneratedImage:
     model: str  # the model that really answered (Gemini's `modelVersion`)
     text: str | None = None
     usage: Usage = field(default_factory=Usage)
-    # What this answer costs in US dollars, when the provider can tell (from the token counts or its own bill).
+    provider: str = ""  # the configured provider that made it (PROVIDERS)
+    fallback: bool = False  # made by a provider other than the first in PROVIDERS: the result says which
+    # What this answer cost in US dollars: what the provider said (Gemini: its token counts at the price table),
+    # or its configured price; None: unknown.
     cost_usd: float | None = None
+    # Earlier attempts of the same request that failed after their provider may have billed them.
+    charges: tuple[Charge, ...] = ()
     # The answer exactly as received (Gemini: `candidates[0].content` as JSON), for multi-turn edits; None when
     # the provider has nothing worth sending back (no signatures to keep).
     content: str | None = None
@@ -134,11 +156,14 @@ class GeneratedImage:
         return {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(self.mime_type, "png")
 
     def __repr__(self) -> str:
-        return f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r})"
+        return (
+            f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r}, "
+            f"provider={self.provider!r}, cost_usd={self.cost_usd!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class Charge:
+class Price:
     """What one request costs: credits against the member's quota (from the price table, by model, size and
     tier) and the estimated dollars held against the spending caps until the real cost is known."""
 

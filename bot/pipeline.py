@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from bot.billing import Bill
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
@@ -38,7 +37,7 @@ from bot.errors import (
     OperatorError,
     PromptBlocked,
 )
-from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation, Turn
+from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
 from bot.ports import (
     Accepted,
     Deliver,
@@ -52,6 +51,7 @@ from bot.ports import (
     Scheduler,
 )
 from bot.providers import ImageProvider
+from bot.providers.billing import Bill
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,11 @@ class Pipeline:
         await self.moderator.check(request)
         ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
         try:
-            reservation = await self.quota.reserve(request, plan.charge)
+            reservation = await self.quota.reserve(request, plan.price)
         except BaseException:
             self.scheduler.release(ticket)
             raise
-        return Accepted(request, ticket, reservation, plan.spec, plan.charge, parent)
+        return Accepted(request, ticket, reservation, plan.spec, plan.price, parent)
 
     async def serve(
         self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
@@ -184,8 +184,8 @@ class Pipeline:
         try:
             shown = await door.show()
             sources = list(await load()) if shown and load else []
-            context = await self._context(accepted)
-            request = self._with_inputs(accepted, sources, context)
+            turns = await self._turns(accepted)
+            request, context = self._with_inputs(accepted, sources, turns)
         except BaseException as exc:
             await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
             if not isinstance(exc, Exception):
@@ -201,7 +201,7 @@ class Pipeline:
             await door.fail(exc)
             return None
 
-    async def _context(self, accepted: Accepted) -> tuple[Turn, ...]:
+    async def _turns(self, accepted: Accepted) -> tuple[Turn, ...]:
         """The model's own earlier answers to send back with an edit (Gemini 3 multi-turn editing): only for a
         thinking model editing its own picture; empty means the picture goes as a fresh image instead."""
         parent, spec = accepted.parent, accepted.spec
@@ -210,23 +210,28 @@ class Pipeline:
         return await self.generations.turns(parent.id, spec.id, self.history_turns, self.history_max_bytes)
 
     def _with_inputs(
-        self, accepted: Accepted, sources: Sequence[InputSource], context: tuple[Turn, ...]
-    ) -> ImageRequest:
-        """The request with the images to send: the parent's picture is left out when the model's own turn that
-        made it goes along (it is in there), and the model's input limit counts every picture sent."""
+        self, accepted: Accepted, sources: Sequence[InputSource], turns: tuple[Turn, ...]
+    ) -> tuple[ImageRequest, Context | None]:
+        """The request with the images to send, and the multi-turn context if there are turns. The parent's
+        picture is left out when the model's own turn that made it goes along (it is in there; a provider that
+        cannot take turns gets it back from the context), and the model's input limit counts every picture."""
         request = accepted.request
-        parent_message = accepted.parent.message_id if accepted.parent and context else None
+        parent_message = accepted.parent.message_id if accepted.parent and turns else None
+        picture = next((s.image for s in sources if parent_message and s.message_id == parent_message), None)
         images = tuple(
             s.image
             for s in sources
             if s.image is not None and (parent_message is None or s.message_id != parent_message)
         )
-        sent = len(images) + len(context)
+        sent = len(images) + len(turns)
         if sent > accepted.spec.max_inputs:
             raise ChoiceRefused(
                 "input images", str(sent), model=accepted.spec.name, possible=(str(accepted.spec.max_inputs),)
             )
-        return with_images(request, images, extra_bytes=sum(len(t.answer) + len(t.prompt) for t in context))
+        request = with_images(request, images, extra_bytes=sum(len(t.answer) + len(t.prompt) for t in turns))
+        if not turns:
+            return request, None
+        return request, Context(turns, provider_prompt(request.prompt, request.history), picture)
 
     async def _generate(
         self,
@@ -234,7 +239,7 @@ class Pipeline:
         accepted: Accepted,
         door: Door,
         sources: Sequence[InputSource],
-        context: tuple[Turn, ...],
+        context: Context | None,
     ) -> Delivery:
         reservation = accepted.reservation
         try:
@@ -244,14 +249,15 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
-        bill = Bill(accepted.charge.estimate_usd)
+        bill = Bill(accepted.price.estimate_usd)
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
             if started_at is None:
                 started_at = self.clock()
             # The turns carry the newest instructions themselves; older ones stay in the preface.
-            prompt = provider_prompt(request.prompt, request.history[: len(request.history) - len(context)])
+            carried = len(context.turns) if context else 0
+            prompt = provider_prompt(request.prompt, request.history[: len(request.history) - carried])
             await self.quota.attempt(reservation)
             bill.started()
             try:
@@ -280,7 +286,8 @@ class Pipeline:
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
             larger = tuple(s for s in accepted.spec.larger_sizes(request.options.size or "") if s in RENDER_SIZES)
-            delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, len(context), larger)
+            turns = len(context.turns) if context else 0
+            delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, turns, larger)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at, bill)

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.editing.generations import Generation, InputSource
 from bot.errors import BotError, ImageBlocked, PromptBlocked
-from bot.models import Charge, GeneratedImage, ImageOptions, ImageRequest, Progress, Reservation
+from bot.models import GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
 from bot.providers.registry import ModelRegistry, ModelSpec
 
 T = TypeVar("T")
@@ -32,8 +32,8 @@ class Moderator(Protocol):
 
 
 class Quota(Protocol):
-    async def reserve(self, request: ImageRequest, charge: Charge | None = None) -> Reservation:
-        """Hold the charge or raise `QuotaExceeded` / `AttemptsExhausted` / `BudgetExhausted`."""
+    async def reserve(self, request: ImageRequest, price: Price | None = None) -> Reservation:
+        """Hold the price or raise `QuotaExceeded` / `AttemptsExhausted` / `BudgetExhausted`."""
 
     async def attempt(self, reservation: Reservation) -> None:
         """One more upstream call is made for this request."""
@@ -55,7 +55,7 @@ class Plan:
 
     request: ImageRequest
     spec: ModelSpec
-    charge: Charge
+    price: Price
 
 
 class Planner(Protocol):
@@ -115,7 +115,7 @@ class Accepted:
     ticket: Any
     reservation: Reservation
     spec: ModelSpec
-    charge: Charge
+    price: Price
     parent: Generation | None  # the picture it edits or re-renders
 
 

@@ -13,15 +13,17 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
-from bot.errors import ConfigError
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.gemini import GeminiProvider
+from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.factory import build_chain
+from bot.providers.failover import FailoverProvider
 from bot.providers.registry import ModelRegistry
 from bot.providers.retry import RetryPolicy
 from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
+from bot.scheduler.lanes import UNLIMITED, GateLane
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
@@ -50,16 +52,37 @@ def build_registry(settings: Settings) -> ModelRegistry:
     return registry
 
 
-def build_provider(http: aiohttp.ClientSession, settings: Settings, registry: ModelRegistry) -> GeminiProvider:
-    if settings.gemini_api_key is None:
-        raise ConfigError("GEMINI_API_KEY is not set")
-    return GeminiProvider(
+def build_provider(
+    http: aiohttp.ClientSession, settings: Settings, registry: ModelRegistry, *, clock: Clock | None = None
+) -> FailoverProvider:
+    """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
+    return build_chain(
         http,
-        settings.gemini_api_key,
-        base_url=settings.gemini_base_url,
+        settings,
+        load_providers(settings),
         registry=registry,
-        attempt_timeout=settings.gemini_attempt_timeout_seconds,
+        lane_for=lambda config: build_lane(settings, config, clock=clock),
+        clock=clock,
+        download_max_bytes=settings.provider_download_max_bytes,
+        download_timeout=settings.provider_download_timeout_seconds,
     )
+
+
+def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | None = None) -> GateLane:
+    """One provider's own gate: the bot's circuit and 429 settings, its own rate and concurrency if configured.
+    Times scale with the rate window like the scheduler's (tests run it shortened)."""
+    scale = settings.upstream_window_seconds / 60
+    gate = Gate(
+        rpm=config.rpm or UNLIMITED,
+        concurrency=config.concurrency or UNLIMITED,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=settings.upstream_window_seconds,
+        margin=settings.upstream_window_margin_seconds * scale,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return GateLane(config.name, gate, clock)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -102,7 +125,7 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
         db,
         daily_quota=settings.daily_quota,
         timezone=settings.quota_timezone,
-        default_charge=registry.charge(default, default.fit_size(settings.default_image_size)),
+        default_price=registry.price(default, default.fit_size(settings.default_image_size)),
         server_daily_image_cap=settings.server_daily_image_cap,
         global_daily_image_cap=settings.global_daily_image_cap,
         server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
@@ -146,7 +169,7 @@ class Services:
     db: Database
     http: aiohttp.ClientSession
     registry: ModelRegistry
-    provider: GeminiProvider
+    provider: FailoverProvider
     quota: QuotaLedger
     access: ModelAccess
     moderation: Moderation

@@ -37,7 +37,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageOptions, InputImage, Turn, Usage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage, Turn, Usage
 from bot.providers.registry import ModelRegistry, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,16 @@ class GeminiProvider:
         prompt: str,
         images: tuple[InputImage, ...] = (),
         options: ImageOptions | None = None,
-        context: tuple[Turn, ...] = (),
+        context: Context | None = None,
     ) -> GeneratedImage:
         """One HTTP attempt: the image, or an `UpstreamError` subclass. `context` holds earlier turns of a
         multi-turn edit, sent before the new instruction exactly as they were received."""
         options = options or ImageOptions()
         spec = self.registry.get(options.model or self.model)
-        encode = partial(_encode, prompt, images, options, spec, context)
+        turns = context.turns if context else ()
+        encode = partial(_encode, prompt, images, options, spec, turns)
         # Megabytes of input images take tens of milliseconds to encode: not on the event loop.
-        body = await asyncio.to_thread(encode) if images or context else encode()
+        body = await asyncio.to_thread(encode) if images or turns else encode()
         headers = {"x-goog-api-key": self._api_key.get_secret_value(), "Content-Type": "application/json"}
         status, raw = await self._call("POST", self.url(spec.id), body, headers)
         try:
@@ -221,7 +222,10 @@ def parse_response(payload: Any, model: str, cost: Callable[[Usage], float] | No
     cost_usd = cost(usage) if cost is not None else None
     try:
         return _parse(payload, model, usage, cost_usd)
-    except UpstreamError as exc:
+    except PromptBlocked as exc:  # refused before anything was made
+        exc.billed = False
+        raise
+    except UpstreamError as exc:  # an answer without a picture: its tokens are billed
         exc.billed, exc.cost_usd = True, cost_usd
         raise
 
@@ -272,9 +276,10 @@ def _billed(exc: UpstreamError, billed: bool) -> UpstreamError:
 
 def error_from_response(status: int, error: dict | None, raw: bytes = b"", *, model: str = "") -> UpstreamError:
     """Map a failed answer (HTTP status plus the `error` object, if any) into the bot's hierarchy. 4xx answers
-    are refusals before any work (not billed); a 5xx may have been."""
+    and 503 (overloaded: nothing started) are refusals before any work, not billed; another 5xx may have been
+    (a failed generation may still be billed)."""
     exc = _error_from_response(status, error, raw, model)
-    return _billed(exc, isinstance(exc, UpstreamUnavailable))
+    return _billed(exc, isinstance(exc, UpstreamUnavailable) and status != 503)
 
 
 def _error_from_response(status: int, error: dict | None, raw: bytes, model: str) -> UpstreamError:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from bot.models import IMAGE_SIZES, RATIOS_10, RATIOS_14, TIERS, Charge, Tier, Usage
+from bot.models import IMAGE_SIZES, RATIOS_10, RATIOS_14, TIERS, Price, Tier, Usage
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +319,8 @@ class ModelRegistry:
         credit = round(self.credit_usd * MICROS)
         return max(1, -(-price // credit))
 
-    def charge(self, spec: ModelSpec, size: str, tier: Tier = "standard") -> Charge:
-        return Charge(self.credits(spec, size, tier), self.price_usd(spec, size, tier))
+    def price(self, spec: ModelSpec, size: str, tier: Tier = "standard") -> Price:
+        return Price(self.credits(spec, size, tier), self.price_usd(spec, size, tier))
 
     def credit_range(self, spec: ModelSpec, tier: Tier = "standard") -> tuple[int, int]:
         costs = [self.credits(spec, size, tier) for size in spec.sizes]

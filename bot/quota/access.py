@@ -133,7 +133,7 @@ class ModelAccess:
                 not_allowed=True,
             )
         options = dataclasses.replace(chosen, model=spec.id, size=size, aspect_ratio=ratio)
-        return Plan(dataclasses.replace(request, options=options), spec, self.registry.charge(spec, size, options.tier))
+        return Plan(dataclasses.replace(request, options=options), spec, self.registry.price(spec, size, options.tier))
 
     def _model(self, chosen: ImageOptions, original: ImageOptions | None, server: ServerModels | None) -> ModelSpec:
         if chosen.model is not None:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import DEFAULTS
 from bot.errors import AttemptsExhausted, BudgetExhausted, QuotaExceeded
-from bot.models import Charge, ImageRequest, Reservation
+from bot.models import ImageRequest, Price, Reservation
 from bot.quota.admin import QuotaAdmin
 from bot.quota.batch import GroupCommit
 from bot.quota.facts import FACTS, Facts, facts_params, read_facts, to_micros
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
-ONE_CREDIT = Charge(1, 0.0)
+ONE_CREDIT = Price(1, 0.0)
 
 
 def _cap(value: float) -> int | None:
@@ -60,8 +60,8 @@ class QuotaLedger(QuotaAdmin):
         daily_quota: int,
         timezone: str | ZoneInfo = DEFAULTS.quota_timezone,
         # Unless given, no caps (the bot's come from the settings, bot.services), and a request that names no
-        # charge costs one credit and nothing in dollars (tools and tests).
-        default_charge: Charge = ONE_CREDIT,
+        # price costs one credit and nothing in dollars (tools and tests).
+        default_price: Price = ONE_CREDIT,
         server_daily_image_cap: int = -1,
         global_daily_image_cap: int = -1,
         server_daily_cost_cap_usd: float = -1.0,
@@ -75,7 +75,7 @@ class QuotaLedger(QuotaAdmin):
         self.db = db
         self.daily_quota = daily_quota
         self.days = QuotaDays(timezone)
-        self.default_charge = default_charge
+        self.default_price = default_price
         self.server_image_cap = _cap(server_daily_image_cap)
         self.global_image_cap = _cap(global_daily_image_cap)
         self.server_cost_cap = None if server_daily_cost_cap_usd < 0 else to_micros(server_daily_cost_cap_usd)
@@ -90,40 +90,40 @@ class QuotaLedger(QuotaAdmin):
 
     # --- the pipeline's side ----------------------------------------------------------------------------------
 
-    async def reserve(self, request: ImageRequest, charge: Charge | None = None) -> Reservation:
-        """Hold `charge` (credits, estimated dollars) for `request`, or raise `QuotaExceeded` (the member's credits
+    async def reserve(self, request: ImageRequest, price: Price | None = None) -> Reservation:
+        """Hold `price` (credits, estimated dollars) for `request`, or raise `QuotaExceeded` (the member's credits
         here or everywhere), `AttemptsExhausted` (their upstream calls today) or `BudgetExhausted` (a server or
         global cap). The member's own limits come first: they are the answer the member can act on."""
-        charge = charge or self.default_charge
-        return await self._batch.run(self._reserve, request, charge, self.clock(), orphan=self._refund_orphan)
+        price = price or self.default_price
+        return await self._batch.run(self._reserve, request, price, self.clock(), orphan=self._refund_orphan)
 
-    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, charge: Charge, now: float) -> Reservation:
+    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, price: Price, now: float) -> Reservation:
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
         facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
-        if status.left is not None and status.left < charge.credits:
-            raise QuotaExceeded(status.allowance or 0, resets_at, needed=charge.credits, left=status.left)
+        if status.left is not None and status.left < price.credits:
+            raise QuotaExceeded(status.allowance or 0, resets_at, needed=price.credits, left=status.left)
         everywhere = status.left_everywhere
-        if everywhere is not None and everywhere < charge.credits:
+        if everywhere is not None and everywhere < price.credits:
             cap = status.everywhere_cap or 0
-            raise QuotaExceeded(cap, resets_at, needed=charge.credits, left=everywhere, scope="everywhere")
+            raise QuotaExceeded(cap, resets_at, needed=price.credits, left=everywhere, scope="everywhere")
         if status.attempts_left is not None and status.attempts_left < 1:
             raise AttemptsExhausted(status.attempts_cap or 0, resets_at)
-        estimate = to_micros(charge.estimate_usd)
+        estimate = to_micros(price.estimate_usd)
         if guild != NO_GUILD and self._over(facts.server_spend, self.server_image_cap, self.server_cost_cap, estimate):
             raise BudgetExhausted("server", resets_at)
         if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap, estimate):
             raise BudgetExhausted("global", resets_at)
         entry_id = conn.execute(
             "INSERT INTO quota_entries (day, guild_id, user_id, credits, cost_micros, created_at) VALUES (?,?,?,?,?,?)",
-            (day, guild, request.user_id, charge.credits, estimate, now),
+            (day, guild, request.user_id, price.credits, estimate, now),
         ).lastrowid
         assert entry_id is not None
         spendable = status.spendable
-        remaining = None if spendable is None else spendable - charge.credits
+        remaining = None if spendable is None else spendable - price.credits
         return Reservation(
-            entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at, charge.credits
+            entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at, price.credits
         )
 
     def budget_reached(self, spend: Spend, estimate_usd: float = 0.0) -> bool:

@@ -115,9 +115,12 @@ async def test_from_settings_uses_key_url_model_and_attempt_timeout(fake, sessio
         gemini_base_url=fake.base_url + "/",
         gemini_attempt_timeout_seconds=12.5,
     )
-    provider = build_provider(session, settings, settings.registry())
-    assert provider.attempt_timeout == 12.5 and provider.model == settings.gemini_model
-    await provider.generate("a cat")
+    provider = build_provider(session, settings, settings.registry())  # the default PROVIDERS: Google's alone
+    (gemini,) = provider.members
+    assert isinstance(gemini.provider, GeminiProvider) and gemini.lane is None
+    assert gemini.provider.attempt_timeout == 12.5 and provider.model == settings.gemini_model
+    image = await provider.generate("a cat")
+    assert image.provider == "gemini"
     assert fake.requests[0].headers["x-goog-api-key"] == KEY and fake.requests[0].status == 200
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import BudgetExhausted, Cancelled, PromptBlocked, QuotaExceeded, ShuttingDown, UpstreamTimeout
-from bot.models import Charge, ImageRequest
+from bot.models import ImageRequest, Price
 from bot.quota.ledger import QuotaLedger
 from bot.quota.limits import GLOBAL_DEFAULT
 from bot.services import build_quota
@@ -167,7 +167,7 @@ async def test_global_image_cap_spans_servers_and_dms(db):
 
 
 async def test_cost_caps_use_the_estimate_while_open_and_the_actual_cost_once_committed(db):
-    ledger = make(db, daily_quota=-1, default_charge=Charge(1, 0.04), server_daily_cost_cap_usd=0.10)
+    ledger = make(db, daily_quota=-1, default_price=Price(1, 0.04), server_daily_cost_cap_usd=0.10)
     first = await ledger.reserve(ask())
     await ledger.reserve(ask())
     with pytest.raises(BudgetExhausted) as refused:  # 0.08 held + 0.04 > 0.10
@@ -181,7 +181,7 @@ async def test_cost_caps_use_the_estimate_while_open_and_the_actual_cost_once_co
 
 
 async def test_global_cost_cap(db):
-    ledger = make(db, daily_quota=-1, default_charge=Charge(1, 0.039), global_daily_cost_cap_usd=0.078)
+    ledger = make(db, daily_quota=-1, default_price=Price(1, 0.039), global_daily_cost_cap_usd=0.078)
     await ledger.reserve(ask(guild=1))
     await ledger.reserve(ask(guild=2))
     with pytest.raises(BudgetExhausted) as refused:

@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from bot.errors import BudgetExhausted, QuotaExceeded
-from bot.models import Charge
+from bot.models import Price
 from bot.quota.ledger import QuotaLedger
 from bot.storage.db import Database
 from tests.unit.test_quota import Clock, ask, make
@@ -69,7 +69,7 @@ async def test_two_processes_on_one_file_never_overshoot(db):
 async def test_daily_totals_always_equal_the_ledger(db):
     """The spend totals are kept by triggers; after a random mix of every operation they must match a recount."""
     clock = Clock()
-    ledger: QuotaLedger = make(db, clock, daily_quota=4, default_charge=Charge(1, 0.039), global_daily_image_cap=70)
+    ledger: QuotaLedger = make(db, clock, daily_quota=4, default_price=Price(1, 0.039), global_daily_image_cap=70)
     rng = random.Random(7)
     held = []
     for step in range(400):
