@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from bot.errors import Charge
 
@@ -147,9 +147,10 @@ class GeneratedImage:
     cost_usd: float | None = None
     # Earlier attempts of the same request that failed after their provider may have billed them.
     charges: tuple[Charge, ...] = ()
-    # The answer exactly as received (Gemini: `candidates[0].content` as JSON), for multi-turn edits; None when
-    # the provider has nothing worth sending back (no signatures to keep).
-    content: str | None = None
+    # The answer exactly as received (Gemini: `candidates[0].content`, parsed), for multi-turn edits; None when
+    # the provider has nothing worth sending back (no signatures to keep). Serialised only when it is stored,
+    # off the event loop: a 4K answer is megabytes of JSON.
+    content: dict[str, Any] | None = None
 
     @property
     def extension(self) -> str:

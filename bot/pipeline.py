@@ -258,7 +258,7 @@ class Pipeline:
             # The turns carry the newest instructions themselves; older ones stay in the preface.
             carried = len(context.turns) if context else 0
             prompt = provider_prompt(request.prompt, request.history[: len(request.history) - carried])
-            await self.quota.attempt(reservation)
+            self.quota.attempt(reservation)
             bill.started()
             try:
                 image = await self.provider.generate(prompt, request.images, request.options, context)

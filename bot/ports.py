@@ -35,8 +35,8 @@ class Quota(Protocol):
     async def reserve(self, request: ImageRequest, price: Price | None = None) -> Reservation:
         """Hold the price or raise `QuotaExceeded` / `AttemptsExhausted` / `BudgetExhausted`."""
 
-    async def attempt(self, reservation: Reservation) -> None:
-        """One more upstream call is made for this request."""
+    def attempt(self, reservation: Reservation) -> None:
+        """One more upstream call is made for this request (recorded without holding it up)."""
 
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
         """Count the credits as spent and the real cost in the spend; False if the reservation had already ended."""

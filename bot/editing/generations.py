@@ -5,6 +5,7 @@ instructions, depth and kept answers, where each input image came from, so a Rer
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -118,6 +119,10 @@ class Generations:
         """The result reached its user: its usage, real cost and the model that answered, and (for signed
         answers of `model`, under the byte budget) the answer as received, for later multi-turn edits."""
         usage = image.usage
+        answer = None
+        if image.content is not None and model:
+            # Megabytes of JSON for a large picture: serialised off the event loop.
+            answer = await asyncio.to_thread(json.dumps, image.content, separators=(",", ":"))
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
@@ -141,10 +146,10 @@ class Generations:
                     generation_id,
                 ),
             )
-            if image.content is not None and model and len(image.content) <= self.max_turn_bytes:
+            if answer is not None and len(answer) <= self.max_turn_bytes:
                 await conn.execute(
                     "INSERT OR REPLACE INTO generation_turns (generation_id, model, content) VALUES (?,?,?)",
-                    (generation_id, model, image.content),
+                    (generation_id, model, answer),
                 )
 
     async def turns(self, generation_id: int, model: str, max_turns: int, max_bytes: int) -> tuple[Turn, ...]:

@@ -257,8 +257,8 @@ def _parse(payload: dict, model: str, usage: Usage, cost_usd: float | None) -> G
         used_model = _str(payload.get("modelVersion")) or model
         # Signed answers are kept as received, so an edit can send them back (Gemini 3 multi-turn editing).
         signed = all("thoughtSignature" in p for p in images)
-        raw = json.dumps(content, separators=(",", ":")) if signed else None
-        return GeneratedImage(data, mime_type, used_model, text=text, usage=usage, cost_usd=cost_usd, content=raw)
+        kept = content if signed else None
+        return GeneratedImage(data, mime_type, used_model, text=text, usage=usage, cost_usd=cost_usd, content=kept)
     reason = _str(candidate.get("finishReason")) or "FINISH_REASON_UNSPECIFIED"
     message = _str(candidate.get("finishMessage"))
     if reason in SAFETY_FINISH_REASONS:

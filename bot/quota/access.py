@@ -162,16 +162,20 @@ class ModelAccess:
     # --- what members and admins see ------------------------------------------------------------------------
 
     async def server(self, guild_id: int) -> ServerModels:
-        row = await self.db.fetchone("SELECT model, size FROM quota_model_defaults WHERE guild_id = ?", (guild_id,))
+        # One statement (one trip to the database thread): every request reads it.
         rows = await self.db.fetchall(
-            "SELECT role_id, models, max_size FROM quota_model_access WHERE guild_id = ? ORDER BY role_id",
-            (guild_id,),
+            "SELECT NULL, model, size FROM quota_model_defaults WHERE guild_id = ?"
+            " UNION ALL SELECT role_id, models, max_size FROM quota_model_access WHERE guild_id = ?",
+            (guild_id, guild_id),
         )
-        rules = {
-            role_id: AccessRule(None if models == ALL_MODELS else tuple(json.loads(models)), max_size)
-            for role_id, models, max_size in rows
-        }
-        return ServerModels(guild_id, row[0] if row else None, row[1] if row else None, rules)
+        default_model = default_size = None
+        rules: dict[int, AccessRule] = {}
+        for role_id, models, size in rows:
+            if role_id is None:
+                default_model, default_size = models, size
+            else:
+                rules[role_id] = AccessRule(None if models == ALL_MODELS else tuple(json.loads(models)), size)
+        return ServerModels(guild_id, default_model, default_size, dict(sorted(rules.items())))
 
     async def offer_for(self, guild_id: int | None, role_ids: Iterable[int]) -> list[tuple[ModelSpec, tuple[str, ...]]]:
         """What a member may pick here."""

@@ -28,6 +28,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DEFAULTS
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
 ONE_CREDIT = Price(1, 0.0)
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("an upstream attempt could not be counted: %s", future.exception())
 
 
 def _cap(value: float) -> int | None:
@@ -162,14 +168,16 @@ class QuotaLedger(QuotaAdmin):
                 return
             await asyncio.gather(*self._orphans, return_exceptions=True)
 
-    async def attempt(self, reservation: Reservation) -> None:
-        """One more call to the image model is being made for this request (it counts against the member's
-        daily attempts at once, and tells crash recovery the request may have been billed)."""
-        await self._batch.run(
+    def attempt(self, reservation: Reservation) -> None:
+        """One more call to the image model is being made for this request: it counts against the member's daily
+        attempts, and tells crash recovery the request may have been billed. Queued, not awaited, so the call is
+        not held up by a disk write; the request's commit or refund, submitted later, runs after it."""
+        future = self._batch.submit(
             lambda conn: conn.execute(
                 "UPDATE quota_entries SET attempts = attempts + 1 WHERE id = ? AND state = 'open'", (reservation.id,)
             )
         )
+        future.add_done_callback(_log_failure)
 
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
         """The image was delivered; `cost_usd` is what the request's upstream calls cost (real, where the answer
