@@ -24,6 +24,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.imagine",
     "cogs.edit",
     "cogs.quota",
+    "cogs.models",
     "cogs.moderation",
     "cogs.queue",
     "cogs.relax",

@@ -60,8 +60,10 @@ class CoolingDown(BotError):
 
 
 class QuotaExceeded(BotError):
-    """The member's daily allowance cannot pay for the request: their credits (`lane` "fast") or their relax
-    allowance (`lane` "relax"). `relax_left` is what the relax allowance still holds (None: unlimited), so a door
+    """The member has fewer credits left than the request costs: in this server (`scope` "server", DMs count
+    on their own) or across every server and DMs together ("everywhere", USER_GLOBAL_DAILY_CREDITS); or, for a
+    relax request (`lane` "relax"), in their relax allowance. `relax_left` is what the relax allowance still holds
+    (None: unlimited) and `relax_credits` what the same request would cost there (set by the pipeline), so a door
     can offer relax mode to a member who is out of credits."""
 
     def __init__(
@@ -69,14 +71,21 @@ class QuotaExceeded(BotError):
         limit: int,
         resets_at_ts: float,
         *,
+        needed: int = 1,
+        left: int = 0,
+        scope: Literal["server", "everywhere"] = "server",
         lane: Literal["fast", "relax"] = "fast",
         relax_left: int | None = 0,
     ) -> None:
-        super().__init__(f"daily {'relax allowance' if lane == 'relax' else 'quota'} of {limit} used up")
+        super().__init__(f"daily {lane} quota of {limit} credits ({scope}) cannot pay {needed}; {left} left")
         self.limit = limit
         self.resets_at_ts = resets_at_ts
+        self.needed = needed
+        self.left = left
+        self.scope = scope
         self.lane = lane
         self.relax_left = relax_left
+        self.relax_credits: int | None = None
 
 
 class RelaxUnavailable(BotError):
@@ -93,6 +102,37 @@ class Suspended(BotError):
     """The bot stopped while a relax request waited (in line, at Flex or in a Batch job). Not an ending: its
     reservation and its job stay as they are, and the next start resumes it. Nothing is refunded; the member is
     told it carries on."""
+
+
+class AttemptsExhausted(BotError):
+    """The member caused USER_DAILY_UPSTREAM_ATTEMPTS calls to the image model today (answers without a picture
+    and retries count), so no more are made for them until the reset."""
+
+    def __init__(self, limit: int, resets_at_ts: float) -> None:
+        super().__init__(f"{limit} upstream attempts used today")
+        self.limit = limit
+        self.resets_at_ts = resets_at_ts
+
+
+class ChoiceRefused(InvalidRequest):
+    """A model, size or aspect ratio (or number of input images) the chosen model lacks, or a model or size
+    this member may not use here. Refused before anything is charged or sent; `possible` is what they can pick."""
+
+    def __init__(
+        self,
+        what: Literal["model", "size", "aspect ratio", "input images"],
+        chosen: str,
+        *,
+        model: str,
+        possible: tuple[str, ...],
+        not_allowed: bool = False,
+    ) -> None:
+        super().__init__(f"{what} {chosen} refused for {model}; possible: {', '.join(possible) or 'none'}")
+        self.what = what
+        self.chosen = chosen
+        self.model = model  # the model's friendly name
+        self.possible = possible
+        self.not_allowed = not_allowed  # the model has it, but this server does not let this member use it
 
 
 class BudgetExhausted(BotError):
@@ -143,13 +183,18 @@ class Charge:
 class UpstreamError(BotError):
     """Something went wrong at or on the way to the image provider. Which ones are retried is decided in
     `bot.providers.retry`, in one place; which ones move a request to the next provider in
-    `bot.providers.failover`."""
+    `bot.providers.failover`.
+
+    A failed attempt may still have been billed (an answer without a picture, a timeout after the request was
+    sent, a 5xx): the provider says so in `billed`, and in `cost_usd` when the answer said what it cost."""
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
         # Whether the provider may have billed this attempt: True, False, or None when nobody could tell (then a
         # timeout counts, see `bot.providers.billing.may_be_billed`). Set by the provider that raised it.
         self.billed: bool | None = None
+        # What the attempt cost when its answer said (Gemini's usageMetadata on an answer without a picture).
+        self.cost_usd: float | None = None
         # Attempts of the same request that may have been billed, this one included (set by the provider chain).
         self.charges: tuple[Charge, ...] = ()
 
@@ -215,6 +260,15 @@ class OperatorError(UpstreamError):
         self.reason = reason
 
 
+class ModelUnavailable(OperatorError):
+    """404 NOT_FOUND: the model id is retired, misspelt, or not served to this project (2.5 Flash Image for new
+    projects). The operator has to pick another model; retrying cannot help."""
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message, status=404, reason="NOT_FOUND")
+        self.model = model
+
+
 class UpstreamTimeout(UpstreamError):
     """No answer within the deadline."""
 
@@ -222,7 +276,7 @@ class UpstreamTimeout(UpstreamError):
 class BatchEnded(UpstreamError):
     """A relax request's Batch job ended without a picture: Google's job "FAILED", "EXPIRED" (still waiting after
     48 h), "CANCELLED" by someone else, "LOST" (Google no longer knows the job), or "TIMEOUT" (it took longer than
-    RELAX_BATCH_MAX_HOURS and the bot cancelled it)."""
+    RELAX_BATCH_MAX_HOURS and the bot cancelled it). Nothing was made, so nothing was billed."""
 
     def __init__(
         self, state: Literal["FAILED", "EXPIRED", "CANCELLED", "LOST", "TIMEOUT"], message: str = "", *, hours: float
@@ -231,6 +285,7 @@ class BatchEnded(UpstreamError):
         self.state = state
         self.detail = message
         self.hours = hours  # how long the job waited
+        self.billed = False
 
 
 class CircuitOpen(UpstreamError):

@@ -20,7 +20,9 @@ from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
 from bot.providers.gemini import GeminiProvider
 from bot.providers.gemini_batch import GeminiBatches
+from bot.providers.registry import ModelRegistry
 from bot.providers.retry import RetryPolicy
+from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.relax import RelaxJob, RelaxJobs, RelaxLane, RelaxTimings, RelaxUpstream
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
@@ -35,12 +37,36 @@ log = logging.getLogger(__name__)
 RELAX_EXPECTED_FLEX_SECONDS = 120.0
 
 
-def build_provider(http: aiohttp.ClientSession, settings: Settings, *, clock: Clock | None = None) -> FailoverProvider:
+def build_registry(settings: Settings) -> ModelRegistry:
+    """The models and prices; models the bot does not know are allowed, with a warning."""
+    registry = settings.registry()
+    for spec in registry.enabled:
+        if not spec.known:
+            log.warning(
+                "model %s is unknown to this bot: it is used with conservative capabilities (1K, 10 ratios, 3 input "
+                "images, no multi-turn edits) at $%.3f an image; set its price with MODEL_PRICES",
+                spec.id,
+                registry.price_usd(spec, spec.default_size),
+            )
+        elif spec.legacy:
+            log.warning(
+                "model %s is a legacy model: Google serves it only to projects that used it before (new projects get "
+                "404). Consider %s; `python -m bot check --probe` tells whether this project can use it",
+                spec.id,
+                registry.replacement(spec.id),
+            )
+    return registry
+
+
+def build_provider(
+    http: aiohttp.ClientSession, settings: Settings, registry: ModelRegistry, *, clock: Clock | None = None
+) -> FailoverProvider:
     """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
     return build_chain(
         http,
         settings,
         load_providers(settings),
+        registry=registry,
         lane_for=lambda config: build_lane(settings, config, clock=clock),
         clock=clock,
         download_max_bytes=settings.provider_download_max_bytes,
@@ -102,6 +128,7 @@ def build_relax(
     http: aiohttp.ClientSession,
     db: Database,
     settings: Settings,
+    registry: ModelRegistry | None = None,
     configs: tuple[ProviderConfig, ...] | None = None,
     *,
     clock: Callable[[], float] = time.time,
@@ -111,23 +138,20 @@ def build_relax(
     for Flex and Batch, behind a scheduler of its own (RELAX_RPM, RELAX_CONCURRENCY, RELAX_USER_MAX_PENDING) that
     scales with the rate window like the fast one. Without a gemini provider it has no upstream: relax requests
     are refused, and jobs left from an earlier run end with a refund."""
+    registry = registry or settings.registry()
     configs = load_providers(settings) if configs is None else configs
     google = next((c for c in configs if c.name == GOOGLE and c.api_key is not None), None)
     upstream = None
-    if google is not None:
-        assert google.api_key is not None
-        model = google.remote_model(settings.gemini_model)
-        upstream = RelaxUpstream(
-            flex=GeminiProvider(
-                http,
-                google.api_key,
-                base_url=google.base_url,
-                model=model,
-                attempt_timeout=settings.relax_flex_timeout_seconds,
-                service_tier="flex",
-            ),
-            batches=GeminiBatches(http, google.api_key, base_url=google.base_url, model=model),
+    if google is not None and google.api_key is not None:
+        flex = GeminiProvider(
+            http,
+            google.api_key,
+            base_url=google.base_url,
+            registry=registry,
+            attempt_timeout=settings.relax_flex_timeout_seconds,
         )
+        batches = GeminiBatches(http, google.api_key, base_url=google.base_url)
+        upstream = RelaxUpstream(flex=flex, batches=batches, registry=registry)
     window = settings.upstream_window_seconds
     scale = window / 60
     gate = Gate(
@@ -149,7 +173,6 @@ def build_relax(
         scheduler=scheduler,
         upstream=upstream,
         daily_quota=settings.relax_daily_quota,
-        standard_usd=settings.price_per_image_usd,
         timings=RelaxTimings(
             flex_attempts=settings.relax_flex_attempts,
             flex_backoff=settings.relax_flex_backoff_seconds,
@@ -162,16 +185,34 @@ def build_relax(
 
 
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+    registry = settings.registry()
+    default = registry.default
     return QuotaLedger(
         db,
         daily_quota=settings.daily_quota,
         timezone=settings.quota_timezone,
-        price_per_image_usd=settings.price_per_image_usd,
+        default_price=registry.price(default, default.fit_size(settings.default_image_size)),
         server_daily_image_cap=settings.server_daily_image_cap,
         global_daily_image_cap=settings.global_daily_image_cap,
         server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
         global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
+        user_global_daily_credits=settings.user_global_daily_credits,
+        user_daily_upstream_attempts=settings.user_daily_upstream_attempts,
+        max_admin_limit=settings.max_admin_limit,
+        max_admin_grant=settings.max_admin_grant,
         relax_daily_quota=settings.relax_daily_quota,
+        clock=clock,
+    )
+
+
+def build_access(
+    db: Database, settings: Settings, registry: ModelRegistry, *, clock: Callable[[], float] = time.time
+) -> ModelAccess:
+    return ModelAccess(
+        db,
+        registry,
+        default_size=settings.default_image_size,
+        default_ratio=settings.default_aspect_ratio,
         clock=clock,
     )
 
@@ -194,8 +235,10 @@ class Services:
     settings: Settings
     db: Database
     http: aiohttp.ClientSession
+    registry: ModelRegistry
     provider: FailoverProvider
     quota: QuotaLedger
+    access: ModelAccess
     moderation: Moderation
     scheduler: Scheduler
     pipeline: Pipeline
@@ -225,25 +268,48 @@ class Services:
             log.info("%d relax job(s) of an earlier run will be resumed", len(resumable))
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
-        provider = build_provider(http, settings)
-        relax = build_relax(http, db, settings, clock=clock)
+        registry = build_registry(settings)
+        provider = build_provider(http, settings, registry)
+        relax = build_relax(http, db, settings, registry, clock=clock)
+        access = build_access(db, settings, registry, clock=clock)
         moderation = build_moderation(db, settings, clock=clock)
         scheduler = build_scheduler(settings)
-        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
+        generations = Generations(
+            db,
+            keep_input_images=settings.keep_input_images,
+            max_turn_bytes=settings.edit_history_max_bytes,
+            clock=clock,
+        )
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
             moderator=moderation,
             quota=quota,
             scheduler=scheduler,
+            planner=access,
             retry_policy=build_retry_policy(settings),
             prompt_max_chars=settings.prompt_max_chars,
-            price_per_image_usd=settings.price_per_image_usd,
             history_depth=settings.conversation_max_depth,
+            history_turns=settings.edit_history_turns,
+            history_max_bytes=settings.edit_history_max_bytes,
             relax=relax,
             clock=clock,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, relax, resumable)
+        return cls(
+            settings,
+            db,
+            http,
+            registry,
+            provider,
+            quota,
+            access,
+            moderation,
+            scheduler,
+            pipeline,
+            generations,
+            relax,
+            resumable,
+        )
 
     def take_resumable(self) -> list[RelaxJob]:
         """The relax jobs to resume, once (the caller starts each with `pipeline.resume`)."""

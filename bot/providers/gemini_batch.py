@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from bot.config import DEFAULTS
 from bot.errors import UpstreamError, UpstreamUnavailable
-from bot.providers.gemini import API_VERSION, call_json, error_from_response
+from bot.providers.gemini import API_VERSION, error_envelope, error_from_response, send
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class BatchStatus:
 
 
 class GeminiBatches:
-    """Batch jobs of one model. The aiohttp session is the app's and is not closed here."""
+    """Batch jobs on Google's endpoint. The aiohttp session is the app's and is not closed here."""
 
     def __init__(
         self,
@@ -79,20 +79,18 @@ class GeminiBatches:
         api_key: SecretStr,
         *,
         base_url: str = DEFAULTS.gemini_base_url,
-        model: str = DEFAULTS.gemini_model,
         timeout: float = CALL_TIMEOUT_SECONDS,
     ) -> None:
         self._session = session
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self.model = model.removeprefix("models/")
         self.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"GeminiBatches(model={self.model!r}, base_url={self.base_url!r})"
+        return f"GeminiBatches(base_url={self.base_url!r})"
 
-    async def create(self, requests: Sequence[tuple[str, dict[str, Any]]], display_name: str) -> str:
-        """Submit (key, generateContent body) pairs as one job; returns its name ("batches/...")."""
+    async def create(self, model: str, requests: Sequence[tuple[str, dict[str, Any]]], display_name: str) -> str:
+        """Submit (key, generateContent body) pairs to `model` as one job; returns its name ("batches/...")."""
         body = {
             "batch": {
                 "displayName": display_name,
@@ -103,8 +101,9 @@ class GeminiBatches:
                 },
             }
         }
-        url = f"{self.base_url}/{API_VERSION}/models/{self.model}:batchGenerateContent"
-        payload = await self._call("POST", url, json.dumps(body).encode(), "batchGenerateContent")
+        model = model.removeprefix("models/")
+        url = f"{self.base_url}/{API_VERSION}/models/{model}:batchGenerateContent"
+        payload = await self._call("POST", url, json.dumps(body).encode(), model=model)
         name = _dict(payload).get("name")
         if not isinstance(name, str) or not name.startswith("batches/"):
             raise UpstreamUnavailable("malformed answer from Gemini: the new batch job has no name")
@@ -119,7 +118,7 @@ class GeminiBatches:
         found: str | None = None
         token: str | None = None
         for _ in range(max_pages):
-            page = _dict(await self._call("GET", url + (f"&pageToken={token}" if token else ""), None, "batches.list"))
+            page = _dict(await self._call("GET", url + (f"&pageToken={token}" if token else ""), None))
             for operation in page.get("operations") or []:
                 metadata = _dict(_dict(operation).get("metadata"))
                 if metadata.get("displayName") == display_name and isinstance(operation.get("name"), str):
@@ -130,11 +129,11 @@ class GeminiBatches:
         return found
 
     async def get(self, name: str) -> BatchStatus:
-        payload = await self._call("GET", self._job_url(name), None, "batches.get")
+        payload = await self._call("GET", self._job_url(name), None)
         return parse_operation(payload, name)
 
     async def cancel(self, name: str) -> None:
-        await self._call("POST", self._job_url(name) + ":cancel", b"{}", "batches.cancel")
+        await self._call("POST", self._job_url(name) + ":cancel", b"{}")
 
     def _job_url(self, name: str) -> str:
         job = name.removeprefix("batches/")
@@ -142,10 +141,18 @@ class GeminiBatches:
             raise ValueError(f"not a batch job name: {name!r}")
         return f"{self.base_url}/{API_VERSION}/batches/{job}"
 
-    async def _call(self, method: str, url: str, body: bytes | None, what: str) -> Any:
-        return await call_json(
-            self._session, method, url, self._api_key, body=body, within=self.timeout, what=what, operation=True
-        )
+    async def _call(self, method: str, url: str, body: bytes | None, *, model: str = "") -> Any:
+        """The JSON of a 200. A job's Operation may carry the job's own `error` (it failed): that is an answer,
+        not a failure of the call. `model`: the model a 404 would be about (else a 404 is about a job)."""
+        headers = {"x-goog-api-key": self._api_key.get_secret_value(), "Content-Type": "application/json"}
+        status, raw = await send(self._session, self._api_key, method, url, body, headers, within=self.timeout)
+        try:
+            payload: Any = json.loads(raw)
+        except ValueError:
+            payload = None
+        if status != 200:
+            raise error_from_response(status, error_envelope(payload), raw, model=model)
+        return payload
 
 
 def parse_operation(payload: Any, name: str) -> BatchStatus:

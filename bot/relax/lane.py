@@ -44,13 +44,13 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageRequest, Progress
+from bot.models import GeneratedImage, ImageRequest, Price, Progress
 from bot.providers import ImageProvider
 from bot.providers.billing import add_charges, attribute, may_be_billed
 from bot.providers.gemini import build_request, parse_response
 from bot.providers.gemini_batch import BatchStatus, GeminiBatches, rpc_error
+from bot.providers.registry import ModelRegistry, ModelSpec
 from bot.providers.retry import RetryPolicy, call_with_retries
-from bot.relax.pricing import RelaxPrice, relax_price
 from bot.relax.store import RelaxJob, RelaxJobs, Stage
 from bot.scheduler.scheduler import Scheduler, Ticket
 
@@ -73,10 +73,13 @@ class RelaxTimings:
 
 @dataclass(frozen=True, slots=True)
 class RelaxUpstream:
-    """Google's endpoint as the relax lane uses it: `flex` is a Gemini provider asking for the Flex tier."""
+    """Google's endpoint as the relax lane uses it: `flex` is a Gemini provider with the Flex deadline (a relax
+    request's options name the Flex tier, so it asks for it and prices the answer at it), `batches` the Batch API,
+    `registry` the models (what a Batch answer costs)."""
 
     flex: ImageProvider
     batches: GeminiBatches
+    registry: ModelRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,11 @@ class _Live:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reason: Literal["cancel", "suspend"] | None = None
     charges: list[Charge] = field(default_factory=list)  # Flex calls that may have been billed
+    on_call: Callable[[], object] | None = None
+
+    def called(self) -> None:
+        if self.on_call is not None:
+            self.on_call()
 
     def stopped(self) -> BotError:
         return Suspended() if self.reason == "suspend" else Cancelled()
@@ -124,7 +132,6 @@ class RelaxLane:
         scheduler: Scheduler,
         upstream: RelaxUpstream | None,
         daily_quota: int,
-        standard_usd: float,
         timings: RelaxTimings,
         retry_policy: RetryPolicy,
         clock: Callable[[], float] = time.time,
@@ -136,7 +143,6 @@ class RelaxLane:
         self.scheduler = scheduler
         self.upstream = upstream
         self.daily_quota = daily_quota
-        self.standard_usd = standard_usd
         self.timings = timings
         self.retry_policy = retry_policy
         self.clock = clock
@@ -155,9 +161,6 @@ class RelaxLane:
         if request.images or request.parent_id is not None:
             return RelaxUnavailable("edits")
         return None
-
-    def price(self, request: ImageRequest) -> RelaxPrice:
-        return relax_price(request, standard_usd=self.standard_usd)
 
     def admit(self, user_id: int, key: str, *, force: bool = False) -> Ticket:
         """A place in the lane's own line (RELAX_USER_MAX_PENDING per member; `force` for jobs a start resumes)."""
@@ -179,10 +182,20 @@ class RelaxLane:
 
     # --- running a job -----------------------------------------------------------------------------------
 
-    async def run(self, job: RelaxJob, ticket: Ticket, progress: ProgressCallback | None) -> GeneratedImage:
+    async def run(
+        self,
+        job: RelaxJob,
+        ticket: Ticket,
+        progress: ProgressCallback | None,
+        *,
+        price: Price,
+        on_call: Callable[[], object] | None = None,
+    ) -> GeneratedImage:
         """Make the picture of `job`, from wherever it stands; raises what ended it otherwise (`Suspended` when
-        the bot stops: the job is then left alive for the next start)."""
-        live = _Live(job, job.stage, job.batch_name, job.batch_at)
+        the bot stops: the job is then left alive for the next start). `price`: its Flex price (the estimate a
+        call that may have been billed counts at); `on_call` hears of each call that makes a picture (a Flex
+        attempt, a Batch submission)."""
+        live = _Live(job, job.stage, job.batch_name, job.batch_at, on_call=on_call)
         self._live[job.key] = live
         outcome = "image"
         try:
@@ -190,7 +203,6 @@ class RelaxLane:
                 raise Suspended()
             if self.upstream is None:
                 raise RelaxUnavailable("gateways-only")
-            price = self.price(job.request)
             if live.batch_name is None and job.stage == "submitting":
                 await self._adopt(live)  # a crash may have come between creating the job and storing its name
             if live.batch_name is None:
@@ -217,7 +229,7 @@ class RelaxLane:
                 await self.store.end(job.id, outcome)
 
     async def _flex(
-        self, live: _Live, ticket: Ticket, progress: ProgressCallback | None, price: RelaxPrice
+        self, live: _Live, ticket: Ticket, progress: ProgressCallback | None, price: Price
     ) -> GeneratedImage | None:
         """The picture from Flex, or None when the job should go to Batch."""
         upstream = self.upstream
@@ -228,6 +240,7 @@ class RelaxLane:
 
         async def once() -> GeneratedImage:
             live.stage = "flex"
+            live.called()
             try:
                 return await upstream.flex.generate(prompt, request.images, request.options)
             except (UpstreamUnavailable, UpstreamTimeout) as exc:
@@ -245,7 +258,8 @@ class RelaxLane:
                 if isinstance(failure, OperatorError) and not flex_refused(failure):
                     raise
                 if may_be_billed(failure):
-                    live.charges.append(Charge(PROVIDER, job.model, price.usd, type(failure).__name__))
+                    cost = failure.cost_usd if failure.cost_usd is not None else price.estimate_usd
+                    live.charges.append(Charge(PROVIDER, job.model, cost, type(failure).__name__))
                 if isinstance(failure, OperatorError):
                     log.warning("relax job %s: no Flex for %s (%s); using Batch", job.id, job.model, failure)
                     return None
@@ -253,7 +267,7 @@ class RelaxLane:
                 continue
             if attempt > 1:
                 log.info("relax job %s: Flex answered at attempt %d", job.id, attempt)
-            image = attribute(image, provider=PROVIDER, cost_usd=price.usd, charges=live.charges)
+            image = attribute(image, provider=PROVIDER, cost_usd=price.estimate_usd, charges=live.charges)
             return dataclasses.replace(image, tier="flex")
         return None
 
@@ -276,10 +290,13 @@ class RelaxLane:
         upstream = self.upstream
         assert upstream is not None
         job = live.job
-        body = build_request(provider_prompt(job.request.prompt, job.request.history), (), job.request.options)
+        spec = self._spec(job)
+        options = dataclasses.replace(job.request.options, tier="batch")  # a Batch job's request names no tier
+        body = build_request(provider_prompt(job.request.prompt, job.request.history), (), options, spec=spec)
 
         async def create() -> str:
-            return await upstream.batches.create([(job.key, body)], display_name=display_name(job))
+            live.called()
+            return await upstream.batches.create(spec.id, [(job.key, body)], display_name=display_name(job))
 
         await self.store.submitting(job.id)
         live.stage = "submitting"
@@ -295,9 +312,7 @@ class RelaxLane:
         await self.store.batch_submitted(job.id, name, at)
         log.info("relax job %s: Batch job %s submitted", job.id, name)
 
-    async def _wait_for_batch(
-        self, live: _Live, progress: ProgressCallback | None, price: RelaxPrice
-    ) -> GeneratedImage:
+    async def _wait_for_batch(self, live: _Live, progress: ProgressCallback | None, price: Price) -> GeneratedImage:
         upstream = self.upstream
         assert upstream is not None and live.batch_name is not None
         name = live.batch_name
@@ -323,7 +338,7 @@ class RelaxLane:
                 raise BatchEnded("TIMEOUT", hours=self._hours(since))
             await self._pause(live, min(self.timings.poll_seconds, deadline - now))
 
-    def _result(self, live: _Live, status: BatchStatus, price: RelaxPrice, since: float) -> GeneratedImage:
+    def _result(self, live: _Live, status: BatchStatus, price: Price, since: float) -> GeneratedImage:
         hours = self._hours(since)
         match status.state:
             case "SUCCEEDED":
@@ -332,9 +347,14 @@ class RelaxLane:
                     raise UpstreamUnavailable(f"batch job {status.name} succeeded without a result")
                 if "response" not in result:
                     raise rpc_error(result.get("error"))
-                image = parse_response(result["response"], live.job.model)
+                spec = self._spec(live.job)
+                assert self.upstream is not None
+                registry, size = self.upstream.registry, live.job.request.options.size or spec.default_size
+                image = parse_response(
+                    result["response"], spec.id, cost=lambda usage: registry.cost_usd(spec, size, usage, "batch")
+                )
                 log.info("relax job %s: Batch job %s delivered after %.1f h", live.job.id, status.name, hours)
-                image = attribute(image, provider=PROVIDER, cost_usd=price.usd, charges=live.charges)
+                image = attribute(image, provider=PROVIDER, cost_usd=price.estimate_usd, charges=live.charges)
                 return dataclasses.replace(image, tier="batch")
             case "CANCELLED" if live.reason == "cancel":
                 raise Cancelled()
@@ -351,6 +371,10 @@ class RelaxLane:
             log.info("relax job %s: Batch job %s cancelled", live.job.id, live.batch_name)
         except UpstreamError as exc:
             log.warning("relax job %s: could not cancel Batch job %s: %s", live.job.id, live.batch_name, exc)
+
+    def _spec(self, job: RelaxJob) -> ModelSpec:
+        assert self.upstream is not None
+        return self.upstream.registry.get(job.request.options.model or job.model)
 
     def _hours(self, since: float) -> float:
         return max(0.0, self.clock() - since) / 3600

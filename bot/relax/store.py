@@ -4,6 +4,7 @@ once there is one). A row is alive until `end`; the next start resumes every liv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -40,7 +41,7 @@ class RelaxJob:
 
 
 def request_to_json(request: ImageRequest) -> str:
-    """What is needed to send the request again (relax requests carry no images and no history)."""
+    """What is needed to send the planned request again (relax requests carry no images and no history)."""
     return json.dumps(
         {
             "user_id": request.user_id,
@@ -48,7 +49,7 @@ def request_to_json(request: ImageRequest) -> str:
             "guild_id": request.guild_id,
             "prompt": request.prompt,
             "kind": request.kind.value,
-            "aspect_ratio": request.options.aspect_ratio,
+            "options": request.options.as_json(),
             "role_ids": list(request.role_ids),
         }
     )
@@ -56,15 +57,15 @@ def request_to_json(request: ImageRequest) -> str:
 
 def request_from_json(text: str) -> ImageRequest:
     data = json.loads(text)
+    options = ImageOptions.from_json(data.get("options") or {})
     return ImageRequest(
         user_id=int(data["user_id"]),
         channel_id=int(data["channel_id"]),
         guild_id=data.get("guild_id"),
         prompt=str(data["prompt"]),
         kind=RequestKind(data.get("kind") or RequestKind.IMAGINE.value),
-        options=ImageOptions(aspect_ratio=data.get("aspect_ratio")),
+        options=options if options.tier != "standard" else dataclasses.replace(options, tier="flex"),
         role_ids=tuple(int(r) for r in data.get("role_ids") or ()),
-        relax=True,
     )
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.errors import BotError, QuotaExceeded
-from bot.models import ImageOptions, ImageRequest, RequestKind
+from bot.models import ImageOptions, ImageRequest, RequestKind, as_relax
 from bot.pipeline import Delivery, Loader
 from cogs.ui.common import role_ids
 from cogs.ui.jobs import InteractionJob, Offer
@@ -42,7 +42,7 @@ def request_for(
     kind: RequestKind,
     options: ImageOptions | None = None,
     parent_id: int | None = None,
-    relax: bool = False,
+    original_id: int | None = None,
 ) -> ImageRequest:
     """The one way a door turns who asked, where and what into a request (the pipeline adds the history)."""
     return ImageRequest(
@@ -54,7 +54,7 @@ def request_for(
         options=options or ImageOptions(),
         parent_id=parent_id,
         role_ids=role_ids(user),
-        relax=relax,
+        original_id=original_id,
     )
 
 
@@ -87,18 +87,21 @@ def relax_offer(bot: ImageBot, interaction: discord.Interaction, request: ImageR
     their relax allowance can pay for it; pressing the button runs it as their answer to that press."""
 
     def offer(exc: BotError) -> tuple[str, discord.ui.View] | None:
-        pipeline = bot.services.pipeline
-        if load is not None or not isinstance(exc, QuotaExceeded) or not pipeline.offers_relax(request, exc):
+        if (
+            load is not None
+            or not isinstance(exc, QuotaExceeded)
+            or not bot.services.pipeline.offers_relax(request, exc)
+        ):
             return None
-        assert pipeline.relax is not None
+        assert exc.relax_credits is not None
         key = str(interaction.id)
 
         async def run(press: discord.Interaction) -> None:
-            relaxed = dataclasses.replace(request, relax=True, channel_id=press.channel_id or request.channel_id)
+            relaxed = dataclasses.replace(as_relax(request), channel_id=press.channel_id or request.channel_id)
             await run_interaction(bot, press, relaxed)
 
         bot.relax_offers.add(key, request.user_id, run)
-        return relax_offer_text(exc, pipeline.relax.price(request).credits), offer_view(key, request.user_id)
+        return relax_offer_text(exc, exc.relax_credits), offer_view(key, request.user_id)
 
     return offer
 

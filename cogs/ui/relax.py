@@ -129,8 +129,9 @@ class RelaxDoor(ProgressMessage):
     async def deliver(self, delivery: Delivery) -> int:
         """Post the picture as a new message that mentions the member; the waiting message then points to it."""
         await self._stop_progress()
-        delivery = await fit_delivery(delivery, self._upload_limit())
-        message = result_message(delivery, self._requester())
+        limit = self._upload_limit()
+        delivery = await fit_delivery(delivery, limit)
+        message = result_message(delivery, self._requester(), limit)
         message["content"] = f"<@{self.user_id}> your relax picture is ready. {message['content']}"
         sent = await self._channel().send(allowed_mentions=self._mention(), **message)
         await self._edit_original(f"🐢 Done: your relax picture is here: {sent.jump_url}")

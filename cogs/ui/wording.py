@@ -6,14 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import (
+    AttemptsExhausted,
     BatchEnded,
     BudgetExhausted,
     Cancelled,
+    ChoiceRefused,
     CircuitOpen,
     CoolingDown,
     GenerationFailed,
     ImageBlocked,
     InvalidRequest,
+    ModelUnavailable,
     ModerationBlocked,
     NotAllowed,
     OperatorError,
@@ -63,6 +66,8 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     words go to a channel, not only to the user, so a blocked term is not repeated there."""
     refunded = " Your quota was not charged."
     match exc:
+        case ChoiceRefused():
+            return UserMessage(choice_refused(exc))
         case InvalidRequest():
             return UserMessage(str(exc))
         case ModerationBlocked(category=category, term=term):
@@ -85,21 +90,38 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. "
                 "A moderator can lift this sooner."
             )
-        case QuotaExceeded(lane="relax", limit=limit, resets_at_ts=reset):
+        case QuotaExceeded(lane="relax", limit=limit, needed=needed, left=left, resets_at_ts=reset):
             return UserMessage(
-                f"You've used your relax allowance for today ({limit} relax credits). It resets "
-                f"{relative_time(reset)}; until then pictures can only be made at once, from your own credits "
-                "(`/imagine` without `relax`). Use `/quota` to see where you stand."
+                f"That relax picture costs {credits(needed)} and your relax allowance has {left} of {limit} left "
+                f"today. It resets {relative_time(reset)}; until then pictures are made at once, from your own "
+                "credits (`/imagine` without `relax`), or pick a cheaper model or size. Use `/quota` to see where "
+                "you stand."
+            )
+        case QuotaExceeded(scope="everywhere", limit=limit, needed=needed, left=left, resets_at_ts=reset):
+            return UserMessage(
+                f"That picture costs {credits(needed)}, and you have {left} of the {limit} credits the bot allows "
+                f"one member per day across all servers and DMs. It resets {relative_time(reset)}; a cheaper "
+                "model or size may still fit (`/models`)."
             )
         case QuotaExceeded(limit=0, resets_at_ts=reset):
             return UserMessage(
-                f"You can't generate images on this server today (your daily limit here is 0). It resets "
+                f"You can't generate images on this server today (your daily limit here is 0 credits). It resets "
                 f"{relative_time(reset)}; use `/quota` to see where the limit comes from."
+            )
+        case QuotaExceeded(limit=limit, needed=needed, left=left, resets_at_ts=reset) if left > 0:
+            return UserMessage(
+                f"That picture costs {credits(needed)} and you have {left} of your {limit} left today. Pick a "
+                f"cheaper model or size (`/models` shows the prices), or wait for the reset {relative_time(reset)}."
             )
         case QuotaExceeded(limit=limit, resets_at_ts=reset):
             return UserMessage(
-                f"You've used all {limit} of your images for today. Your quota resets {relative_time(reset)}. "
+                f"You've used all {limit} of your credits for today. Your quota resets {relative_time(reset)}. "
                 "Use `/quota` to see where you stand."
+            )
+        case AttemptsExhausted(limit=limit, resets_at_ts=reset):
+            return UserMessage(
+                f"You've asked the image model {limit} times today (answers without a picture count too), which "
+                f"is the bot's daily limit per member. It resets {relative_time(reset)}."
             )
         case BudgetExhausted(scope=scope, resets_at_ts=reset):
             whose = "This server's" if scope == "server" else "The bot's"
@@ -178,6 +200,11 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 "Google's image model has been failing repeatedly, so the bot paused sending until "
                 f"{relative_time(until)}." + refunded
             )
+        case ModelUnavailable():
+            return UserMessage(
+                "The image model this bot is set up to use isn't available to it (the model was retired or this "
+                "bot's Google project can't use it). This is not your fault: please tell the bot's operator." + refunded
+            )
         case OperatorError():
             return UserMessage(
                 "The bot can't reach the image model because of a problem with its own setup (API key, billing "
@@ -189,43 +216,71 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     return UserMessage("Something went wrong on our side. Please try again.")
 
 
+def credits(n: int) -> str:
+    return f"{n} credit{'s' if n != 1 else ''}"
+
+
+def choice_refused(exc: ChoiceRefused) -> str:
+    """What a refused model, size, ratio or input count reads like: what was asked, and what is possible."""
+    possible = ", ".join(exc.possible) or "nothing"
+    nothing = " Nothing was sent and nothing was charged."
+    if exc.not_allowed:
+        return (
+            f"This server doesn't let you use {exc.model}"
+            + (f" at {exc.chosen}" if exc.what == "size" else "")
+            + f". You may use: {possible}."
+            + nothing
+        )
+    match exc.what:
+        case "model":
+            return f"There is no model “{exc.chosen}” here. Choose one of: {possible}." + nothing
+        case "size":
+            return f"{exc.model} can't make {exc.chosen} pictures; it makes {possible}." + nothing
+        case "aspect ratio":
+            return f"{exc.model} can't make {exc.chosen} pictures; its aspect ratios are {possible}." + nothing
+    return f"{exc.model} takes at most {possible} images at once; this edit would send {exc.chosen}." + nothing
+
+
 def _hours(hours: float) -> str:
     if hours < 1:
         return f"{max(1, round(hours * 60))} min"
     return f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
 
 
-def relax_offer_text(exc: QuotaExceeded, credits: int) -> str:
+def relax_offer_text(exc: QuotaExceeded, cost: int) -> str:
     """The refusal of a member out of credits, with the offer to queue the same picture in relax mode."""
     left = "unlimited" if exc.relax_left is None else f"{exc.relax_left} left today"
-    unit = "relax credit" if credits == 1 else "relax credits"
     return (
         user_message(exc).text
-        + f"\n🐢 **Queue it in relax mode at half price?** It costs {credits} {unit} from your separate relax "
+        + f"\n🐢 **Queue it in relax mode at half price?** It costs {credits(cost)} from your separate relax "
         f"allowance ({left}). Google makes it when it has room, usually within minutes, at worst within a day; "
         "I'll post it in this channel and mention you."
     )
 
 
-def relax_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
-    """ "🐢 3 of 10 relax credits left today · resets <t:…:R>": under a relax picture, and in `/quota`."""
-    if allowance is None:
-        return f"🐢 Relax: no daily limit · resets {relative_time(resets_at)}"
+def relax_headline(left: int | None, allowance: int | None, resets_at: float, *, spent: int | None = None) -> str:
+    """ "🐢 relax · 1 credit · 9 of 10 relax credits left today · resets <t:…:R>": under a relax picture (with what
+    it cost), and in `/quota`."""
     if allowance == 0:
         return "🐢 Relax mode is off on this bot"
-    return f"🐢 {left} of {allowance} relax credits left today · resets {relative_time(resets_at)}"
+    cost = f"{credits(spent)} · " if spent is not None else ""
+    standing = "no daily limit" if allowance is None else f"{left} of {allowance} relax credits left today"
+    return f"🐢 relax · {cost}{standing} · resets {relative_time(resets_at)}"
 
 
-def quota_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
-    """ "3 of 10 left today · resets <t:…:R>": the line under a delivered image and the headline of `/quota`."""
+def quota_headline(left: int | None, allowance: int | None, resets_at: float, *, spent: int | None = None) -> str:
+    """ "4 credits · 6 of 10 left today · resets <t:…:R>": the line under a delivered image (with what it cost)
+    and the headline of `/quota`."""
     reset = f"resets {relative_time(resets_at)}"
+    cost = f"{credits(spent)} · " if spent is not None else ""
     if allowance is None:
-        return f"No daily limit · {reset}"
-    return f"{left} of {allowance} left today · {reset}"
+        return f"{cost}{'No daily limit' if left is None else f'{left} left today'} · {reset}"
+    return f"{cost}{left} of {allowance} left today · {reset}"
 
 
 def footer_text(status: QuotaStatus) -> str:
-    return quota_headline(status.left, status.allowance, status.resets_at)
+    """The member's standing: what they may still spend, under this server's limit and the bot-wide cap."""
+    return quota_headline(status.spendable, status.allowance, status.resets_at)
 
 
 def source_text(status: QuotaStatus) -> str:

@@ -27,7 +27,7 @@ RELAX: dict[str, Any] = {
     "relax_flex_timeout_seconds": 5,
     "relax_batch_poll_seconds": 0.05,
 }
-PRICE = 0.039  # PRICE_PER_IMAGE_USD's default: a relax image is estimated at half of it
+FLEX_1K = 0.0168  # the default model's 1K picture at the Flex tier (half of $0.0336), estimated and real
 
 
 async def numbers(bot: Any, fake: FakeDiscord, member: Member, *, settled: bool = True) -> dict[str, int]:
@@ -85,7 +85,7 @@ async def test_a_relax_request_is_made_by_flex_and_posted_with_a_mention_at_half
         assert gemini.batches.jobs == {}
         # What the member sees: the picture in the channel, mentioning them; the waiting message points to it.
         assert posted.attachments[0].data == picture and "your relax picture is ready" in posted.content
-        assert "🐢 9 of 10 relax credits left today" in posted.content
+        assert "🐢 relax · 1 credit · 9 of 10 relax credits left today" in posted.content
         assert "relax (Flex)" in posted.embed["footer"]["text"]
         done = await ix.wait_for_original(lambda m: m.content.startswith("🐢 Done"))
         assert not ix.ephemeral and str(posted.id) in done.content and done.custom_ids == []
@@ -93,7 +93,9 @@ async def test_a_relax_request_is_made_by_flex_and_posted_with_a_mention_at_half
         # The ledger: one relax credit, none of the member's credits; half the estimated dollars in spend.
         assert await numbers(bot, fake, fake.member) == {"used": 0, "reserved": 0, "relax_used": 1, "relax_reserved": 0}
         spend = await bot.services.quota.spend(fake.guild.id)
-        assert spend.images == 1 and spend.cost_usd == pytest.approx(PRICE / 2)
+        assert spend.images == 1 and spend.cost_usd == pytest.approx(FLEX_1K, rel=0.05)  # from the answer's tokens
+        (generation,) = await bot.services.db.fetchall("SELECT credits, cost_micros FROM generations")
+        assert generation["credits"] == 1 and generation["cost_micros"] == pytest.approx(FLEX_1K * 1e6, rel=0.05)
         (row,) = await bot.services.db.fetchall("SELECT status, message_id FROM generations")
         assert (row["status"], row["message_id"]) == ("delivered", posted.id)
         assert await bot.services.relax.store.outcome(str(ix.id)) == (True, "image")
@@ -256,8 +258,8 @@ async def test_out_of_credits_a_member_is_offered_relax_mode_and_takes_it(run_bo
         refused = await fake.slash("imagine", {"prompt": "a second fox", "aspect_ratio": "16:9"})
         await refused.wait_for_callback()
         offer = refused.original
-        assert refused.ephemeral and "used all 1 of your images" in offer.content
-        assert "Queue it in relax mode at half price?" in offer.content and "1 relax credit " in offer.content
+        assert refused.ephemeral and "used all 1 of your credits" in offer.content
+        assert "Queue it in relax mode at half price?" in offer.content and "It costs 1 credit from" in offer.content
         (button,) = [c for c in offer.custom_ids if c.startswith("gib:relax:")]
 
         press = await fake.click(offer, button)
@@ -281,10 +283,10 @@ async def test_no_offer_when_the_relax_allowance_is_used_up_too(run_bot, fake_di
         await posted_for(fake, fake.member)
         refused = await fake.slash("imagine", {"prompt": "one more"})
         await refused.wait_for_callback()
-        assert "used all 1 of your images" in refused.original.content and refused.original.custom_ids == []
+        assert "used all 1 of your credits" in refused.original.content and refused.original.custom_ids == []
         relaxed = await relax_request(fake, "one more, relaxed")
         await relaxed.wait_for_callback()
-        assert relaxed.ephemeral and "used your relax allowance for today (1 relax credits)" in relaxed.original.content
+        assert relaxed.ephemeral and "your relax allowance has 0 of 1 left" in relaxed.original.content
         assert await numbers(bot, fake, fake.member) == {"used": 1, "reserved": 0, "relax_used": 1, "relax_reserved": 0}
         assert len(gemini.served) == 2
 
@@ -297,7 +299,7 @@ async def gateway_only(monkeypatch):
             "PROVIDER_GW_BASE_URL": server.base_url,
             "PROVIDER_GW_ALLOW_HTTP": "true",
             "PROVIDER_GW_API_KEY": server.api_key,
-            "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
+            "PROVIDER_GW_MODELS": "gemini-nano-banana-2.1=google/gemini-nano-banana-2.1",
         }.items():
             monkeypatch.setenv(name, value)
         yield server
@@ -316,3 +318,23 @@ async def test_relax_is_gemini_only_and_says_so_when_the_bot_uses_gateways(run_b
         assert refused.original.custom_ids == [] and "relax" not in refused.original.content  # nothing to offer
         assert await numbers(bot, fake, fake.member) == {"used": 1, "reserved": 0, "relax_used": 0, "relax_reserved": 0}
     assert gemini.requests == [] and len(gateway_only.served) == 1
+
+
+async def test_relax_costs_the_flex_price_of_the_model_and_size_chosen(run_bot, fake_discord, gemini):
+    fake = fake_discord
+    async with run_bot(gemini_models="gemini-3-pro-image", **RELAX) as bot:
+        registry = bot.services.registry
+        pro = registry.get("gemini-3-pro-image")
+        standard, relax = registry.price(pro, "4K"), registry.price(pro, "4K", "flex")
+        assert (standard.credits, relax.credits) == (8, 4)  # half, from the price table
+        ix = await fake.slash(
+            "imagine", {"prompt": "a poster", "model": "gemini-3-pro-image", "size": "4K", "relax": True}
+        )
+        posted = await posted_for(fake, fake.member)
+        (call,) = gemini.served
+        assert call.body["serviceTier"] == "flex" and call.body["generationConfig"]["imageConfig"]["imageSize"] == "4K"
+        assert "🐢 relax · 4 credits · 6 of 10 relax credits left today" in posted.content
+        assert "Nano Banana Pro · 4K" in posted.embed["footer"]["text"] and ix.original is not None
+        assert await numbers(bot, fake, fake.member) == {"used": 0, "reserved": 0, "relax_used": 4, "relax_reserved": 0}
+        spend = await bot.services.quota.spend(None)
+        assert spend.cost_usd == pytest.approx(relax.estimate_usd, rel=0.05)  # Google's half-price rates

@@ -14,7 +14,7 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import BatchEnded, Cancelled, OperatorError, PromptBlocked, Suspended, UpstreamUnavailable
-from bot.models import ImageOptions, ImageRequest
+from bot.models import ImageOptions, ImageRequest, Price, as_relax
 from bot.providers.gemini import build_request
 from bot.relax import RelaxJob, RelaxLane
 from bot.relax.lane import display_name
@@ -22,6 +22,8 @@ from bot.services import build_relax
 from bot.storage.db import Database
 from tests.fakes.gemini import FakeGemini, GeminiReply
 
+MODEL = "gemini-nano-banana-2.1"
+FLEX_1K = Price(1, 0.0168)  # the default model's 1K picture at the Flex tier
 FAST = {
     "relax_rpm": 100,
     "relax_flex_attempts": 2,
@@ -62,13 +64,16 @@ def lane_for(http, db, gemini, tmp_path) -> Callable[..., RelaxLane]:
 
 
 async def new_job(lane: RelaxLane, prompt: str = "a fox", key: str = "1001", user: int = 7) -> RelaxJob:
-    request = ImageRequest(user_id=user, channel_id=5, prompt=prompt, options=ImageOptions("16:9"), relax=True)
-    return await lane.register(key, generation_id=1, entry_id=1, request=request, model="gemini-2.5-flash-image")
+    """A planned relax request (the pipeline chose its model and size), written down as the pipeline does."""
+    options = ImageOptions("16:9", model=MODEL, size="1K", tier="flex")
+    request = ImageRequest(user_id=user, channel_id=5, prompt=prompt, options=options)
+    return await lane.register(key, generation_id=1, entry_id=1, request=request, model=MODEL)
 
 
-def start(lane: RelaxLane, job: RelaxJob, *, force: bool = False) -> asyncio.Task[Any]:
+def start(lane: RelaxLane, job: RelaxJob, *, force: bool = False, calls: list[int] | None = None) -> asyncio.Task[Any]:
     ticket = lane.admit(job.request.user_id, job.key, force=force)
-    return asyncio.create_task(lane.run(job, ticket, None))
+    on_call = (lambda: calls.append(1)) if calls is not None else None
+    return asyncio.create_task(lane.run(job, ticket, None, price=FLEX_1K, on_call=on_call))
 
 
 async def until(condition: Callable[[], Any], what: str) -> Any:
@@ -86,13 +91,18 @@ def flex_calls(gemini: FakeGemini) -> list[Any]:
 async def test_flex_refused_for_the_model_goes_to_batch_without_trying_flex_again(lane_for, gemini):
     lane = lane_for()
     gemini.enqueue(GeminiReply.error(400, "INVALID_ARGUMENT", "The flex service tier is not supported for this model."))
-    task = start(lane, await new_job(lane))
+    calls: list[int] = []
+    task = start(lane, await new_job(lane), calls=calls)
     job = await until(lambda: list(gemini.batches.jobs.values()), "a batch job")
     gemini.advance_batch(job[0].name, "SUCCEEDED")
     image = await task
-    assert image.tier == "batch" and image.provider == "gemini" and image.cost_usd == pytest.approx(0.039 / 2)
+    # The real cost of the Batch answer, from its tokens at the Batch (half) rate.
+    assert image.tier == "batch" and image.provider == "gemini" and image.cost_usd == pytest.approx(0.0168, rel=0.05)
     assert len(flex_calls(gemini)) == 1 and flex_calls(gemini)[0].body["serviceTier"] == "flex"
-    assert job[0].items[0]["request"]["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9"}
+    assert len(calls) == 2  # the Flex call and the Batch submission, each counted as a call
+    request = job[0].items[0]["request"]
+    assert request["generationConfig"]["imageConfig"] == {"aspectRatio": "16:9", "imageSize": "1K"}
+    assert "serviceTier" not in request and job[0].model == MODEL
     assert await lane.store.outcome("1001") == (True, "image")
 
 
@@ -206,7 +216,7 @@ async def test_cancel_while_waiting_for_a_relax_slot_sends_nothing(lane_for, gem
 
 async def test_unavailable_says_why(lane_for, http, db, tmp_path, monkeypatch):
     lane = lane_for()
-    plain = ImageRequest(user_id=1, channel_id=2, prompt="x", relax=True)
+    plain = as_relax(ImageRequest(user_id=1, channel_id=2, prompt="x"))
     assert lane.unavailable(plain) is None
     assert lane.unavailable(ImageRequest(user_id=1, channel_id=2, prompt="x", parent_id=3)).reason == "edits"
     assert lane_for(relax_daily_quota=0).unavailable(plain).reason == "off"
@@ -232,8 +242,8 @@ async def test_a_batch_job_created_just_before_a_crash_is_found_not_sent_twice(l
     upstream = lane.upstream
     assert upstream is not None
     for other in range(3):  # other jobs of the same project
-        await upstream.batches.create([("x", build_request(f"other {other}"))], display_name=f"someone-else-{other}")
-    name = await upstream.batches.create([(job.key, build_request("a fox"))], display_name=display_name(job))
+        await upstream.batches.create(MODEL, [("x", build_request(f"other {other}"))], display_name=f"else-{other}")
+    name = await upstream.batches.create(MODEL, [(job.key, build_request("a fox"))], display_name=display_name(job))
     (alive,) = await lane.store.alive()
     assert alive.stage == "submitting"
 
@@ -263,8 +273,8 @@ async def test_find_reads_every_page_and_takes_the_newest(gemini, http):
     from bot.providers.gemini_batch import GeminiBatches
 
     batches = GeminiBatches(http, SecretStr(gemini.api_key), base_url=gemini.base_url)
-    names = [await batches.create([("k", build_request(str(i)))], display_name="same") for i in range(3)]
-    await batches.create([("k", build_request("other"))], display_name="other")
+    names = [await batches.create(MODEL, [("k", build_request(str(i)))], display_name="same") for i in range(3)]
+    await batches.create(MODEL, [("k", build_request("other"))], display_name="other")
     assert await batches.find("same", page_size=1, max_pages=5) == names[-1]  # on the third of four pages
     assert await batches.find("same", page_size=1, max_pages=2) == names[1]  # only what the pages it read show
     assert await batches.find("nobody", page_size=3) is None

@@ -1,10 +1,9 @@
 -- The relax lane (half price, Google's Flex tier or a Batch job): its own daily allowance in the same ledger, and
 -- its jobs, which may wait for hours, stored so that a restart resumes them.
 
--- Which allowance an entry counts against ('fast': the member's credits, DAILY_QUOTA and its limits; 'relax': the
--- relax allowance, RELAX_DAILY_QUOTA), and how many credits of it. Every earlier entry was one fast image.
+-- Which allowance an entry's credits count against: 'fast', the member's credits (DAILY_QUOTA and its limits), or
+-- 'relax', the relax allowance (RELAX_DAILY_QUOTA). Every earlier entry was a fast one.
 ALTER TABLE quota_entries ADD COLUMN lane TEXT NOT NULL DEFAULT 'fast' CHECK (lane IN ('fast', 'relax'));
-ALTER TABLE quota_entries ADD COLUMN credits INTEGER NOT NULL DEFAULT 1 CHECK (credits >= 0);
 
 -- One row per relax request that got a reservation (bot/relax/store.py owns it). While `ended_at` is NULL the
 -- job is alive: its quota entry stays open across restarts and the next start picks it up where it was.
