@@ -41,8 +41,6 @@ from bot.errors import (
     ModelUnavailable,
     OperatorError,
     PromptBlocked,
-    QuotaExceeded,
-    RelaxUnavailable,
     Suspended,
 )
 from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
@@ -61,7 +59,8 @@ from bot.ports import (
 from bot.providers import ImageProvider
 from bot.providers.billing import Bill
 from bot.providers.retry import RetryPolicy, call_with_retries
-from bot.relax import RelaxJob, RelaxLane
+from bot.relax import RelaxLane
+from bot.relax.steps import RelaxSteps
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ RENDER_SIZES = ("2K", "4K")
 __all__ = ["Accepted", "Deliver", "Delivery", "Door", "Loader", "Pipeline", "ProgressCallback"]
 
 
-class Pipeline:
+class Pipeline(RelaxSteps):
     def __init__(
         self,
         *,
@@ -130,10 +129,7 @@ class Pipeline:
         scheduler, then its credits. Local and fast, so a door can answer a refusal within Discord's 3 seconds.
         `key` lets the user cancel it."""
         self.validate(request)
-        if request.relax:
-            refusal = RelaxUnavailable("off") if self.relax is None else self.relax.unavailable(request)
-            if refusal is not None:
-                raise refusal
+        self._relax_possible(request)
         parent = None
         if (parent_id := request.parent_id) is not None:
             history = await self.generations.history(parent_id, self.history_depth)
@@ -146,27 +142,14 @@ class Pipeline:
         request = plan.request
         await self.moderator.check(request)
         key = key or uuid.uuid4().hex
-        relax = self.relax if request.relax else None
-        ticket = relax.admit(request.user_id, key) if relax else self.scheduler.admit(request.user_id, key)
+        ticket = self._admit(request, key)  # the relax lane's own line for a relax request
         try:
             reservation = await self.quota.reserve(request, plan.price)
         except BaseException as exc:
-            relax.release(ticket) if relax else self.scheduler.release(ticket)
-            if isinstance(exc, QuotaExceeded) and exc.lane == "fast":
-                # What the same picture would cost in relax mode, for a door that offers it.
-                size = request.options.size or plan.spec.default_size
-                exc.relax_credits = self.planner.registry.price(plan.spec, size, "flex").credits
+            self._release_ticket(request, ticket)
+            self._note_relax_price(exc, plan)
             raise
         return Accepted(request, ticket, reservation, plan.spec, plan.price, parent, key)
-
-    def offers_relax(self, request: ImageRequest, exc: BaseException) -> bool:
-        """Whether a request refused because the member is out of credits could run in relax mode instead: relax
-        is available for it and the member's relax allowance can pay for it."""
-        if not isinstance(exc, QuotaExceeded) or exc.lane != "fast" or exc.relax_credits is None:
-            return False
-        if request.relax or self.relax is None or self.relax.unavailable(request) is not None:
-            return False
-        return exc.relax_left is None or exc.relax_left >= exc.relax_credits
 
     async def serve(
         self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
@@ -184,35 +167,6 @@ class Pipeline:
         finally:
             self._release(accepted)
             self._leave()
-
-    async def resume(self, job: RelaxJob, door: Door) -> Delivery | None:
-        """Carry on a relax request an earlier run accepted (its reservation is still open, its job stored), from
-        where it stood. Ends like `serve`: delivered, or refunded and told through `door`."""
-        relax = self.relax
-        assert relax is not None, "relax jobs are resumed through a pipeline with a relax lane"
-        request = job.request
-        registry = self.planner.registry
-        spec = registry.get(request.options.model or job.model)
-        price = registry.price(spec, request.options.size or spec.default_size, "flex")
-        reservation = Reservation(job.entry_id, request.user_id, request.guild_id, None, None, 0, price.credits)
-        ticket = relax.admit(request.user_id, job.key, force=True)
-        accepted = Accepted(request, ticket, reservation, spec, price, None, job.key, job)
-        self._enter()
-        try:
-            try:
-                return await self._generate(request, accepted, door, (), None, started=(job.generation_id, 0))
-            except Exception as exc:  # Suspended too: the door says the request carries on after the restart
-                await door.fail(exc)
-                return None
-        finally:
-            self._release(accepted)
-            self._leave()
-
-    def _release(self, accepted: Accepted) -> None:
-        if accepted.request.relax and self.relax is not None:
-            self.relax.release(accepted.ticket)
-        else:
-            self.scheduler.release(accepted.ticket)
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
@@ -399,22 +353,6 @@ class Pipeline:
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery
-
-    async def _relax(
-        self,
-        request: ImageRequest,
-        accepted: Accepted,
-        generation_id: int,
-        door: Door,
-        on_call: Callable[[], None],
-    ) -> GeneratedImage:
-        """The relax lane makes the picture (written down first, so that a restart resumes it)."""
-        if self.relax is None:
-            raise RelaxUnavailable("gateways-only")
-        job = accepted.job or await self.relax.register(
-            accepted.key, generation_id, accepted.reservation.id, request, accepted.spec.id
-        )
-        return await self.relax.run(job, accepted.ticket, door.progress, price=accepted.price, on_call=on_call)
 
     async def _fail(
         self,

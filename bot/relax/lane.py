@@ -23,16 +23,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from bot.editing.conversation import provider_prompt
 from bot.errors import (
     BatchEnded,
-    BotError,
     Cancelled,
     Charge,
     OperatorError,
@@ -45,13 +42,21 @@ from bot.errors import (
     UpstreamUnavailable,
 )
 from bot.models import GeneratedImage, ImageRequest, Price, Progress
-from bot.providers import ImageProvider
 from bot.providers.billing import add_charges, attribute, may_be_billed
 from bot.providers.gemini import build_request, parse_response
-from bot.providers.gemini_batch import BatchStatus, GeminiBatches, rpc_error
-from bot.providers.registry import ModelRegistry, ModelSpec
+from bot.providers.gemini_batch import BatchStatus, rpc_error
+from bot.providers.registry import ModelSpec
 from bot.providers.retry import RetryPolicy, call_with_retries
-from bot.relax.store import RelaxJob, RelaxJobs, Stage
+from bot.relax.store import RelaxJob, RelaxJobs
+from bot.relax.values import (
+    LiveJob,
+    RelaxJobInfo,
+    RelaxTimings,
+    RelaxUpstream,
+    Shed,
+    display_name,
+    flex_refused,
+)
 from bot.scheduler.scheduler import Scheduler, Ticket
 
 log = logging.getLogger(__name__)
@@ -59,69 +64,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ProgressCallback = Callable[[Progress], Awaitable[None]]
 PROVIDER = "gemini"  # relax is Google's own: gateways have neither Flex nor Batch
-# A 400 that says the model has no Flex tier (the wording varies; it names the field or the tier).
-_FLEX_REFUSED = re.compile(r"service[ _]?tier|\bflex\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class RelaxTimings:
-    flex_attempts: int  # 0: straight to Batch
-    flex_backoff: float  # seconds between two Flex attempts
-    poll_seconds: float
-    max_hours: float
-
-
-@dataclass(frozen=True, slots=True)
-class RelaxUpstream:
-    """Google's endpoint as the relax lane uses it: `flex` is a Gemini provider with the Flex deadline (a relax
-    request's options name the Flex tier, so it asks for it and prices the answer at it), `batches` the Batch API,
-    `registry` the models (what a Batch answer costs)."""
-
-    flex: ImageProvider
-    batches: GeminiBatches
-    registry: ModelRegistry
-
-
-@dataclass(frozen=True, slots=True)
-class RelaxJobInfo:
-    """A live relax request, as `/queue` shows it."""
-
-    key: str
-    user_id: int
-    prompt: str
-    stage: Stage
-    created_at: float  # unix seconds
-    batch_at: float | None
-
-
-class _Shed(UpstreamError):
-    """A Flex call shed (503) or timed out. Raised through the lane's scheduler as an answer, not as a failure of
-    Google's health: Flex is best effort, and shedding says nothing about whether Google can be reached."""
-
-    def __init__(self, cause: UpstreamUnavailable | UpstreamTimeout) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
-@dataclass(eq=False)
-class _Live:
-    """A job this process is running; `stop` is set to cancel or suspend it."""
-
-    job: RelaxJob
-    stage: Stage
-    batch_name: str | None
-    batch_at: float | None
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: Literal["cancel", "suspend"] | None = None
-    charges: list[Charge] = field(default_factory=list)  # Flex calls that may have been billed
-    on_call: Callable[[], object] | None = None
-
-    def called(self) -> None:
-        if self.on_call is not None:
-            self.on_call()
-
-    def stopped(self) -> BotError:
-        return Suspended() if self.reason == "suspend" else Cancelled()
 
 
 class RelaxLane:
@@ -147,7 +89,7 @@ class RelaxLane:
         self.retry_policy = retry_policy
         self.clock = clock
         self.sleep = sleep
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, LiveJob] = {}
         self._closing = False
 
     # --- admission ---------------------------------------------------------------------------------------
@@ -195,7 +137,7 @@ class RelaxLane:
         the bot stops: the job is then left alive for the next start). `price`: its Flex price (the estimate a
         call that may have been billed counts at); `on_call` hears of each call that makes a picture (a Flex
         attempt, a Batch submission)."""
-        live = _Live(job, job.stage, job.batch_name, job.batch_at, on_call=on_call)
+        live = LiveJob(job, job.stage, job.batch_name, job.batch_at, on_call=on_call)
         self._live[job.key] = live
         outcome = "image"
         try:
@@ -229,7 +171,7 @@ class RelaxLane:
                 await self.store.end(job.id, outcome)
 
     async def _flex(
-        self, live: _Live, ticket: Ticket, progress: ProgressCallback | None, price: Price
+        self, live: LiveJob, ticket: Ticket, progress: ProgressCallback | None, price: Price
     ) -> GeneratedImage | None:
         """The picture from Flex, or None when the job should go to Batch."""
         upstream = self.upstream
@@ -245,7 +187,7 @@ class RelaxLane:
                 return await upstream.flex.generate(prompt, request.images, request.options)
             except (UpstreamUnavailable, UpstreamTimeout) as exc:
                 # Flex is best effort: the lane's circuit breaker must only open when Google cannot be reached.
-                raise _Shed(exc) from exc
+                raise Shed(exc) from exc
 
         for attempt in range(job.flex_attempts + 1, self.timings.flex_attempts + 1):
             if attempt > 1:
@@ -253,8 +195,8 @@ class RelaxLane:
             await self.store.flex_attempt(job.id, attempt)
             try:
                 image = await self._until_stopped(live, self.scheduler.run(ticket, once, progress))
-            except (_Shed, RateLimited, OperatorError) as exc:  # a 429 has paused the lane's gate meanwhile
-                failure = exc.cause if isinstance(exc, _Shed) else exc
+            except (Shed, RateLimited, OperatorError) as exc:  # a 429 has paused the lane's gate meanwhile
+                failure = exc.cause if isinstance(exc, Shed) else exc
                 if isinstance(failure, OperatorError) and not flex_refused(failure):
                     raise
                 if may_be_billed(failure):
@@ -271,7 +213,7 @@ class RelaxLane:
             return dataclasses.replace(image, tier="flex")
         return None
 
-    async def _adopt(self, live: _Live) -> None:
+    async def _adopt(self, live: LiveJob) -> None:
         """Find the Batch job an earlier run may have created just before it stopped, by its display name."""
         upstream = self.upstream
         assert upstream is not None
@@ -286,7 +228,7 @@ class RelaxLane:
             await self.store.batch_submitted(live.job.id, name, at)
             log.info("relax job %s: found its Batch job %s from before the restart", live.job.id, name)
 
-    async def _submit(self, live: _Live, ticket: Ticket) -> None:
+    async def _submit(self, live: LiveJob, ticket: Ticket) -> None:
         upstream = self.upstream
         assert upstream is not None
         job = live.job
@@ -312,7 +254,7 @@ class RelaxLane:
         await self.store.batch_submitted(job.id, name, at)
         log.info("relax job %s: Batch job %s submitted", job.id, name)
 
-    async def _wait_for_batch(self, live: _Live, progress: ProgressCallback | None, price: Price) -> GeneratedImage:
+    async def _wait_for_batch(self, live: LiveJob, progress: ProgressCallback | None, price: Price) -> GeneratedImage:
         upstream = self.upstream
         assert upstream is not None and live.batch_name is not None
         name = live.batch_name
@@ -338,7 +280,7 @@ class RelaxLane:
                 raise BatchEnded("TIMEOUT", hours=self._hours(since))
             await self._pause(live, min(self.timings.poll_seconds, deadline - now))
 
-    def _result(self, live: _Live, status: BatchStatus, price: Price, since: float) -> GeneratedImage:
+    def _result(self, live: LiveJob, status: BatchStatus, price: Price, since: float) -> GeneratedImage:
         hours = self._hours(since)
         match status.state:
             case "SUCCEEDED":
@@ -363,7 +305,7 @@ class RelaxLane:
                 raise BatchEnded(status.state, message, hours=hours)
         raise UpstreamUnavailable(f"batch job {status.name} ended in an unknown state {status.state}")
 
-    async def _cancel_upstream(self, live: _Live) -> None:
+    async def _cancel_upstream(self, live: LiveJob) -> None:
         """Best effort: a job nobody waits for should not be made (and billed)."""
         assert self.upstream is not None and live.batch_name is not None
         try:
@@ -421,7 +363,7 @@ class RelaxLane:
         ]
         return sorted(infos, key=lambda info: info.created_at)
 
-    async def _until_stopped(self, live: _Live, awaitable: Awaitable[T]) -> T:
+    async def _until_stopped(self, live: LiveJob, awaitable: Awaitable[T]) -> T:
         """Await `awaitable` unless the job is cancelled or suspended first (then it is cancelled, and
         `Cancelled` or `Suspended` raised). A result that is there already wins over a stop."""
         task = asyncio.ensure_future(awaitable)
@@ -439,15 +381,5 @@ class RelaxLane:
             raise Suspended()  # e.g. ShuttingDown from the lane's scheduler as the bot stops
         return task.result()
 
-    async def _pause(self, live: _Live, seconds: float) -> None:
+    async def _pause(self, live: LiveJob, seconds: float) -> None:
         await self._until_stopped(live, self.sleep(max(0.0, seconds)))
-
-
-def display_name(job: RelaxJob) -> str:
-    """The Batch job's name for humans, and how a restart finds a job whose own name was never stored."""
-    return f"gib-relax-{job.id}-{job.key}"
-
-
-def flex_refused(exc: BaseException) -> bool:
-    """Whether Google refused the Flex tier itself for this model (then Batch may still take it)."""
-    return isinstance(exc, OperatorError) and exc.status == 400 and bool(_FLEX_REFUSED.search(str(exc)))

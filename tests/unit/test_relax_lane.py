@@ -17,7 +17,7 @@ from bot.errors import BatchEnded, Cancelled, OperatorError, PromptBlocked, Susp
 from bot.models import ImageOptions, ImageRequest, Price, as_relax
 from bot.providers.gemini import build_request
 from bot.relax import RelaxJob, RelaxLane
-from bot.relax.lane import display_name
+from bot.relax.values import display_name
 from bot.services import build_relax
 from bot.storage.db import Database
 from tests.fakes.gemini import FakeGemini, GeminiReply
