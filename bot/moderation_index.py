@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.moderation_censored import CensoredMatcher
 from bot.moderation_text import collapse, fold, skeleton, tokens
 
 # Shorter keys are not searched inside joined letters or stretched words: "kkk" collapses to "k".
@@ -115,8 +116,7 @@ class Index:
         self.stretched = _Table()
         self.inside = _Inside()
         self.inside_stretched = _Inside()
-        self._by_ends: dict[tuple[str, str], dict[str, list[Rule]]] = {}
-        self._censored: dict[str, list[Rule]] = {}
+        self.censored: CensoredMatcher[Rule] = CensoredMatcher()
         for kind, term in entries:
             self.add(Rule(kind, term))
 
@@ -136,8 +136,7 @@ class Index:
             self.stretched.add([joined_stretched], prefix, rule)
         self.inside.add(joined, rule)
         self.inside_stretched.add(joined_stretched, rule)
-        if len(joined) >= MIN_INSIDE:
-            self._by_ends.setdefault((joined[0], joined[-1]), {}).setdefault(joined, []).append(rule)
+        self.censored.add(joined, rule)
 
     def find(self, keys: list[str], changed: list[bool] | None = None) -> list[tuple[int, int, Rule]]:
         """(first word, last word, rule) for every term in the word keys of one view: the exact view, or with
@@ -156,14 +155,4 @@ class Index:
 
     def find_censored(self, word: str) -> list[Rule]:
         """Terms a word with asterisks may stand for: "p*rn", "n**de" (each run of stars hides 1-2+ letters)."""
-        found = self._censored.get(word)
-        if found is None:
-            parts = re.split(r"(\*+)", word)
-            pattern = re.compile(
-                "".join(f".{{1,{max(2, len(p))}}}" if p.startswith("*") else re.escape(p) for p in parts)
-            )
-            keys = self._by_ends.get((word[0], word[-1]), {})
-            found = [rule for key, rules in keys.items() if pattern.fullmatch(key) for rule in rules]
-            if len(self._censored) < 10_000:
-                self._censored[word] = found
-        return found
+        return self.censored.find(word)
