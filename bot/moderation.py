@@ -19,10 +19,23 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
 
+from bot import moderation_langs as langs
 from bot import moderation_terms as lists
+from bot.moderation_fuzzy import FuzzyIndex
 from bot.moderation_index import Index, Rule
+from bot.moderation_rules import (
+    CUE_KINDS,
+    UNDRESS_WINDOW,
+    WINDOW,
+    Match,
+    Positions,
+    Spans,
+    combined,
+    pair_match,
+    pairs,
+    religious_symbol,
+)
 from bot.moderation_text import (
     Run,
     Token,
@@ -31,10 +44,12 @@ from bot.moderation_text import (
     collapse,
     fold,
     glued,
+    is_solo,
     normalise,
     origins,
     skeleton,
     spaced_runs,
+    tokens,
     views,
 )
 
@@ -49,16 +64,14 @@ CATEGORY_DESCRIPTIONS = {
     "real_people_sexual": "sexualised depictions of real, named people",
     CUSTOM: "a term this server's moderators blocked",
 }
-# Words allowed between the two halves of a pair ("nude photo of a 12 year old": 3 between).
-WINDOW = 8
-UNDRESS_WINDOW = 3  # "remove her bikini": 1 between
 MAX_EXPLAINED = 25  # hits listed by `Explanation.lines`; a hostile text can fire thousands
 MAX_WRITTEN = 80  # characters of the user's own text quoted back (a spaced-out run can be thousands long)
 
 _MINOR, _SUGGESTIVE, _REVEALING, _PERSON = "minor", "suggestive", "revealing", "person"
 _UNDRESS, _GARMENT, _ALLOW, _CUSTOM_ALLOW = "undress", "garment", "allow", "custom_allow"
+_SYMBOL = "symbol"
 _AGE = Rule(_MINOR, "age under 18")
-_CUE_KINDS = frozenset({_MINOR, _SUGGESTIVE, _REVEALING, _PERSON})  # halves of pairs, never blocking alone
+_BLOCKING = frozenset(("csam", "sexual", "gore", "hate"))
 _CSAM_CUES = {_MINOR: "minor", _SUGGESTIVE: "csam_sexual", "sexual": "csam_sexual", _REVEALING: "revealing"}
 _LABELS = {
     _MINOR: "minor word",
@@ -67,11 +80,12 @@ _LABELS = {
     "sexual": "sexual word",
     _REVEALING: "revealing word",
 }
+_SKIPPED = frozenset((_ALLOW, _CUSTOM_ALLOW, _UNDRESS, _GARMENT))
 
 
-def _builtin_entries() -> Iterable[tuple[str, str]]:
+def _builtin_entries() -> Iterable[tuple[str, str, str]]:
     for category, terms in lists.TERMS.items():
-        yield from ((category, term) for term in terms)
+        yield from ((category, term, "en") for term in terms)
     for kind, terms in (
         (_MINOR, lists.MINOR),
         (_SUGGESTIVE, lists.SUGGESTIVE),
@@ -81,10 +95,20 @@ def _builtin_entries() -> Iterable[tuple[str, str]]:
         (_GARMENT, lists.GARMENTS),
         (_ALLOW, lists.ALLOW),
     ):
-        yield from ((kind, term) for term in terms)
+        yield from ((kind, term, "en") for term in terms)
+    yield from langs.entries()
+
+
+def _fuzzy_entries(entries: Iterable[tuple[str, str, str]]) -> Iterable[tuple[str, Rule]]:
+    """Single whole words that block alone: the ones whose misspellings are read too."""
+    for kind, term, lang in entries:
+        words = [t.text for t in tokens(fold(term))]
+        if kind in _BLOCKING and not term.endswith("*") and len(words) == 1 and not is_solo(words[0]):
+            yield skeleton(words[0]), Rule(kind, term, lang)
 
 
 _BUILTIN = Index(_builtin_entries())
+_FUZZY: FuzzyIndex[Rule] = FuzzyIndex(_fuzzy_entries(_builtin_entries()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +124,7 @@ class Hit:
     note: str = ""
     width: int = 1  # words covered: the widest blocking hit explains best ("torture porn" over "porn")
     pair: bool = False
+    lang: str = ""  # the language list of the rule ("" for a server's own terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +134,20 @@ class Verdict:
     term: str | None = None  # the listed term
     written: str | None = None  # what the user wrote, to help them rephrase; never given for csam
     explanation: str = ""
+    tier: str = "local"  # "local" (the word lists and rules) or "ai" (the second opinion, bot.moderation_ai)
+    rule: str = ""  # how it matched: "words", "misspelling", "group near vermin", ...
+    lang: str = ""  # the language list of the rule, e.g. "es"; "en/es" for a pair across two lists
+
+    @property
+    def decided_by(self) -> str:
+        """One line for `/moderation test` and the audit log: tier, rule and language."""
+        parts = ["AI second opinion" if self.tier == "ai" else "local word lists and rules"]
+        if self.rule:
+            parts.append(f"rule: {self.rule}")
+        if self.lang:
+            names = [langs.LANGUAGE_NAMES.get(code, code) for code in self.lang.split("/")]
+            parts.append(f"language: {' + '.join(names)}")
+        return " · ".join(parts)
 
     @property
     def blocked(self) -> bool:
@@ -133,10 +172,13 @@ class Explanation:
             status = {"blocks": "BLOCKS", "off": "category off here", "cue": "no pair"}.get(hit.status)
             status = status or f"allowed by “{hit.note}”"
             label = _LABELS.get(hit.category, hit.category)
-            out.append(f"{label}: “{hit.written}” → {hit.term} [{hit.view}] ({status})")
+            where = f"{hit.view}, {hit.lang}" if hit.lang else hit.view
+            out.append(f"{label}: “{hit.written}” → {hit.term} [{where}] ({status})")
         if len(self.hits) > MAX_EXPLAINED:
             out.append(f"… and {len(self.hits) - MAX_EXPLAINED} more")
         out.append(f"verdict: {'allowed' if self.verdict.allowed else 'blocked'}: {self.verdict.explanation}")
+        if self.verdict.blocked:
+            out.append(f"decided by: {self.verdict.decided_by}")
         return out
 
 
@@ -168,11 +210,7 @@ DEFAULT_POLICY = Policy()
 # --- analysis --------------------------------------------------------------------------------------------------
 
 
-class _Match(NamedTuple):
-    rule: Rule
-    first: int  # word indexes, inclusive
-    last: int
-    view: str
+_Match = Match
 
 
 @dataclass
@@ -181,6 +219,7 @@ class _Analysis:
     folded: str
     view: Views
     matches: list[_Match]
+    where: Positions
     hits: list[Hit] = field(default_factory=list)
     # Pair halves not cancelled by an allow phrase, also paired across the turns of a conversation.
     cues: dict[str, list[_Match]] = field(default_factory=dict)
@@ -212,13 +251,37 @@ def _scan(text: str, indexes: Sequence[Index]) -> _Analysis:
             matches += (
                 _Match(rule, *_run_words(words, run, start, end), "letters spaced apart") for rule, start, end in found
             )
+            # A spaced-out word that starts a phrase: "N a G a dziewczyna".
+            after = view.exact[run.last + 1 : run.last + index.exact.max_words]
+            if after:
+                found_phrases = index.find([skeleton(run.text), *after])
+                matches += (
+                    _Match(rule, run.first, run.last + b, "letters spaced apart")
+                    for a, b, rule in found_phrases
+                    if a == 0 < b
+                )
         for group in groups:
             matches += (_Match(rule, group.first, group.last, "split by punctuation") for rule in _whole(index, group))
         for i, key in enumerate(view.exact):
             if "*" in key:
                 matches += (_Match(rule, i, i, "censored letters") for rule in index.find_censored(key))
+    matches += _misspellings(view, matches)
     matches += (_Match(_AGE, a, b, "age") for a, b in ages(words))
-    return _Analysis(text, folded, view, matches)
+    solo = [is_solo(w.text) for w in words]
+    return _Analysis(text, folded, view, matches, Positions(solo))
+
+
+def _misspellings(view: Views, matches: list[_Match]) -> list[_Match]:
+    """Words no list knows, one edit from a blocking word of the built-in lists."""
+    known = bytearray(len(view.exact))
+    for match in matches:
+        known[match.first : match.last + 1] = b"\x01" * (match.last - match.first + 1)
+    return [
+        _Match(rule, i, i, f"misspelling of “{key}”")
+        for i, word in enumerate(view.exact)
+        if not known[i] and len(word) >= 4 and word.isalpha()
+        for key, rule in _FUZZY.find(word)
+    ]
 
 
 def _run_words(words: list[Token], run: Run, start: int | None, end: int | None) -> tuple[int, int]:
@@ -238,53 +301,31 @@ def _whole(index: Index, group: Run) -> list[Rule]:
     return found
 
 
-class _Spans:
-    """Matches sorted by start, answering "which one reaches furthest among those starting by word i" in
-    O(log n): enough to find an allow phrase around a match, or a partner within a window, without pairing
-    every match with every other (a hostile text can hold thousands)."""
-
-    def __init__(self, matches: Iterable[_Match]) -> None:
-        ordered = sorted(matches, key=lambda m: m.first)
-        self.starts = [m.first for m in ordered]
-        self.reach: list[_Match] = []
-        for match in ordered:
-            self.reach.append(match if not self.reach or match.last > self.reach[-1].last else self.reach[-1])
-
-    def furthest(self, started_by: int) -> _Match | None:
-        k = bisect.bisect_right(self.starts, started_by)
-        return self.reach[k - 1] if k else None
-
-    def around(self, match: _Match) -> _Match | None:
-        span = self.furthest(match.first)
-        return span if span is not None and span.last >= match.last else None
-
-
-def _pairs(lefts: list[_Match], rights: list[_Match], window: int) -> Iterable[tuple[_Match, _Match]]:
-    """Each left with one right at most `window` words away."""
-    spans = _Spans(rights)
-    for left in lefts:
-        right = spans.furthest(left.last + window + 1)
-        if right is not None and right.last >= left.first - window - 1:
-            yield left, right
-
-
-def _pair_match(a: _Match, b: _Match, kind: str, view: str) -> _Match:
-    return _Match(Rule(kind, f"{a.rule.term} + {b.rule.term}"), min(a.first, b.first), max(a.last, b.last), view)
+# Cue kinds collected before judging (the rules of `bot.moderation_rules`); the others are gathered while judging.
+_PRESET = CUE_KINDS - {_MINOR, _SUGGESTIVE, _REVEALING, _PERSON, _UNDRESS, _GARMENT}
+_CUE_LISTS = ("minor", "age", "csam_sexual", "revealing", "person", "person_sexual", *sorted(_PRESET))
 
 
 def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
     """Fill `analysis.hits` (only blocking ones unless `detail`) and `analysis.cues`."""
-    allows = _Spans(m for m in analysis.matches if m.rule.kind == _ALLOW)
-    custom_allows = _Spans(m for m in analysis.matches if m.rule.kind == _CUSTOM_ALLOW)
+    where = analysis.where
+    allows = Spans(m for m in analysis.matches if m.rule.kind == _ALLOW)
+    custom_allows = Spans(m for m in analysis.matches if m.rule.kind == _CUSTOM_ALLOW)
     verbs = [m for m in analysis.matches if m.rule.kind == _UNDRESS and not allows.around(m)]
     garments = [m for m in analysis.matches if m.rule.kind == _GARMENT and not allows.around(m)]
-    undressing = [_pair_match(v, g, "sexual", "undressing words") for v, g in _pairs(verbs, garments, UNDRESS_WINDOW)]
-    cues = analysis.cues = {k: [] for k in ("minor", "age", "csam_sexual", "revealing", "person", "person_sexual")}
-    masked: list[tuple[_Match, _Match]] = []
+    undressing = [
+        pair_match(v, g, "sexual", "undressing words") for v, g in pairs(verbs, garments, UNDRESS_WINDOW, where)
+    ]
+    cues = analysis.cues = {k: [] for k in _CUE_LISTS}
+    for match in analysis.matches:
+        if match.rule.kind in _PRESET and not allows.around(match):
+            cues[match.rule.kind].append(match)
+    extra = combined(cues, where)
+    masked: list[tuple[_Match, _Match | str]] = []
     seen: set[tuple[Rule, int, int]] = set()
-    for match in analysis.matches + undressing:
+    for match in analysis.matches + undressing + extra:
         kind = match.rule.kind
-        if kind in (_ALLOW, _CUSTOM_ALLOW, _UNDRESS, _GARMENT) or (match.rule, match.first, match.last) in seen:
+        if kind in _SKIPPED or (match.rule, match.first, match.last) in seen:
             continue
         seen.add((match.rule, match.first, match.last))
         builtin = allows.around(match)
@@ -297,12 +338,20 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
             cues["age"].append(match)
         if for_others and kind in (_PERSON, _SUGGESTIVE, _REVEALING, "sexual"):
             cues["person" if kind == _PERSON else "person_sexual"].append(match)
-        if kind == "csam" and for_csam:
+        if kind == _SYMBOL:
+            if builtin or custom:
+                masked.append((match, builtin or custom))  # type: ignore[arg-type]
+            elif religious_symbol(match, cues, where):
+                masked.append((match, "religious context"))
+            else:
+                analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled("hate") else "off", kind="hate"))
+        elif kind == "csam" and for_csam:
             analysis.hits.append(_hit(analysis, match, "blocks"))
         elif builtin or custom:
-            masked.append((match, builtin or custom))
-        elif kind not in _CUE_KINDS:
-            analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled(kind) else "off"))
+            masked.append((match, builtin or custom))  # type: ignore[arg-type]
+        elif kind not in CUE_KINDS:
+            pair = match in extra
+            analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled(kind) else "off", pair=pair))
     paired: set[int] = set()
     for category, lefts, rights in (
         ("csam", cues["minor"], cues["csam_sexual"]),
@@ -310,21 +359,24 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
         ("real_people_sexual", cues["person"], cues["person_sexual"]),
     ):
         status = "blocks" if policy.enabled(category) else "off"
-        for left, right in _pairs(lefts, rights, WINDOW):
+        for left, right in pairs(lefts, rights, WINDOW, where):
             view = f"{_LABELS[left.rule.kind]} near a {_LABELS[right.rule.kind]}"
-            analysis.hits.append(_hit(analysis, _pair_match(left, right, category, view), status, pair=True))
+            analysis.hits.append(_hit(analysis, pair_match(left, right, category, view), status, pair=True))
             paired.update((id(left), id(right)))
     if detail:
         for match, allow in masked:
-            analysis.hits.append(_hit(analysis, match, "allowed", allow.rule.term))
+            note = allow if isinstance(allow, str) else allow.rule.term
+            analysis.hits.append(_hit(analysis, match, "allowed", note))
         for match in cues["minor"] + cues["person"]:
             if id(match) not in paired:
                 analysis.hits.append(_hit(analysis, match, "cue"))
 
 
-def _hit(analysis: _Analysis, match: _Match, status: str, note: str = "", pair: bool = False) -> Hit:
+def _hit(analysis: _Analysis, match: _Match, status: str, note: str = "", pair: bool = False, kind: str = "") -> Hit:
     width = match.last - match.first + 1
-    return Hit(match.rule.kind, match.rule.term, analysis.written(match), match.view, status, note, width, pair)
+    rule = match.rule
+    written = analysis.written(match)
+    return Hit(kind or rule.kind, rule.term, written, match.view, status, note, width, pair, rule.lang)
 
 
 def _analyse(text: str, policy: Policy, detail: bool = False) -> _Analysis:
@@ -340,15 +392,17 @@ def _verdict(hits: Iterable[Hit]) -> Verdict:
     if not blocking:
         return ALLOWED
     best = min(blocking, key=lambda h: (h.category != "csam", -h.width, order.index(h.category)))
+    how = {"rule": best.view, "lang": best.lang}
     if best.category == "csam":
-        return Verdict(False, "csam", best.term, None, "sexual content involving a minor is never allowed")
+        return Verdict(False, "csam", best.term, None, "sexual content involving a minor is never allowed", **how)
     if best.pair:
-        return Verdict(False, best.category, best.term, best.written, f"{best.view}: “{best.written}”")
+        return Verdict(False, best.category, best.term, best.written, f"{best.view}: “{best.written}”", **how)
     what = "a term this server blocks" if best.category == CUSTOM else f"a {best.category} term"
     stem, written = best.term.rstrip("*"), best.written.casefold()
     plain = written == stem or (best.term.endswith("*") and written.startswith(stem))
     reads = "" if plain else f" (reads as “{stem}”)"
-    return Verdict(False, best.category, best.term, best.written, f"“{best.written}”{reads} is {what}")
+    explanation = f"“{best.written}”{reads} is {what}"
+    return Verdict(False, best.category, best.term, best.written, explanation, **how)
 
 
 def evaluate(text: str, policy: Policy = DEFAULT_POLICY) -> Verdict:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.moderation_censored import CensoredMatcher
-from bot.moderation_text import collapse, fold, skeleton, tokens
+from bot.moderation_text import collapse, fold, is_solo, skeleton, tokens
 
 # Shorter keys are not searched inside joined letters or stretched words: "kkk" collapses to "k".
 MIN_INSIDE = 3
@@ -23,6 +23,7 @@ MIN_INSIDE = 3
 class Rule:
     kind: str  # a category, a combination cue, or an allow kind
     term: str  # as listed
+    lang: str = ""  # the list it came from ("en", "ja", ...); "" for a server's own terms
 
 
 class _Table:
@@ -111,14 +112,14 @@ def _trie_pattern(keys: Iterable[str]) -> re.Pattern[str]:
 class Index:
     """Terms of any kinds, compiled. Entries are (kind, term) in the syntax of `bot.moderation_terms`."""
 
-    def __init__(self, entries: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, entries: Iterable[tuple[str, str] | tuple[str, str, str]]) -> None:
         self.exact = _Table()
         self.stretched = _Table()
         self.inside = _Inside()
         self.inside_stretched = _Inside()
         self.censored: CensoredMatcher[Rule] = CensoredMatcher()
-        for kind, term in entries:
-            self.add(Rule(kind, term))
+        for kind, term, *lang in entries:
+            self.add(Rule(kind, term, *lang))
 
     def add(self, rule: Rule) -> None:
         prefix = rule.term.endswith("*")
@@ -134,6 +135,8 @@ class Index:
         if len(words) > 1:
             self.exact.add([joined], prefix, rule)
             self.stretched.add([joined_stretched], prefix, rule)
+        if is_solo(joined):
+            return  # CJK terms are phrases of characters: spacing and stars do not disguise them
         self.inside.add(joined, rule)
         self.inside_stretched.add(joined_stretched, rule)
         self.censored.add(joined, rule)
