@@ -22,7 +22,7 @@ from functools import cached_property
 
 from bot import moderation_langs as langs
 from bot import moderation_terms as lists
-from bot.moderation_fuzzy import FuzzyIndex
+from bot.moderation_fuzzy import FuzzyIndex, guard, written_form
 from bot.moderation_index import Index, Rule
 from bot.moderation_rules import (
     CUE_KINDS,
@@ -107,8 +107,14 @@ def _fuzzy_entries(entries: Iterable[tuple[str, str, str]]) -> Iterable[tuple[st
             yield skeleton(words[0]), Rule(kind, term, lang)
 
 
-_BUILTIN = Index(_builtin_entries())
+_BUILTIN = Index(e for e in _builtin_entries() if e[0] != "benign")
 _FUZZY: FuzzyIndex[Rule] = FuzzyIndex(_fuzzy_entries(_builtin_entries()))
+# Everyday words never read as a term spelled otherwise (see `bot.moderation_fuzzy`): the generated guard
+# compares words as `fold` reads them; the hand-written ones ("góry" is not "gory") as written, accents kept.
+_GUARD = guard()
+_BENIGN = frozenset(written_form(term) for kind, term, _ in _builtin_entries() if kind == "benign")
+_SUSPECT = _GUARD | frozenset(fold(word) for word in _BENIGN)
+_GUARDED_VIEWS = ("words", "stretched letters", "misspelling")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +272,7 @@ def _scan(text: str, indexes: Sequence[Index]) -> _Analysis:
             if "*" in key:
                 matches += (_Match(rule, i, i, "censored letters") for rule in index.find_censored(key))
     matches += _misspellings(view, matches)
+    matches = _unguarded(text, view, matches)
     matches += (_Match(_AGE, a, b, "age") for a, b in ages(words))
     solo = [is_solo(w.text) for w in words]
     return _Analysis(text, folded, view, matches, Positions(solo))
@@ -282,6 +289,34 @@ def _misspellings(view: Views, matches: list[_Match]) -> list[_Match]:
         if not known[i] and len(word) >= 4 and word.isalpha()
         for key, rule in _FUZZY.find(word)
     ]
+
+
+def _unguarded(text: str, view: Views, matches: list[_Match]) -> list[_Match]:
+    """Without the matches of a guarded everyday word to a term spelled otherwise ("góry" is not "gory")."""
+    suspects = [
+        m
+        for m in matches
+        if m.first == m.last and view.words[m.first].text in _SUSPECT and m.view.startswith(_GUARDED_VIEWS)
+    ]
+    if not suspects:
+        return matches
+    at = origins(text)
+    dropped = set()
+    for match in suspects:
+        word = view.words[match.first]
+        if word.text in _GUARD and not _literal(word.text, fold(match.rule.term)):
+            dropped.add(id(match))
+            continue
+        written = written_form(text[at[word.start] : at[word.end - 1] + 1])
+        if written in _BENIGN and not _literal(written, written_form(match.rule.term)):
+            dropped.add(id(match))
+    return [m for m in matches if id(m) not in dropped]
+
+
+def _literal(word: str, term: str) -> bool:
+    """Whether `word` is spelled as the term is listed ("anal sex" written as one word counts)."""
+    listed = "".join(ch for ch in term if ch.isalnum() or ch == "*")
+    return word.startswith(listed[:-1]) if listed.endswith("*") else word == listed
 
 
 def _run_words(words: list[Token], run: Run, start: int | None, end: int | None) -> tuple[int, int]:

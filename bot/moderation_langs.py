@@ -9,7 +9,9 @@ anywhere, because those languages put no spaces between words). `#` starts a com
   `garment`; `group` x `vermin` (a group of people as vermin), `group` x `likeness` x `beast` (as monkeys),
   `extremist` x `praise` (glorification, cancelled by an `opposition` word nearby); `symbol` (a hate symbol that
   a `religious` context word nearby makes a religious one); `emoji` (two different ones together are sexual);
-- `allow`: phrases that are fine although a listed word is inside them ("chink in the armor", "no gore").
+- `allow`: phrases that are fine although a listed word is inside them ("chink in the armor", "no gore");
+- `benign`: everyday words, as written, that normalisation makes look like a listed word of another language
+  (Polish "góry", mountains, would read as "gory"); see `bot.moderation_fuzzy.guard`.
 
 Where the lists came from: written for this bot from its categories; entries for sexual anatomy, acts and slurs
 were checked against and partly taken from the "List of Dirty, Naughty, Obscene, and Otherwise Bad Words"
@@ -43,7 +45,7 @@ LANGUAGE_NAMES = {
 }
 KINDS = frozenset(
     "csam sexual gore hate minor suggestive revealing person undress garment group vermin likeness beast "
-    "extremist praise opposition symbol religious emoji allow".split()
+    "extremist praise opposition symbol religious emoji allow benign".split()
 )
 _HEADER = re.compile(r"^\[(\w+)\]$")
 # Russian kinds also listed in Latin letters; short function words ("как") and context lists stay Cyrillic.
@@ -66,23 +68,25 @@ def transliterate(term: str) -> str:
 
 
 def parse(text: str, where: str = "") -> Iterator[tuple[str, str]]:
-    kind = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    """(kind, entry) pairs; an entry may wrap onto the next line (entries end at commas, not at line ends)."""
+    kind, body = "", []
+    for number, raw in enumerate([*text.splitlines(), "[end]"], start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         header = _HEADER.match(line)
         if header:
-            kind = header.group(1)
-            if kind not in KINDS:
+            for entry in " ".join(body).split(","):
+                entry = " ".join(entry.split())
+                if entry:
+                    yield kind, entry
+            kind, body = header.group(1), []
+            if kind not in KINDS and kind != "end":
                 raise ValueError(f"{where}:{number}: unknown kind [{kind}]")
             continue
         if not kind:
             raise ValueError(f"{where}:{number}: entries before the first [kind]")
-        for entry in line.split(","):
-            entry = " ".join(entry.split())
-            if entry:
-                yield kind, entry
+        body.append(line)
 
 
 @cache
