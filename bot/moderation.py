@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from bot import moderation_langs as langs
@@ -41,6 +41,7 @@ from bot.moderation_text import (
     Token,
     Views,
     ages,
+    cjk_runs,
     collapse,
     fold,
     glued,
@@ -81,6 +82,7 @@ _LABELS = {
     _REVEALING: "revealing word",
 }
 _SKIPPED = frozenset((_ALLOW, _CUSTOM_ALLOW, _UNDRESS, _GARMENT))
+_BLOCK_ONLY = frozenset(("gore", "hate", CUSTOM))  # kinds that are never the half of a pair
 
 
 def _builtin_entries() -> Iterable[tuple[str, str, str]]:
@@ -227,6 +229,9 @@ class _Analysis:
     matches: list[_Match]
     where: Positions
     hits: list[Hit] = field(default_factory=list)
+    detail: bool = False  # explaining: every hit quotes what the user wrote
+    sources: dict[int, _Match] = field(default_factory=dict)  # id(hit) -> its match, when not explaining
+    widest: dict[tuple[Rule, str, str], int] = field(default_factory=dict)  # see `_add`
     # Pair halves not cancelled by an allow phrase, also paired across the turns of a conversation.
     cues: dict[str, list[_Match]] = field(default_factory=dict)
 
@@ -244,7 +249,7 @@ def _scan(text: str, indexes: Sequence[Index]) -> _Analysis:
     folded = fold(text)
     view = views(folded)
     words, changed = view.words, view.changed
-    runs, groups = spaced_runs(words), glued(words, folded)
+    runs, groups, cjk = spaced_runs(words), glued(words, folded), cjk_runs(words)
     matches: list[_Match] = []
     for index in indexes:
         matches += (_Match(rule, a, b, "words") for a, b, rule in index.find(view.exact))
@@ -268,13 +273,15 @@ def _scan(text: str, indexes: Sequence[Index]) -> _Analysis:
                 )
         for group in groups:
             matches += (_Match(rule, group.first, group.last, "split by punctuation") for rule in _whole(index, group))
+        for run, at in cjk:
+            matches += (_Match(rule, at[start], at[end - 1], "words") for rule, start, end in index.find_cjk(run))
         for i, key in enumerate(view.exact):
             if "*" in key:
                 matches += (_Match(rule, i, i, "censored letters") for rule in index.find_censored(key))
     matches += _misspellings(view, matches)
     matches = _unguarded(text, view, matches)
     matches += (_Match(_AGE, a, b, "age") for a, b in ages(words))
-    solo = [is_solo(w.text) for w in words]
+    solo = [len(w.text) == 1 and is_solo(w.text) for w in words]
     return _Analysis(text, folded, view, matches, Positions(solo))
 
 
@@ -286,7 +293,7 @@ def _misspellings(view: Views, matches: list[_Match]) -> list[_Match]:
     return [
         _Match(rule, i, i, f"misspelling of “{key}”")
         for i, word in enumerate(view.exact)
-        if not known[i] and len(word) >= 4 and word.isalpha()
+        if len(word) >= 4 and not known[i] and word.isalpha()
         for key, rule in _FUZZY.find(word)
     ]
 
@@ -313,9 +320,12 @@ def _unguarded(text: str, view: Views, matches: list[_Match]) -> list[_Match]:
     return [m for m in matches if id(m) not in dropped]
 
 
+_JOINERS = frozenset(".-_'’·")
+
+
 def _literal(word: str, term: str) -> bool:
     """Whether `word` is spelled as the term is listed ("anal sex" written as one word counts)."""
-    listed = "".join(ch for ch in term if ch.isalnum() or ch == "*")
+    listed = "".join(ch for ch in term if not ch.isspace() and ch not in _JOINERS)
     return word.startswith(listed[:-1]) if listed.endswith("*") else word == listed
 
 
@@ -356,12 +366,15 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
         if match.rule.kind in _PRESET and not allows.around(match):
             cues[match.rule.kind].append(match)
     extra = combined(cues, where)
+    extra_ids = {id(m) for m in extra}
     masked: list[tuple[_Match, _Match | str]] = []
     seen: set[tuple[Rule, int, int]] = set()
     for match in analysis.matches + undressing + extra:
         kind = match.rule.kind
         if kind in _SKIPPED or (match.rule, match.first, match.last) in seen:
             continue
+        if kind in _BLOCK_ONLY and analysis.widest.get((match.rule, "blocks", ""), -1) >= match.last - match.first:
+            continue  # this rule already blocks at least as wide (see `_add`); nothing else reads it
         seen.add((match.rule, match.first, match.last))
         builtin = allows.around(match)
         # A server's allowed terms never soften csam, so csam and its pairs only see built-in allow phrases.
@@ -379,14 +392,14 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
             elif religious_symbol(match, cues, where):
                 masked.append((match, "religious context"))
             else:
-                analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled("hate") else "off", kind="hate"))
+                _add(analysis, match, "blocks" if policy.enabled("hate") else "off", kind="hate")
         elif kind == "csam" and for_csam:
-            analysis.hits.append(_hit(analysis, match, "blocks"))
+            _add(analysis, match, "blocks")
         elif builtin or custom:
             masked.append((match, builtin or custom))  # type: ignore[arg-type]
         elif kind not in CUE_KINDS:
-            pair = match in extra
-            analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled(kind) else "off", pair=pair))
+            pair = id(match) in extra_ids
+            _add(analysis, match, "blocks" if policy.enabled(kind) else "off", pair=pair)
     paired: set[int] = set()
     for category, lefts, rights in (
         ("csam", cues["minor"], cues["csam_sexual"]),
@@ -396,37 +409,56 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
         status = "blocks" if policy.enabled(category) else "off"
         for left, right in pairs(lefts, rights, WINDOW, where):
             view = f"{_LABELS[left.rule.kind]} near a {_LABELS[right.rule.kind]}"
-            analysis.hits.append(_hit(analysis, pair_match(left, right, category, view), status, pair=True))
+            _add(analysis, pair_match(left, right, category, view), status, pair=True)
             paired.update((id(left), id(right)))
     if detail:
         for match, allow in masked:
             note = allow if isinstance(allow, str) else allow.rule.term
-            analysis.hits.append(_hit(analysis, match, "allowed", note))
+            _add(analysis, match, "allowed", note)
         for match in cues["minor"] + cues["person"]:
             if id(match) not in paired:
-                analysis.hits.append(_hit(analysis, match, "cue"))
+                _add(analysis, match, "cue")
+
+
+def _add(analysis: _Analysis, match: _Match, status: str, note: str = "", pair: bool = False, kind: str = "") -> None:
+    """Record a hit. Outside explanations a rule counts once, at its widest: the verdict reads nothing else,
+    and a hostile text repeating one phrase would otherwise make thousands of identical hits."""
+    if not analysis.detail:
+        key = (match.rule, status, kind)
+        width = match.last - match.first
+        if analysis.widest.get(key, -1) >= width:
+            return
+        analysis.widest[key] = width
+    analysis.hits.append(_hit(analysis, match, status, note, pair, kind))
 
 
 def _hit(analysis: _Analysis, match: _Match, status: str, note: str = "", pair: bool = False, kind: str = "") -> Hit:
     width = match.last - match.first + 1
     rule = match.rule
-    written = analysis.written(match)
-    return Hit(kind or rule.kind, rule.term, written, match.view, status, note, width, pair, rule.lang)
+    # Quoting the user's text costs a slice per hit; a hostile text fires thousands and only the verdict's is read.
+    written = analysis.written(match) if analysis.detail else ""
+    hit = Hit(kind or rule.kind, rule.term, written, match.view, status, note, width, pair, rule.lang)
+    if not analysis.detail:
+        analysis.sources[id(hit)] = match
+    return hit
 
 
 def _analyse(text: str, policy: Policy, detail: bool = False) -> _Analysis:
     custom = policy.custom
     analysis = _scan(text, (_BUILTIN, custom) if custom else (_BUILTIN,))
+    analysis.detail = detail
     _judge(analysis, policy, detail)
     return analysis
 
 
-def _verdict(hits: Iterable[Hit]) -> Verdict:
+def _verdict(analysis: _Analysis) -> Verdict:
     order = CATEGORIES + (CUSTOM,)
-    blocking = [h for h in hits if h.status == "blocks"]
+    blocking = [h for h in analysis.hits if h.status == "blocks"]
     if not blocking:
         return ALLOWED
     best = min(blocking, key=lambda h: (h.category != "csam", -h.width, order.index(h.category)))
+    if id(best) in analysis.sources:
+        best = replace(best, written=analysis.written(analysis.sources[id(best)]))
     how = {"rule": best.view, "lang": best.lang}
     if best.category == "csam":
         return Verdict(False, "csam", best.term, None, "sexual content involving a minor is never allowed", **how)
@@ -442,7 +474,7 @@ def _verdict(hits: Iterable[Hit]) -> Verdict:
 
 def evaluate(text: str, policy: Policy = DEFAULT_POLICY) -> Verdict:
     """Allowed, or blocked with the category, the listed term and what the user wrote."""
-    return _verdict(_analyse(text, policy).hits)
+    return _verdict(_analyse(text, policy))
 
 
 def evaluate_conversation(texts: Sequence[str], policy: Policy = DEFAULT_POLICY) -> tuple[int, Verdict]:
@@ -451,7 +483,7 @@ def evaluate_conversation(texts: Sequence[str], policy: Policy = DEFAULT_POLICY)
     looked for across texts: "a 12 year old at the park", then "make her sexy", edit one picture."""
     analyses = [_analyse(text, policy) for text in texts]
     for i, analysis in enumerate(analyses):
-        verdict = _verdict(analysis.hits)
+        verdict = _verdict(analysis)
         if verdict.blocked:
             return i, verdict
     for category, left_kind, right_kind in (
@@ -476,4 +508,4 @@ def explain(text: str, policy: Policy = DEFAULT_POLICY) -> Explanation:
         "stretching collapsed": " ".join(view.stretched) if view.stretched else "",
         "letters joined": " ".join(run.text for run in joined),
     }
-    return Explanation(text, shown, tuple(analysis.hits), _verdict(analysis.hits))
+    return Explanation(text, shown, tuple(analysis.hits), _verdict(analysis))

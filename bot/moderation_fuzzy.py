@@ -24,6 +24,7 @@ from bot.moderation_text import fold
 
 MIN_KEY = 5
 MIN_SUBSTITUTED = 6
+_CACHE_LIMIT = 20_000
 GUARD = Path(__file__).resolve().parent / "data" / "moderation" / "fuzzy_guard.txt"
 
 T = TypeVar("T")
@@ -74,6 +75,7 @@ class FuzzyIndex(Generic[T]):
     def __init__(self, entries: Iterable[tuple[str, T]] = ()) -> None:
         self._keys: dict[str, list[T]] = {}
         self._deleted: dict[str, list[str]] = {}
+        self._cache: dict[str, list[tuple[str, T]]] = {}  # prompts repeat their words
         for key, value in entries:
             self.add(key, value)
 
@@ -87,11 +89,20 @@ class FuzzyIndex(Generic[T]):
             for variant in _deletions(key) | {key}:
                 self._deleted.setdefault(variant, []).append(key)
         self._keys.setdefault(key, []).append(value)
+        self._cache.clear()
 
     def find(self, word: str) -> list[tuple[str, T]]:
         """(key, value) for keys one edit from `word`; nothing for short or listed words."""
         if len(word) < MIN_KEY - 1 or word in self._keys:
             return []
+        found = self._cache.get(word)
+        if found is None:
+            found = self._find(word)
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[word] = found
+        return found
+
+    def _find(self, word: str) -> list[tuple[str, T]]:
         candidates: set[str] = set()
         for variant in _deletions(word) | {word}:
             candidates.update(self._deleted.get(variant, ()))

@@ -52,7 +52,7 @@ def _coincidences(word: str, fuzzy: object) -> list[object]:
     if collapse(folded) != folded:
         stretched = [r for a, b, r in moderation._BUILTIN.find([skeleton(collapse(folded))], [True]) if a == b]
     for rule in exact + stretched:
-        listed = "".join(ch for ch in fold(rule.term.rstrip("*")) if ch.isalnum())
+        listed = "".join(ch for ch in fold(rule.term.rstrip("*")) if not ch.isspace() and ch not in ".-_'’·")
         same = folded.startswith(listed) if rule.term.endswith("*") else folded == listed
         if rule.kind not in ("allow", "benign") and not same:
             rules.append(rule)

@@ -136,6 +136,7 @@ CJK = (
 # Emoji that stand in for sexual words (peach, aubergine, droplets, tongue, "no one under 18") are words too.
 EMOJI = "\U0001f351\U0001f346\U0001f4a6\U0001f445\U0001f51e"
 _SOLO = re.compile(f"[{CJK}{EMOJI}]")
+_CJK_CHAR = re.compile(f"[{CJK}]")
 _LETTER = rf"(?:[^\W_{CJK}]|[{_LEET_START}])"
 # A word: letters/digits and leet symbols; "!", "|", "+" and "*" only between them ("n!ce", "p*rn").
 _WORD = re.compile(rf"[{CJK}{EMOJI}]|{_LETTER}+(?:[{re.escape(_LEET_INSIDE)}]+{_LETTER}+)*")
@@ -224,6 +225,25 @@ def _joined(words: list[Token], first: int, last: int) -> Run:
 
 def _is_glue(folded: str, start: int, end: int) -> bool:
     return start < end and folded[start] in _GLUE and all(c in _GLUE for c in folded[start:end])
+
+
+def is_cjk(word: str) -> bool:
+    return _CJK_CHAR.match(word) is not None
+
+
+def cjk_runs(words: list[Token]) -> list[tuple[str, list[int]]]:
+    """Runs of consecutive CJK words (spaces and punctuation between them dropped), with their word indexes."""
+    runs: list[tuple[str, list[int]]] = []
+    current: list[int] = []
+    if not any(_CJK_CHAR.match(w.text) for w in words if len(w.text) == 1):
+        return runs
+    for i, word in enumerate([*words, Token("", 0, 0)]):
+        if word.text and is_cjk(word.text):
+            current.append(i)
+        elif current:
+            runs.append(("".join(words[k].text for k in current), current))
+            current = []
+    return runs
 
 
 def is_solo(word: str) -> bool:
