@@ -231,8 +231,8 @@ def corpus_quality(blocks: Callable[[str], bool]) -> tuple[float, float]:
 def list_memory() -> tuple[float, int]:
     """MiB allocated by importing the filter and building its lists, measured in a fresh interpreter."""
     code = (
-        "import tracemalloc; tracemalloc.start(); import bot.moderation as m; "
-        "print(tracemalloc.get_traced_memory()[0], len(m._BUILTIN.censored) + len(m._FUZZY))"
+        "import tracemalloc; tracemalloc.start(); import bot.moderation_scan as m; "
+        "print(tracemalloc.get_traced_memory()[0], len(m.BUILTIN.censored) + len(m.FUZZY))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     size, keys = out.stdout.split()

@@ -38,7 +38,7 @@ def _frequent() -> dict[str, set[str]]:
 
 def _coincidences(word: str, fuzzy: object) -> list[object]:
     """Rules a written word reaches only through a disguise-reading view: misspelling, leet, stretching."""
-    from bot import moderation
+    from bot import moderation_scan
     from bot.moderation_text import collapse, fold, skeleton, tokens
 
     found = tokens(fold(word))
@@ -47,10 +47,10 @@ def _coincidences(word: str, fuzzy: object) -> list[object]:
     folded = found[0].text
     key = skeleton(folded)
     rules = [r for _, r in fuzzy.find(key)]  # type: ignore[attr-defined]
-    exact = [r for a, b, r in moderation._BUILTIN.find([key]) if a == b]
+    exact = [r for a, b, r in moderation_scan.BUILTIN.find([key]) if a == b]
     stretched = []
     if collapse(folded) != folded:
-        stretched = [r for a, b, r in moderation._BUILTIN.find([skeleton(collapse(folded))], [True]) if a == b]
+        stretched = [r for a, b, r in moderation_scan.BUILTIN.find([skeleton(collapse(folded))], [True]) if a == b]
     for rule in exact + stretched:
         listed = "".join(ch for ch in fold(rule.term.rstrip("*")) if not ch.isspace() and ch not in ".-_'’·")
         same = folded.startswith(listed) if rule.term.endswith("*") else folded == listed
@@ -63,11 +63,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--report", action="store_true", help="print frequent words the lists match outright")
     args = parser.parse_args()
-    from bot import moderation
+    from bot import moderation_scan
     from bot.moderation_fuzzy import FuzzyIndex
 
     frequent = _frequent()
-    fuzzy = FuzzyIndex(moderation._fuzzy_entries(moderation._builtin_entries()))
+    fuzzy = FuzzyIndex(moderation_scan._fuzzy_entries(moderation_scan._builtin_entries()))
     guarded = sorted(w for w in frequent if _coincidences(w, fuzzy))
     header = (
         "# Everyday words that only a disguise-reading view would take for a listed word: never read so.\n"
@@ -81,7 +81,7 @@ def main() -> None:
 
         for word, langs in sorted(frequent.items()):
             key = skeleton(fold(word))
-            hits = {(r.kind, r.term, r.lang) for _, _, r in moderation._BUILTIN.find([key]) if r.kind != "allow"}
+            hits = {(r.kind, r.term, r.lang) for _, _, r in moderation_scan.BUILTIN.find([key]) if r.kind != "allow"}
             for kind, term, lang in sorted(hits):
                 if lang not in langs:
                     print(f"{word!r} ({'/'.join(sorted(langs))}) -> {kind} {term!r} [{lang}]")

@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import astuple, dataclass, replace
 
+import aiohttp
+
 from bot.config import Settings
 from bot.db import Database
 from bot.errors import CoolingDown, ImageBlocked, InvalidRequest, ModerationBlocked, PromptBlocked
@@ -31,6 +33,8 @@ from bot.moderation import (
     evaluate_conversation,
     explain,
 )
+from bot.moderation_ai import AIModerator
+from bot.moderation_appeals import NOT_BLOCKS, AppealResult, Appeals
 from bot.moderation_text import fold, skeleton, tokens
 
 log = logging.getLogger(__name__)
@@ -101,6 +105,8 @@ class Moderation:
         self._policies: dict[int, Policy] = {}
         self._last_purge = 0.0
         self.on_block: BlockHook | None = None
+        self.ai: AIModerator | None = None  # the optional second opinion (bot.moderation_ai)
+        self.appeals = Appeals(self, None, 0)  # replaced by `attach_ai`
 
     @classmethod
     def from_settings(cls, db: Database, settings: Settings, clock: Callable[[], float] = time.time) -> Moderation:
@@ -115,6 +121,16 @@ class Moderation:
             clock=clock,
         )
 
+    def attach_ai(self, session: aiohttp.ClientSession, settings: Settings) -> None:
+        """Switch on the AI second opinion and its appeals, as the settings say (nothing when the model is unset)."""
+        self.ai = AIModerator.from_settings(session, settings)
+        model = AIModerator.appeals_from_settings(session, settings)
+        self.appeals = Appeals(self, model, settings.moderation_appeals_per_day)
+
+    async def appeal(self, guild_id: int | None, user_id: int, audit_id: int) -> AppealResult:
+        """The hook behind the Appeal button of an AI block: see `bot.moderation_appeals`."""
+        return await self.appeals.appeal(guild_id, user_id, audit_id)
+
     # --- the pipeline's Moderator ---------------------------------------------------------------------------
 
     async def check(self, request: ImageRequest) -> None:
@@ -124,6 +140,9 @@ class Moderation:
             raise CoolingDown(until)
         texts = [*request.history, request.prompt]
         index, verdict = evaluate_conversation(texts, await self.policy(request.guild_id))
+        if verdict.allowed and self.ai is not None and self.enabled:
+            # The second opinion reads what reaches the model together, as the local tier did.
+            index, verdict = -1, await self.ai.judge("\n".join(texts), request.images)
         if verdict.allowed:
             return
         if 0 <= index < len(request.history):
@@ -133,9 +152,12 @@ class Moderation:
             exc.details.update(in_history=True, in_dm=request.guild_id is None)
             raise exc
         text = texts[index] if index >= 0 else "\n".join(texts)
-        until = await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
+        source = "ai" if verdict.tier == "ai" else "bot"
+        detail = f"{verdict.explanation} [{verdict.decided_by}]"
+        until, audit_id = await self._record(request, text, verdict.category or "", verdict.term, source, detail)
         log.info(
-            "moderation blocked a request of user %s in guild %s: %s (%s)",
+            "moderation (%s) blocked a request of user %s in guild %s: %s (%s)",
+            verdict.tier,
             request.user_id,
             request.guild_id,
             verdict.category,
@@ -144,20 +166,23 @@ class Moderation:
         # csam gets no hint: telling the user what to rephrase would coach them around the rule.
         hint = None if verdict.category == "csam" else verdict.written
         exc = ModerationBlocked(verdict.category or "", hint, reason=verdict.explanation)
-        exc.details["cooldown_until"] = until
-        exc.details["in_dm"] = request.guild_id is None
+        exc.details.update(cooldown_until=until, in_dm=request.guild_id is None, tier=verdict.tier)
+        if verdict.tier == "ai":
+            # The Discord side offers an Appeal button that calls `Moderation.appeal(guild, user, this id)`.
+            exc.details["appeal_id"] = audit_id
         raise exc
 
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.details["cooldown_until"] = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        until, _ = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.details["cooldown_until"] = until
 
     async def _record(
         self, request: ImageRequest, text: str, category: str, term: str | None, source: str, detail: str
-    ) -> float | None:
-        """Store the block; returns the end of the cool-down it started, if it started one."""
+    ) -> tuple[float | None, int]:
+        """Store the block; returns the end of the cool-down it started (if it started one) and its audit id."""
         now = self.clock()
         guild_key = request.guild_id or 0
         entry = AuditEntry(
@@ -186,7 +211,8 @@ class Moderation:
             row = await cursor.fetchone()
             counted_from = max(now - self.cooldown_window_seconds, row[0] if row else 0.0)
             cursor = await conn.execute(
-                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND guild_id IS ? AND created_at > ?",
+                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND guild_id IS ? AND created_at > ?"
+                f" AND source NOT IN ({NOT_BLOCKS})",
                 (request.user_id, request.guild_id, counted_from),
             )
             (blocks,) = await cursor.fetchone()
@@ -205,7 +231,22 @@ class Moderation:
                 await self.on_block(entry, until)
             except Exception:  # a broken log channel must not change what the user is told
                 log.warning("the moderation block listener failed", exc_info=True)
-        return until
+        return until, entry.id
+
+    async def record_event(self, about: AuditEntry, source: str, detail: str) -> AuditEntry:
+        """An audit row that is no block (an appeal and its result): never counted toward a cool-down."""
+        entry = replace(about, id=0, created_at=self.clock(), source=source, detail=detail[:MAX_AUDIT_TEXT_CHARS])
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
+                " source, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                astuple(entry)[1:],
+            )
+        return replace(entry, id=cursor.lastrowid or 0)
+
+    @staticmethod
+    def entry(row: object) -> AuditEntry:
+        return AuditEntry(**dict(row))  # type: ignore[call-overload]
 
     # --- cool-downs and audit -------------------------------------------------------------------------------
 
@@ -280,8 +321,14 @@ class Moderation:
         return evaluate(text, await self.policy(guild_id))
 
     async def explain(self, guild_id: int | None, text: str) -> Explanation:
-        """For `/moderation test`: what the filter sees in `text` under this server's rules."""
-        return explain(text, await self.policy(guild_id))
+        """For `/moderation test`: what the filter sees in `text` under this server's rules, and the AI second
+        opinion's answer when the word lists allow it (a test costs one model call, then it is cached)."""
+        explanation = explain(text, await self.policy(guild_id))
+        if explanation.verdict.blocked or self.ai is None or not self.enabled:
+            return explanation
+        judgement = await self.ai.ask(text)
+        note = judgement.error or f"{judgement.category} ({judgement.confidence:.2f}): {judgement.reason}"
+        return replace(explanation, verdict=self.ai.verdict(judgement), ai_note=f"AI second opinion: {note}")
 
     async def set_category(self, guild_id: int, category: str, enabled: bool, *, by: int | None = None) -> None:
         if category == "csam":

@@ -53,6 +53,7 @@ class Services:
         http = aiohttp.ClientSession()
         provider = GeminiProvider.from_settings(http, settings)
         moderation = Moderation.from_settings(db, settings, clock=clock)
+        moderation.attach_ai(http, settings)  # the optional AI second opinion and its appeals
         scheduler = Scheduler.from_settings(settings)
         pipeline = Pipeline(
             db=db,
