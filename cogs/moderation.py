@@ -35,7 +35,13 @@ DESCRIPTION_LIMIT = 4096  # Discord: embed description
 FIELD_LIMIT = 1024  # Discord: embed field value
 MAX_LOG_ROWS = 50
 BLOCKED, ALLOWED, SERIOUS = discord.Colour(0xD93025), discord.Colour(0x1E8E3E), discord.Colour(0xF29900)
-SOURCES = {"bot": "this server's rules", "google": "Google's safety filter"}
+SOURCES = {
+    "bot": "this server's rules",
+    "google": "Google's safety filter",
+    "ai": "the AI second opinion",
+    "ai-overturned": "the AI second opinion (overturned on appeal)",
+    "appeal": "an appeal",
+}
 TERM_KINDS = [
     app_commands.Choice(name="block: refuse prompts that contain it", value="block"),
     app_commands.Choice(name="allow: an exception to the optional categories", value="allow"),
@@ -69,6 +75,7 @@ def explanation_embed(explanation: Explanation) -> discord.Embed:
     body = fit_lines(lines, DESCRIPTION_LIMIT - len("```\n\n```"))
     embed = discord.Embed(title=clip(title, 256), description=f"```\n{body}\n```", colour=colour)
     embed.add_field(name="Why", value=clip(verdict.explanation or "no rule matched", FIELD_LIMIT), inline=False)
+    embed.add_field(name="Decided by", value=clip(verdict.decided_by, FIELD_LIMIT), inline=False)
     return embed
 
 
