@@ -266,7 +266,8 @@ async def test_only_your_own_ai_blocks_can_be_appealed(store, fake):
 
 async def test_without_an_appeal_model_appeals_go_to_the_moderators(db, session, fake):
     moderation = Moderation(db)
-    moderation.attach_ai(session, Settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, moderation_ai_model=MODEL))
+    settings = Settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, moderation_ai_model=MODEL)
+    moderation.attach_ai(session, settings)
     fake.scripts[MODEL] = [answer("sexual", 0.9)]
     exc = await ai_block(moderation, "a suggestive scene")
     heard = []
