@@ -86,11 +86,13 @@ class _Inside:
         self.keys: dict[str, list[Rule]] = {}
         self.min_length = min_length
         self._pattern: re.Pattern[str] | None = None
+        self._shorter: dict[str, list[tuple[int, Rule]]] = {}  # key -> the shorter keys it starts with
 
     def add(self, key: str, rule: Rule) -> None:
         if len(key) >= self.min_length:
             self.keys.setdefault(key, []).append(rule)
             self._pattern = None
+            self._shorter.clear()
 
     def find(self, text: str, all_lengths: bool = False) -> Iterable[tuple[Rule, int, int]]:
         """Rules of the longest key starting at each position; with `all_lengths` also of shorter keys there."""
@@ -98,12 +100,19 @@ class _Inside:
             return
         if self._pattern is None:
             self._pattern = _trie_pattern(self.keys)
+        shorter = self._shorter
         for match in self._pattern.finditer(text):
             found, start = match.group(1), match.start(1)
             yield from ((rule, start, match.end(1)) for rule in self.keys[found])
             if all_lengths:
-                for end in range(self.min_length, len(found)):
-                    yield from ((rule, start, start + end) for rule in self.keys.get(found[:end], ()))
+                prefixes = shorter.get(found)
+                if prefixes is None:
+                    prefixes = shorter[found] = [
+                        (end, rule)
+                        for end in range(self.min_length, len(found))
+                        for rule in self.keys.get(found[:end], ())
+                    ]
+                yield from ((rule, start, start + end) for end, rule in prefixes)
 
 
 def _trie_pattern(keys: Iterable[str]) -> re.Pattern[str]:

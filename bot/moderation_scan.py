@@ -40,6 +40,17 @@ _BLOCKING = frozenset(("csam", "sexual", "gore", "hate"))
 
 
 def _builtin_entries() -> Iterable[tuple[str, str, str]]:
+    """(kind, term, languages): a term listed alike in several languages is one entry ("ja/zh" for 裸体), so
+    that a text repeating it is not matched once per list."""
+    merged: dict[tuple[str, str], list[str]] = {}
+    for kind, term, lang in _listed():
+        langs_of = merged.setdefault((kind, term), [])
+        if lang not in langs_of:
+            langs_of.append(lang)
+    return [(kind, term, "/".join(codes)) for (kind, term), codes in merged.items()]
+
+
+def _listed() -> Iterable[tuple[str, str, str]]:
     for category, terms in lists.TERMS.items():
         yield from ((category, term, "en") for term in terms)
     for kind, terms in (
