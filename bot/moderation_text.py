@@ -298,6 +298,7 @@ _AGE_UNITS = frozenset(
 _AGE_BEFORE = frozenset(fold(w) for w in "aged age is was turned edad idade alter eta возраст".split())
 # "only 14 but ...": a bare number between these reads as an age.
 _ONLY = frozenset(fold(w) for w in "only just barely merely solo apenas seulement nur erst всего".split())
+_CHILD_OF = frozenset("girl boy child kid daughter son lass lad".split())
 _BUT = frozenset(fold(w) for w in "but and yet though pero mas mais aber ma но ale ama".split())
 
 
@@ -330,3 +331,5 @@ def ages(words: list[Token]) -> Iterable[tuple[int, int]]:
             yield i - 1, i
         elif i > 0 and words[i - 1].text in _ONLY and after in _BUT:
             yield i - 1, i + 1
+        elif i > 1 and words[i - 1].text == "of" and words[i - 2].text in _CHILD_OF:
+            yield i - 2, i  # "a girl of thirteen"
