@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import moderation_censored  # noqa: E402
 from bot.moderation import Policy, evaluate  # noqa: E402
-from bot.moderation_censored import CensoredMatcher  # noqa: E402
-from bot.moderation_terms import TERMS  # noqa: E402
+from bot.moderation import censored as moderation_censored  # noqa: E402
+from bot.moderation.censored import CensoredMatcher  # noqa: E402
+from bot.moderation.terms import TERMS  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "moderation_corpus.jsonl"
 TARGET_PER_SECOND = 5_000
@@ -232,7 +232,7 @@ def corpus_quality(blocks: Callable[[str], bool]) -> tuple[float, float]:
 def list_memory() -> tuple[float, int]:
     """MiB allocated by importing the filter and building its lists, measured in a fresh interpreter."""
     code = (
-        "import tracemalloc; tracemalloc.start(); import bot.moderation_scan as m; "
+        "import tracemalloc; tracemalloc.start(); import bot.moderation.scan as m; "
         "print(tracemalloc.get_traced_memory()[0], len(m.BUILTIN.censored) + len(m.FUZZY))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

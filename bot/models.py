@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
+
+from bot.errors import Charge
 
 # The ten ratios the Gemini image models accept (reference: gemini-api.md, "aspectRatio").
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -18,6 +21,14 @@ class RequestKind(StrEnum):
     THREAD = "thread"
     REROLL = "reroll"
     CLI = "cli"
+
+
+class GenerationStatus(StrEnum):
+    """How a recorded request stands: being made, shown to its user, or ended otherwise (refunded)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +77,21 @@ class GeneratedImage:
     model: str
     text: str | None = None
     usage: Usage = field(default_factory=Usage)
+    provider: str = ""  # the configured provider that made it (PROVIDERS)
+    fallback: bool = False  # made by a provider other than the first in PROVIDERS: the result says which
+    cost_usd: float | None = None  # what the provider said it cost, or its configured price; None: unknown
+    # Earlier attempts of the same request that failed after their provider may have billed them.
+    charges: tuple[Charge, ...] = ()
 
     @property
     def extension(self) -> str:
         return {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(self.mime_type, "png")
 
     def __repr__(self) -> str:
-        return f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r})"
+        return (
+            f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r}, "
+            f"provider={self.provider!r}, cost_usd={self.cost_usd!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +110,6 @@ class Reservation:
 class Progress:
     """What the scheduler reports while a request waits: its place in line and an estimate, or that it started."""
 
-    state: str  # "queued" | "generating"
+    state: Literal["queued", "generating"]
     position: int = 0  # 1 = next to start
     eta_seconds: float | None = None

@@ -1,4 +1,6 @@
-"""The long-lived objects of the core, built once from the settings and shared by every door (Discord, CLI)."""
+"""The composition root: every long-lived object of the core, built once from the settings and shared by every
+door (Discord, CLI). The only place that reads settings into constructors; each `build_*` takes what one service
+needs, so a command builds only what it uses (`python -m bot sync` builds none of them)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,159 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot.config import Settings
-from bot.db import Database
-from bot.generations import Generations
-from bot.moderation_store import Moderation
+from bot.editing.generations import Generations
+from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
+from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.gemini import GeminiProvider
-from bot.quota import QuotaLedger
-from bot.retry import RetryPolicy
-from bot.scheduler import Scheduler
+from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.factory import build_chain
+from bot.providers.failover import FailoverProvider
+from bot.providers.retry import RetryPolicy
+from bot.quota.ledger import QuotaLedger
+from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
+from bot.scheduler.lanes import UNLIMITED, GateLane
+from bot.scheduler.ratelimit import Clock
+from bot.scheduler.scheduler import Scheduler
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def build_provider(http: aiohttp.ClientSession, settings: Settings, *, clock: Clock | None = None) -> FailoverProvider:
+    """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
+    return build_chain(
+        http,
+        settings,
+        load_providers(settings),
+        lane_for=lambda config: build_lane(settings, config, clock=clock),
+        clock=clock,
+        download_max_bytes=settings.provider_download_max_bytes,
+        download_timeout=settings.provider_download_timeout_seconds,
+    )
+
+
+def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | None = None) -> GateLane:
+    """One provider's own gate: the bot's circuit and 429 settings, its own rate and concurrency if configured.
+    Times scale with the rate window like the scheduler's (tests run it shortened)."""
+    scale = settings.upstream_window_seconds / 60
+    gate = Gate(
+        rpm=config.rpm or UNLIMITED,
+        concurrency=config.concurrency or UNLIMITED,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=settings.upstream_window_seconds,
+        margin=settings.upstream_window_margin_seconds * scale,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return GateLane(config.name, gate, clock)
+
+
+def build_retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.gemini_max_attempts,
+        backoff_base=settings.gemini_backoff_base_seconds,
+        backoff_max=settings.gemini_backoff_max_seconds,
+        max_retry_wait=settings.gemini_max_retry_wait_seconds,
+        deadline=settings.gemini_timeout_seconds,
+    )
+
+
+def build_scheduler(
+    settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
+) -> Scheduler:
+    """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
+    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    window = settings.upstream_window_seconds if window is None else window
+    scale = window / 60
+    gate = Gate(
+        rpm=settings.upstream_rpm,
+        concurrency=settings.upstream_concurrency,
+        tpm=settings.upstream_tpm,
+        rpd=settings.upstream_rpd,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=window,
+        margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
+        tokens_per_request=settings.upstream_tokens_per_request,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+
+
+def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+    return QuotaLedger(
+        db,
+        daily_quota=settings.daily_quota,
+        timezone=settings.quota_timezone,
+        price_per_image_usd=settings.price_per_image_usd,
+        server_daily_image_cap=settings.server_daily_image_cap,
+        global_daily_image_cap=settings.global_daily_image_cap,
+        server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
+        global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
+        clock=clock,
+    )
+
+
+def build_moderation(
+    db: Database,
+    settings: Settings,
+    *,
+    http: aiohttp.ClientSession | None = None,
+    quota: QuotaLedger | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Moderation:
+    """The store, with the AI second opinion and the appeal model when they are set and `http` is given; their
+    calls count in `quota`'s spend."""
+    ai = appeal_model = None
+    if http is not None:
+        ai = build_ai_moderator(http, settings, settings.moderation_ai_model, SYSTEM, quota)
+        appeal_model = build_ai_moderator(http, settings, settings.moderation_appeal_model, APPEAL_SYSTEM, quota)
+    return Moderation(
+        db,
+        enabled=settings.moderation_enabled,
+        cooldown_blocks=settings.moderation_cooldown_blocks,
+        cooldown_window_seconds=settings.moderation_cooldown_window_seconds,
+        cooldown_seconds=settings.moderation_cooldown_seconds,
+        retention_days=settings.moderation_log_retention_days,
+        max_terms=settings.moderation_max_server_terms,
+        ai=ai,
+        appeal_model=appeal_model,
+        appeals_per_day=settings.moderation_appeals_per_day,
+        clock=clock,
+    )
+
+
+def build_ai_moderator(
+    http: aiohttp.ClientSession, settings: Settings, model: str, system: str, quota: QuotaLedger | None
+) -> AIModerator | None:
+    """A Gemini text model judging prompts (None when `model` is empty or there is no key)."""
+    if not model or settings.gemini_api_key is None:
+        return None
+    ai = AIModerator(
+        http,
+        settings.gemini_api_key,
+        model,
+        base_url=settings.gemini_base_url,
+        timeout=settings.moderation_ai_timeout_seconds,
+        on_error=settings.moderation_ai_on_error,
+        images=settings.moderation_ai_images,
+        min_confidence=settings.moderation_ai_min_confidence,
+        cache_size=settings.moderation_ai_cache_size,
+        input_usd_per_mtok=settings.moderation_ai_input_usd_per_mtok,
+        output_usd_per_mtok=settings.moderation_ai_output_usd_per_mtok,
+        system=system,
+    )
+    if quota is not None:
+        ledger = quota
+
+        async def charge(call: AICall) -> None:
+            # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
+            await ledger.add_spend(call.guild_id, call.cost_usd)
+
+        ai.on_cost = charge
+    return ai
 
 
 @dataclass
@@ -27,7 +172,7 @@ class Services:
     settings: Settings
     db: Database
     http: aiohttp.ClientSession
-    provider: GeminiProvider
+    provider: FailoverProvider
     quota: QuotaLedger
     moderation: Moderation
     scheduler: Scheduler
@@ -41,7 +186,7 @@ class Services:
         """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
         CLI process beside a running bot would otherwise refund the bot's requests in flight."""
         db = await Database.open(settings.database_path)
-        quota = QuotaLedger.from_settings(db, settings, clock=clock)
+        quota = build_quota(db, settings, clock=clock)
         try:
             refunded = await quota.recover() if recover else 0
         except BaseException:
@@ -51,22 +196,22 @@ class Services:
             log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
-        provider = GeminiProvider.from_settings(http, settings)
-        moderation = Moderation.from_settings(db, settings, clock=clock)
-        moderation.attach_ai(http, settings)  # the optional AI second opinion and its appeals
-        scheduler = Scheduler.from_settings(settings)
+        provider = build_provider(http, settings)
+        moderation = build_moderation(db, settings, http=http, quota=quota, clock=clock)
+        scheduler = build_scheduler(settings)
+        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         pipeline = Pipeline(
-            db=db,
+            generations=generations,
             provider=provider,
             moderator=moderation,
             quota=quota,
             scheduler=scheduler,
-            retry_policy=RetryPolicy.from_settings(settings),
+            retry_policy=build_retry_policy(settings),
             prompt_max_chars=settings.prompt_max_chars,
             price_per_image_usd=settings.price_per_image_usd,
+            history_depth=settings.conversation_max_depth,
             clock=clock,
         )
-        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
 
     async def stop_accepting(self) -> None:

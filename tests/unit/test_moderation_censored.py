@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.moderation import Policy, evaluate
-from bot.moderation_censored import MAX_KEY, MAX_RUN, MAX_RUNS, CensoredMatcher, parse
+from bot.moderation.censored import MAX_KEY, MAX_RUN, MAX_RUNS, CensoredMatcher, parse
 
 # Big-integer operations per character of the prompt the matcher may spend: each letter touches at most
 # 1 + MAX_RUNS * (MAX_RUN - 1) live positions, each star run as many times its width. `bench/moderation.py`

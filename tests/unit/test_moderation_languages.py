@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.moderation import Policy, evaluate, explain
-from bot.moderation_langs import LANGUAGES, entries
+from bot.moderation.langs import LANGUAGES, entries
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "moderation_corpus.jsonl"
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.moderation import evaluate, explain
-from bot.moderation_text import fold, normalise
+from bot.moderation.text import fold, normalise
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "moderation_corpus.jsonl"
 ROWS = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
