@@ -14,7 +14,8 @@ import pytest
 
 from tests.e2e.edit_helpers import ephemeral_text
 from tests.fakes.discord import FakeDiscord, Interaction, Member, Message
-from tests.fakes.gemini import FakeGemini, RecordedRequest
+from tests.fakes.gemini import FakeGemini, GeminiReply, RecordedRequest
+from tests.fakes.gemini_images import png_bytes
 
 AI, APPEALS = "gemini-2.5-flash-lite", "gemini-2.5-flash"
 SETTINGS: dict[str, Any] = {"moderation_ai_model": AI, "moderation_appeal_model": APPEALS}
@@ -206,3 +207,20 @@ async def test_word_list_blocks_never_reach_the_ai_moderator_and_offer_no_appeal
         assert ix.ephemeral and "This server's rules don't allow that prompt" in callback.data["content"]
         assert not callback.data.get("components")
         assert gemini.requests == []
+
+
+@pytest.mark.parametrize("images", [False, True])
+async def test_an_edits_input_image_reaches_the_ai_moderator_only_when_switched_on(
+    run_bot, fake_discord, gemini, images
+):
+    fake = fake_discord
+    picture = png_bytes(24, 24)
+    gemini.enqueue(GeminiReply.image(picture), GeminiReply.image(png_bytes(24, 24, color=(0, 0, 200))))
+    async with run_bot(**SETTINGS, moderation_ai_images=images) as bot:
+        shown = await (await imagine(fake, "a red fox")).wait_for_original(lambda m: m.attachments)
+        ask = await fake.send_message(content="make it night", reply_to=shown)
+        await fake.wait_for_message(ask.channel, lambda m: m.reference_id == ask.id and m.attachments)
+        assert await bot.services.pipeline.drain(within=5)
+    judged = [r for r in gemini.requests if r.model == AI]
+    assert [r.prompt.splitlines()[-1] for r in judged] == ["a red fox", "make it night"]
+    assert judged[1].images == ([("image/png", picture)] if images else [])
