@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.edit_helpers import ephemeral_text
 from tests.fakes.discord import FakeDiscord, Interaction, Member, Message
-from tests.fakes.gemini import FakeGemini, GeminiReply, RecordedRequest
+from tests.fakes.gemini import FakeGemini, RecordedRequest
 from tests.fakes.gemini_images import png_bytes
 
 AI, APPEALS = "gemini-2.5-flash-lite", "gemini-2.5-flash"
@@ -210,17 +210,17 @@ async def test_word_list_blocks_never_reach_the_ai_moderator_and_offer_no_appeal
 
 
 @pytest.mark.parametrize("images", [False, True])
-async def test_an_edits_input_image_reaches_the_ai_moderator_only_when_switched_on(
+async def test_a_members_own_image_reaches_the_ai_moderator_only_when_switched_on(
     run_bot, fake_discord, gemini, images
 ):
     fake = fake_discord
-    picture = png_bytes(24, 24)
-    gemini.enqueue(GeminiReply.image(picture), GeminiReply.image(png_bytes(24, 24, color=(0, 0, 200))))
+    moon = png_bytes(24, 24, color=(250, 250, 200))
     async with run_bot(**SETTINGS, moderation_ai_images=images) as bot:
         shown = await (await imagine(fake, "a red fox")).wait_for_original(lambda m: m.attachments)
-        ask = await fake.send_message(content="make it night", reply_to=shown)
+        ask = await fake.send_message(content="add this moon", reply_to=shown, attachments=[("moon.png", moon)])
         await fake.wait_for_message(ask.channel, lambda m: m.reference_id == ask.id and m.attachments)
         assert await bot.services.pipeline.drain(within=5)
     judged = [r for r in gemini.requests if r.model == AI]
-    assert [r.prompt.splitlines()[-1] for r in judged] == ["a red fox", "make it night"]
-    assert judged[1].images == ([("image/png", picture)] if images else [])
+    assert [r.prompt.splitlines()[-1] for r in judged] == ["a red fox", "add this moon"]
+    assert (("image/png", moon) in judged[1].images) is images
+    assert judged[0].images == [] and (images or judged[1].images == [])
