@@ -61,25 +61,28 @@ def _cooldown_note(exc: ModerationBlocked | PromptBlocked | ImageBlocked) -> str
 def _ai_block(exc: ModerationBlocked, public: bool) -> str:
     """A block by the AI second opinion: the model's short reason (to the member only; none for csam, which would
     coach), and the Appeal button under it when the block can be appealed."""
+    appeal = exc.appeal_id is not None
     if exc.category == AI_UNAVAILABLE:
-        text = "🤖 The AI moderator could not check that prompt just now, so it was held back."
+        lines = ["🤖 The AI moderator could not check that prompt just now, so it was held back."]
+        ask = " Try again in a moment" + (", or press **Appeal**." if appeal else ".")
     else:
-        text = f"🤖 The AI moderator judged that prompt as **{CATEGORY_DESCRIPTIONS.get(exc.category, exc.category)}**."
+        rule = CATEGORY_DESCRIPTIONS.get(exc.category, exc.category)
+        lines = [f"🤖 The AI moderator judged that prompt as **{rule}**."]
         if exc.reason and not public and exc.category != "csam":
-            text += f"\n{_quote(exc.reason, 300)}\n"
-    text += " Nothing was sent to the image model and your quota was not charged."
-    if exc.appeal_id is not None:
-        text += " If you think it got this wrong, press **Appeal**."
-    return text + _cooldown_note(exc)
+            lines.append(_quote(exc.reason, 300))
+        ask = " If you think it got this wrong, press **Appeal**." if appeal else ""
+    lines.append("Nothing was sent to the image model and your quota was not charged." + ask)
+    return "\n".join(lines) + _cooldown_note(exc)
 
 
 def appeal_text(result: AppealResult) -> str:
-    """What the member reads once their appeal was decided (under the block it was about)."""
+    """What the member reads once their appeal was decided."""
     left = f"You have {result.appeals_left} appeal{'' if result.appeals_left == 1 else 's'} left today."
+    reason = _quote(result.reason, 300) if result.reason else ""
     if result.outcome == "overturned":
-        return f"⚖️ Appeal accepted: {_quote(result.reason, 300)}\nSend the prompt again and it will go through."
+        return "\n".join(filter(None, ["⚖️ Appeal accepted.", reason, "Send the prompt again and it will go through."]))
     if result.outcome == "upheld":
-        return f"⚖️ Appeal turned down: the block stands.\n{_quote(result.reason, 300)}\n{left}"
+        return "\n".join(filter(None, ["⚖️ Appeal turned down: the block stands.", reason, left]))
     return f"⚖️ Your appeal was recorded for the moderators to review. {left}"
 
 
