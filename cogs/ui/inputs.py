@@ -25,6 +25,7 @@ from bot.editing.inputs import (
     looks_like_image,
 )
 from bot.errors import InvalidRequest
+from cogs.ui.wording import escape
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,9 @@ def precheck(pending: Sequence[Pending], settings: Settings) -> None:
     check_count(len(pending), settings.max_input_images)
     for item in pending:
         attachment = item.attachment
-        check_declared(attachment.filename, attachment.content_type, attachment.size, settings.max_input_image_bytes)
+        # A file name is the user's text: it is echoed escaped, like a prompt.
+        name = escape(attachment.filename)
+        check_declared(name, attachment.content_type, attachment.size, settings.max_input_image_bytes)
 
 
 async def download(pending: Sequence[Pending], settings: Settings) -> list[InputSource]:
@@ -77,7 +80,7 @@ async def _download(item: Pending, settings: Settings) -> InputSource:
         data,
         max_bytes=settings.max_input_image_bytes,
         max_pixels=settings.max_input_pixels,
-        name=f"“{attachment.filename}”",
+        name=f"“{escape(attachment.filename)}”",
     )
     ref = item.message
     if ref is None:

@@ -15,7 +15,7 @@ from bot.editing.images import fit_to_limit
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
 from cogs.ui.views import result_view
-from cogs.ui.wording import quota_headline
+from cogs.ui.wording import escape, quota_headline
 
 ACCENT = discord.Colour(0x4285F4)
 # Discord's upload limit in DMs and servers without boosts: the smallest a channel has.
@@ -80,10 +80,11 @@ def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str,
     fitted to the channel's upload limit by `fit_delivery`)."""
     image = delivery.image
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
-    embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
+    # The prompt and the model's words are shown as typed: nothing in them may turn into markup or a masked link.
+    embed = discord.Embed(description=f"**{clip(escape(delivery.request.prompt), 4000)}**", colour=ACCENT)
     embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
     if image.text:
-        embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
+        embed.add_field(name="The model says", value=clip(escape(image.text), 1024), inline=False)
     footer = image.model
     if delivery.depth:
         footer += f" · edit {delivery.depth} of a chain"

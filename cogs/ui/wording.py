@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.errors import (
@@ -36,14 +37,28 @@ class UserMessage:
     ephemeral: bool = True
 
 
+# Every character Discord's markdown gives a meaning: emphasis, spoilers, code, quotes, headings, lists, masked
+# links, mentions and timestamps (`<...>`), and the backslash itself, so a user's own `\` cannot escape ours.
+_MARKDOWN = re.compile(r"([\\*_~|`>#+\-\[\]()<])")
+
+
+def escape(text: str) -> str:
+    """User or model text as typed, with nothing in it read as markup: no masked link, heading, spoiler or
+    mention can come out of it. Discord drops a backslash before any punctuation character and shows the
+    character, so escaping more than needed changes nothing the reader sees. (discord.utils.escape_markdown
+    escapes only the first of two masked links.)"""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def relative_time(ts: float) -> str:
     """A Discord timestamp that reads \"in 5 minutes\" in each reader's client."""
     return f"<t:{int(ts)}:R>"
 
 
 def _quote(text: str, limit: int = 1500) -> str:
-    """Discord quote markup, clipped after quoting: many short lines would otherwise pass Discord's 2000."""
-    quoted = "\n".join("> " + line for line in text.strip().splitlines() or [""])
+    """Someone else's words (the model's, Google's) as a Discord quote, escaped, and clipped after quoting: many
+    short lines would otherwise pass Discord's 2000."""
+    quoted = "\n".join("> " + escape(line) for line in text.strip().splitlines() or [""])
     return quoted if len(quoted) <= limit else quoted[: limit - 1] + "…"
 
 
@@ -63,7 +78,7 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
         case InvalidRequest():
             return UserMessage(str(exc))
         case ModerationBlocked(category=category, term=term):
-            said = f" (matched “{term}”)" if term and not public else ""
+            said = f" (matched “{escape(term)}”)" if term and not public else ""
             rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"
             what = "an earlier instruction of this picture's conversation" if exc.in_history else "that prompt"
             if category == "csam":  # nobody can switch this rule off, so nobody is worth asking

@@ -157,7 +157,8 @@ async def test_moderation_test_explains_what_the_filter_sees(run_bot, fake_disco
         assert embed["title"] == "🚫 Blocked here: explicit sexual content and nudity"
         assert embed["description"].startswith("```\nnormalised: a n.u.d.e woman\n")
         assert "“n.u.d.e” → nude [letters spaced apart] (BLOCKS)" in embed["description"]
-        assert embed["fields"][0]["value"] == "“n.u.d.e” (reads as “nude”) is a sexual term"
+        # Escaped, since it quotes the member's text; Discord shows "(reads as …)" all the same.
+        assert embed["fields"][0]["value"] == "“n.u.d.e” \\(reads as “nude”\\) is a sexual term"
 
         (embed,) = (await admin(fake_discord, "test", text="a cocktail in Scunthorpe"))["embeds"]
         assert embed["title"] == "✅ Allowed here"
