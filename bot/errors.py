@@ -80,6 +80,14 @@ class QueueFull(BotError):
         self.limit = limit
 
 
+class BotBusy(BotError):
+    """The whole bot's line is full (`QUEUE_MAX_LENGTH`): nothing was reserved, the user may try again later."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the bot's line is full ({limit} requests)")
+        self.limit = limit
+
+
 class NotAllowed(BotError):
     """A member pressed a button of someone else's request (`action`: "cancel", "delete")."""
 

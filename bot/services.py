@@ -53,7 +53,8 @@ def build_scheduler(
     settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
+    as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     gate = Gate(
@@ -69,7 +70,15 @@ def build_scheduler(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+    return Scheduler(
+        gate,
+        user_max_pending=settings.user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
+        eta_tolerance=scale,
+        clock=clock,
+    )
 
 
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:

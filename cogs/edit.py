@@ -24,6 +24,7 @@ from cogs.ui.common import send_ephemeral
 from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
+from cogs.ui.views import NOT_ON_THIS
 from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ class EditCog(commands.Cog):
         generation = await self.bot.services.generations.get(generation_id)
         if generation is None or not generation.shown:
             await send_ephemeral(interaction, GONE)
+        elif interaction.message is None or interaction.message.id != generation.message_id:
+            # The custom_id names another picture than the one this button is under: act on neither.
+            await send_ephemeral(interaction, NOT_ON_THIS)
         elif action == "reroll":
             await self._reroll(interaction, generation)
         elif action == "edit":

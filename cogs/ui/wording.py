@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from bot.errors import (
+    BotBusy,
     BudgetExhausted,
     Cancelled,
     CircuitOpen,
@@ -116,6 +117,11 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
         case QueueFull(limit=limit):
             return UserMessage(
                 f"You already have {limit} requests waiting or running. Wait for one to finish, then try again."
+            )
+        case BotBusy(limit=limit):
+            return UserMessage(
+                f"The bot is very busy: {limit} pictures are already waiting or being made, the most it takes on "
+                "at once. Please try again in a few minutes; your quota was not charged."
             )
         case NotAllowed(action=action):
             return UserMessage(

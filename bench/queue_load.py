@@ -1,10 +1,13 @@
 """Event-loop time the scheduler spends on a long line, beside a plain FIFO that reports nothing.
 
-    python bench/queue.py [--sizes 1000 4000]
+    python bench/queue_load.py [--sizes 1000 4000]
 
 N members (one request each, spread over 20 servers) ask at once; every request watches its place in line
 through a progress callback, as every Discord request does. The gate then starts them one after another (the
-upstream answers at once), so the line drains from N to 0 and every start changes everyone's place. Printed:
+upstream answers at once), so the line drains from N to 0 and every start changes everyone's place. The
+scheduler runs with the bot's defaults ("scheduler": one report of the line per QUEUE_REPORT_INTERVAL_SECONDS)
+and with a report after every start ("every start": only the thresholds and QUEUE_UPDATES_PER_REPORT bound it,
+the worst case of a line that drains slowly over a long time). Printed:
 the event-loop time to take the N requests in (admission and first report) and to drain them, the longest single
 turn of the loop, and how many progress updates the callbacks received. The alternative is an `asyncio.Semaphore`
 FIFO with no progress at all: the floor any scheduler pays for N tasks.
@@ -20,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.scheduler.gate import Gate  # noqa: E402
+from bot.config import Settings  # noqa: E402
 from bot.scheduler.scheduler import Scheduler  # noqa: E402
+from bot.services import build_scheduler  # noqa: E402
 
 SERVERS = 20
 
@@ -57,8 +61,11 @@ def _admit(scheduler: Scheduler, user: int, key: str) -> object:
         return scheduler.admit(user, key)
 
 
-async def ours(n: int) -> tuple[float, float, float, int]:
-    scheduler = Scheduler(Gate(rpm=10 * n, concurrency=1, window=60.0), user_max_pending=3)
+async def ours(n: int, report_interval: float | None = None) -> tuple[float, float, float, int]:
+    settings = Settings.model_construct(upstream_rpm=10 * n, upstream_concurrency=1, queue_max_length=n)
+    if report_interval is not None:
+        settings = settings.model_copy(update={"queue_report_interval_seconds": report_interval})
+    scheduler = build_scheduler(settings)
     updates = 0
     release = asyncio.Event()
 
@@ -114,11 +121,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     args = parser.parse_args()
-    print(f"{'queued':>7} {'contender':>10} {'admit s':>8} {'drain s':>8} {'longest turn ms':>16} {'updates':>9}")
+    print(f"{'queued':>7} {'contender':>12} {'admit s':>8} {'drain s':>8} {'longest turn ms':>16} {'updates':>9}")
     for n in args.sizes:
-        for name, contender in (("scheduler", ours), ("fifo", fifo)):
-            admitted, drained, longest, updates = asyncio.run(contender(n))
-            print(f"{n:>7} {name:>10} {admitted:8.3f} {drained:8.3f} {longest * 1000:16.1f} {updates:>9}")
+        for name, contender in (
+            ("scheduler", ours),
+            ("every start", lambda n: ours(n, report_interval=0.0)),
+            ("fifo", fifo),
+        ):
+            admitted, drained, longest, updates = asyncio.run(contender(n))  # type: ignore[operator]
+            print(f"{n:>7} {name:>12} {admitted:8.3f} {drained:8.3f} {longest * 1000:16.1f} {updates:>9}")
 
 
 if __name__ == "__main__":
