@@ -51,11 +51,12 @@ class ModerationBlocked(BotError):
 
 
 class CoolingDown(BotError):
-    """The user was put on a moderation cool-down after repeated blocks."""
+    """The user was put on a moderation cool-down after repeated blocks; it applies wherever they ask."""
 
-    def __init__(self, until_ts: float) -> None:
+    def __init__(self, until_ts: float, *, elsewhere: bool = False) -> None:
         super().__init__("moderation cool-down")
         self.until_ts = until_ts
+        self.elsewhere = elsewhere  # it started in another server or in DMs, where alone it can be lifted
 
 
 class QuotaExceeded(BotError):

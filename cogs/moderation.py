@@ -289,10 +289,15 @@ class ModerationCog(commands.Cog):
     @app_commands.describe(user="The member whose cool-down ends now")
     async def lift(self, interaction: discord.Interaction, user: discord.User) -> None:
         """End a member's cool-down after repeated blocked prompts."""
-        if await self.store.lift_cooldown(interaction.guild_id, user.id):
+        lifted = await self.store.lift_cooldown(interaction.guild_id, user.id)
+        # A cool-down follows the member everywhere, but only the server where it began can lift it.
+        still = await self.store.active_cooldown(user.id)
+        if lifted and still is None:
             text = f"{user.mention} can generate again; their earlier blocks no longer count toward a cool-down."
+        elif lifted:
+            text = f"{user.mention}'s cool-down from here is lifted; one that began outside this server still applies."
         else:
-            text = f"{user.mention} is not on a cool-down here."
+            text = f"{user.mention} has no cool-down that began in this server."
         await send_ephemeral(interaction, text)
 
 

@@ -93,10 +93,14 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 + (f" If you think this is a mistake,{ask}" if ask else "")
                 + _cooldown_note(exc)
             )
-        case CoolingDown(until_ts=until):
+        case CoolingDown(until_ts=until, elsewhere=elsewhere):
+            who = (
+                "It began in another server or in direct messages with the bot and applies everywhere the bot is."
+                if elsewhere
+                else "A moderator can lift this sooner."
+            )
             return UserMessage(
-                f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. "
-                "A moderator can lift this sooner."
+                f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. {who}"
             )
         case QuotaExceeded(limit=0, resets_at_ts=reset):
             return UserMessage(
