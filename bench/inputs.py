@@ -2,8 +2,9 @@
 
     one:    a 37 KB 7000x7000 GIF (it must be converted to PNG before it can go upstream)
     three:  two such GIFs and a broken third file, in one request (the request is refused either way)
+    4096:   a 4096x4096 GIF, the largest the bot converts by default (MAX_CONVERTED_INPUT_PIXELS)
 
-Each case runs in a fresh process and reports the growth of its peak resident memory (ru_maxrss), so one case's
+Each case runs in a fresh process and reports the growth of its peak resident memory (VmHWM), so one case's
 peak does not hide the next. "bot" is `cogs.ui.inputs.download` with the bot's default settings; "naive" opens each
 image with Pillow, decodes it whole and converts it, all images at once (what the bot did before issue 12).
 
@@ -48,23 +49,28 @@ class _Attachment:
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child(kind: str, case: str, path: str) -> None:
-    from bot.config import DEFAULTS
+    from bot.editing.images import ImageWorkers
+    from bot.editing.inputs import InputJudge
     from bot.errors import InvalidRequest
     from cogs.ui.inputs import Pending, download
 
     gif = Path(path).read_bytes()
-    files = [gif] if case == "one" else [gif, gif, b"GIF89a" + b"\x00" * 64]
+    files = [gif, gif, b"GIF89a" + b"\x00" * 64] if case == "three" else [gif]
     base = _peak_mib()
     started = time.perf_counter()
     outcome = "ok"
     try:
         if kind == "bot":
             pending = [Pending(_Attachment(i, data)) for i, data in enumerate(files)]  # type: ignore[arg-type]
-            asyncio.run(download(pending, DEFAULTS))
+            asyncio.run(download(pending, InputJudge(ImageWorkers())))
         else:
             asyncio.run(_naive(files))
     except (InvalidRequest, OSError, SyntaxError) as exc:
@@ -88,15 +94,16 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         _child(*sys.argv[2:])
         return
-    with tempfile.NamedTemporaryFile(suffix=".gif") as tmp:
-        gif = hostile_gif()
-        tmp.write(gif)
-        tmp.flush()
-        print(f"hostile GIF: {SIDE}x{SIDE}, {len(gif) / 1024:.0f} KB")
-        for case in ("one", "three"):
+    with tempfile.TemporaryDirectory() as tmp:
+        hostile, largest = Path(tmp) / "hostile.gif", Path(tmp) / "largest.gif"
+        hostile.write_bytes(hostile_gif())
+        largest.write_bytes(hostile_gif(4096))
+        print(f"hostile GIF: {SIDE}x{SIDE}, {hostile.stat().st_size / 1024:.0f} KB")
+        for case in ("one", "three", "4096"):
+            path = largest if case == "4096" else hostile
             for kind in ("bot", "naive"):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--child", kind, case, tmp.name], capture_output=True, text=True
+                    [sys.executable, __file__, "--child", kind, case, str(path)], capture_output=True, text=True
                 )
                 if out.returncode:
                     print(out.stderr)

@@ -29,6 +29,21 @@ class InvalidRequest(BotError):
     """The user's input is unusable (prompt too long, wrong file type, ...). The message says exactly why."""
 
 
+class ImageRefused(InvalidRequest):
+    """An input image judged unusable by its bytes (damaged, too large, not an image). Counted per member, since
+    judging it cost a download and maybe a decode (`TooManyRefusedImages`)."""
+
+
+class TooManyRefusedImages(BotError):
+    """A member sent `limit` refused images within the window: their requests with images are refused before
+    anything is downloaded until `until_ts`."""
+
+    def __init__(self, limit: int, until_ts: float) -> None:
+        super().__init__(f"{limit} refused input images in a short time")
+        self.limit = limit
+        self.until_ts = until_ts
+
+
 class ModerationBlocked(BotError):
     """This server's rules refused the text before anything reached Google."""
 

@@ -22,10 +22,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import with_images
-from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
+from bot.editing.inputs import InputRefusals, with_images
+from bot.errors import BotError, ImageBlocked, ImageRefused, InvalidRequest, OperatorError, PromptBlocked
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
 from bot.providers.retry import RetryPolicy, call_with_retries
@@ -136,9 +137,14 @@ class Pipeline:
         prompt_max_chars: int,
         price_per_image_usd: float,
         history_depth: int,
+        input_refusals: InputRefusals | None = None,
+        max_loading: int = DEFAULTS.image_workers,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`input_refusals`: members who keep sending unusable images are refused before the download.
+        `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
+        so the bytes and decoded pixels in memory do not grow with the number of requests."""
         self.generations = generations
         self.provider = provider
         self.moderator = moderator
@@ -148,6 +154,8 @@ class Pipeline:
         self.price_per_image_usd = price_per_image_usd
         self.history_depth = history_depth
         self.retry_policy = retry_policy
+        self.input_refusals = input_refusals
+        self._loading = asyncio.Semaphore(max_loading)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -190,6 +198,8 @@ class Pipeline:
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
         told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
         try:
+            if load is not None and self.input_refusals is not None:
+                self.input_refusals.check(request.user_id)
             accepted = await self.accept(request, key=key)
         except BotError as exc:
             await door.refused(exc)
@@ -230,9 +240,14 @@ class Pipeline:
         reservation = accepted.reservation
         try:
             shown = await door.show()
-            sources = list(await load()) if shown and load else []
+            sources: list[InputSource] = []
+            if shown and load:
+                async with self._loading:
+                    sources = list(await load())
             request = with_images(accepted.request, tuple(s.image for s in sources if s.image is not None))
         except BaseException as exc:
+            if isinstance(exc, ImageRefused) and self.input_refusals is not None:
+                self.input_refusals.refused(accepted.request.user_id)
             await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
             if not isinstance(exc, Exception):
                 raise

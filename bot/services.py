@@ -13,6 +13,8 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.editing.images import ImageWorkers
+from bot.editing.inputs import InputJudge, InputRefusals
 from bot.errors import ConfigError
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
@@ -95,6 +97,16 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
     )
 
 
+def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
+    return InputJudge(
+        images,
+        max_bytes=settings.max_input_image_bytes,
+        max_pixels=settings.max_input_pixels,
+        max_converted_pixels=settings.max_converted_input_pixels,
+        max_side=settings.converted_input_max_side,
+    )
+
+
 def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> Moderation:
     return Moderation(
         db,
@@ -119,6 +131,8 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
+    inputs: InputJudge
 
     @classmethod
     async def start(
@@ -141,6 +155,7 @@ class Services:
         moderation = build_moderation(db, settings, clock=clock)
         scheduler = build_scheduler(settings)
         generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
+        images = ImageWorkers(settings.image_workers)
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
@@ -151,9 +166,14 @@ class Services:
             prompt_max_chars=settings.prompt_max_chars,
             price_per_image_usd=settings.price_per_image_usd,
             history_depth=settings.conversation_max_depth,
+            input_refusals=InputRefusals(
+                limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
+            ),
+            max_loading=settings.image_workers,
             clock=clock,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
+        judge = build_input_judge(images, settings)
+        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, images, judge)
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,
@@ -164,6 +184,7 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.db.close()

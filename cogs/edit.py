@@ -136,7 +136,8 @@ class EditCog(commands.Cog):
             await send_ephemeral(interaction, user_message(exc).text)
             return
         request = interaction_request(interaction, instruction, RequestKind.EDIT, parent_id=parent_id)
-        await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
+        judge = self.bot.services.inputs
+        await run_interaction(self.bot, interaction, request, lambda: download(pending, judge))
 
     # --- buttons under results (cogs.ui.views routes them here) -------------------------------------------
 
@@ -171,7 +172,8 @@ class EditCog(commands.Cog):
             options=generation.options,
             parent_id=generation.parent_id,
         )
-        load = (lambda: refetch(self.bot, sources, settings)) if sources else None
+        judge = self.bot.services.inputs
+        load = (lambda: refetch(self.bot, sources, settings, judge)) if sources else None
         await run_interaction(self.bot, interaction, request, load)
 
     async def _open_edit(self, interaction: discord.Interaction, generation: Generation) -> None:

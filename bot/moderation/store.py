@@ -115,8 +115,8 @@ class Moderation:
         """Raise `CoolingDown` or `ModerationBlocked`, or return to let the request through."""
         active = await self.active_cooldown(request.user_id)
         if active is not None:
-            until, started_in = active
-            raise CoolingDown(until, elsewhere=started_in != request.guild_id)
+            ends, started_in = active
+            raise CoolingDown(ends, elsewhere=started_in != request.guild_id)
         texts = [*request.history, request.prompt]
         index, verdict = evaluate_conversation(texts, await self.policy(request.guild_id))
         if verdict.allowed:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.editing.images import ImageWorkers
 from bot.errors import BotError, Cancelled
 from bot.models import Progress
 from bot.pipeline import Delivery
@@ -44,8 +45,17 @@ class ProgressMessage:
     order, at most one per `edit_interval` (the newest state wins); "generating" goes out at once and takes the
     Cancel button away; after `_stop_progress` no progress edit can land. Subclasses say how to edit."""
 
-    def __init__(self, *, edit_interval: float, clock: Clock | None, cancel: discord.ui.View | None) -> None:
+    def __init__(
+        self,
+        *,
+        edit_interval: float,
+        clock: Clock | None,
+        cancel: discord.ui.View | None,
+        images: ImageWorkers | None = None,
+    ) -> None:
+        """`images`: the bounded pool a result too large for the channel is re-encoded in."""
         self.edit_interval = edit_interval
+        self.images = images
         self.clock: Clock = clock or SystemClock()
         self._cancel_view = cancel
         self._last_edit = float("-inf")
@@ -109,11 +119,13 @@ class InteractionJob(ProgressMessage):
         edit_interval: float,
         key: str | None = None,
         clock: Clock | None = None,
+        images: ImageWorkers | None = None,
     ) -> None:
         super().__init__(
             edit_interval=edit_interval,
             clock=clock,
             cancel=cancel_view(key or str(interaction.id), interaction.user.id),
+            images=images,
         )
         self.interaction = interaction
         self.message_id: int | None = None
@@ -161,7 +173,7 @@ class InteractionJob(ProgressMessage):
     async def deliver(self, delivery: Delivery) -> int:
         await self._stop_progress()
         limit = self.interaction.filesize_limit
-        delivery = await fit_delivery(delivery, limit)
+        delivery = await fit_delivery(delivery, limit, self.images)
         message = result_message(delivery, self.interaction.user)
         if self.token_alive:
             file = message.pop("file")

@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 
+from bot.editing.images import ImageWorkers
 from bot.errors import BotError
 from bot.models import Progress
 from bot.pipeline import Delivery
@@ -35,10 +36,15 @@ async def reply_to(message: discord.Message, **kwargs: Any) -> discord.Message:
 
 
 class MessageJob(ProgressMessage):
-    def __init__(self, message: discord.Message, *, edit_interval: float, size_limit: int) -> None:
+    def __init__(
+        self, message: discord.Message, *, edit_interval: float, size_limit: int, images: ImageWorkers | None = None
+    ) -> None:
         # The scheduler key of a message's request is the message id (see cogs.ui.flow.run_message).
         super().__init__(
-            edit_interval=edit_interval, clock=None, cancel=cancel_view(str(message.id), message.author.id)
+            edit_interval=edit_interval,
+            clock=None,
+            cancel=cancel_view(str(message.id), message.author.id),
+            images=images,
         )
         self.message = message
         self.size_limit = size_limit
@@ -70,7 +76,7 @@ class MessageJob(ProgressMessage):
 
     async def deliver(self, delivery: Delivery) -> int:
         await self._stop_progress()
-        delivery = await fit_delivery(delivery, self.size_limit)
+        delivery = await fit_delivery(delivery, self.size_limit, self.images)
         message = result_message(delivery, self.message.author)
         file = message.pop("file")
         if self.reply is not None:

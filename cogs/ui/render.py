@@ -11,7 +11,7 @@ from typing import Any
 
 import discord
 
-from bot.editing.images import fit_to_limit
+from bot.editing.images import ImageWorkers, fit_to_limit
 from bot.models import Progress, Reservation
 from bot.pipeline import Delivery
 from cogs.ui.views import result_view
@@ -65,13 +65,16 @@ def progress_text(progress: Progress, *, now: float | None = None) -> str:
     return f"⏳ Waiting for the image model — {ahead}{eta}"
 
 
-async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
+async def fit_delivery(delivery: Delivery, size_limit: int, images: ImageWorkers | None = None) -> Delivery:
     """`delivery` with its image re-encoded to fit `size_limit`, off the event loop (a large picture takes a
-    few hundred milliseconds of CPU); unchanged when it already fits."""
+    few hundred milliseconds of CPU), in the bounded image workers when given; unchanged when it already fits."""
     image = delivery.image
     if len(image.data) <= size_limit:
         return delivery
-    data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
+    if images is not None:
+        data, mime_type = await images.run(fit_to_limit, image.data, image.mime_type, size_limit)
+    else:
+        data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
     return dataclasses.replace(delivery, image=dataclasses.replace(image, data=data, mime_type=mime_type))
 
 

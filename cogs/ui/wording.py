@@ -24,6 +24,7 @@ from bot.errors import (
     RateLimited,
     ShuttingDown,
     TextOnlyAnswer,
+    TooManyRefusedImages,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -78,6 +79,11 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     match exc:
         case InvalidRequest():
             return UserMessage(str(exc))
+        case TooManyRefusedImages(limit=limit, until_ts=until):
+            return UserMessage(
+                f"The last {limit} images you sent couldn't be used (damaged, too large or not images), so I'm not "
+                f"reading new images from you until {relative_time(until)}. Requests without images still work."
+            )
         case ModerationBlocked(category=category, term=term):
             said = f" (matched “{escape(term)}”)" if term and not public else ""
             rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"
