@@ -26,9 +26,19 @@ from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import InputRefusals, with_images
-from bot.errors import BotError, ImageBlocked, ImageRefused, InvalidRequest, OperatorError, PromptBlocked
+from bot.errors import (
+    BotError,
+    Charge,
+    ImageBlocked,
+    ImageRefused,
+    InvalidRequest,
+    OperatorError,
+    PromptBlocked,
+    UpstreamError,
+)
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
+from bot.providers.billing import spent_usd
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,9 @@ class Quota(Protocol):
 
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
         """Count the unit as spent; False if the reservation had already ended (idempotent)."""
+
+    async def charge_failed(self, reservation: Reservation, cost_usd: float) -> None:
+        """Count what a failed request's provider may have billed in spend (not in the member's quota)."""
 
     async def refund(self, reservation: Reservation, reason: str) -> bool:
         """Give the unit back, recording why; False if the reservation had already ended."""
@@ -273,13 +286,18 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
+        billed: list[Charge] = []  # failed attempts (of every retry) that the provider may have billed
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
             if started_at is None:
                 started_at = self.clock()
             prompt = provider_prompt(request.prompt, request.history)
-            return await self.provider.generate(prompt, request.images, request.options)
+            try:
+                return await self.provider.generate(prompt, request.images, request.options)
+            except UpstreamError as exc:
+                billed.extend(exc.charges)
+                raise
 
         def upstream_elapsed() -> float:
             # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
@@ -301,6 +319,20 @@ class Pipeline:
             delivery = Delivery(generation_id, request, image, shown, depth)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
+            if billed:
+                cost = spent_usd(billed, self.price_per_image_usd)
+                log.warning(
+                    "generation %s failed after %d attempt(s) that may have been billed (about $%.4f, counted in "
+                    "spend): %s",
+                    generation_id,
+                    len(billed),
+                    cost,
+                    ", ".join(f"{c.provider} {c.why}" for c in billed),
+                )
+                try:
+                    await self.quota.charge_failed(reservation, cost)
+                except Exception:  # the refund below must happen whatever this did
+                    log.exception("generation %s: the billed attempts could not be counted in spend", generation_id)
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
         # The user has the image now: a failure of the bookkeeping below must not turn that into an error
@@ -313,7 +345,9 @@ class Pipeline:
                 queued_ms=_ms(queued_at, started_at),
                 upstream_ms=_ms(started_at, done_at),
             )
-            await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
+            # The provider's real cost when known, plus earlier attempts that may have been billed.
+            cost = spent_usd([*billed, *image.charges], self.price_per_image_usd, image)
+            await self.quota.commit(reservation, generation_id, cost)
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery

@@ -15,13 +15,15 @@ from bot.config import Settings
 from bot.editing.generations import Generations
 from bot.editing.images import ImageWorkers
 from bot.editing.inputs import InputJudge, InputRefusals
-from bot.errors import ConfigError
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.gemini import GeminiProvider
+from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.factory import build_chain
+from bot.providers.failover import FailoverProvider
 from bot.providers.retry import RetryPolicy
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
+from bot.scheduler.lanes import UNLIMITED, GateLane
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
@@ -29,16 +31,34 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 
-def build_provider(http: aiohttp.ClientSession, settings: Settings) -> GeminiProvider:
-    if settings.gemini_api_key is None:
-        raise ConfigError("GEMINI_API_KEY is not set")
-    return GeminiProvider(
+def build_provider(http: aiohttp.ClientSession, settings: Settings, *, clock: Clock | None = None) -> FailoverProvider:
+    """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
+    return build_chain(
         http,
-        settings.gemini_api_key,
-        base_url=settings.gemini_base_url,
-        model=settings.gemini_model,
-        attempt_timeout=settings.gemini_attempt_timeout_seconds,
+        settings,
+        load_providers(settings),
+        lane_for=lambda config: build_lane(settings, config, clock=clock),
+        clock=clock,
+        download_max_bytes=settings.provider_download_max_bytes,
+        download_timeout=settings.provider_download_timeout_seconds,
     )
+
+
+def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | None = None) -> GateLane:
+    """One provider's own gate: the bot's circuit and 429 settings, its own rate and concurrency if configured.
+    Times scale with the rate window like the scheduler's (tests run it shortened)."""
+    scale = settings.upstream_window_seconds / 60
+    gate = Gate(
+        rpm=config.rpm or UNLIMITED,
+        concurrency=config.concurrency or UNLIMITED,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=settings.upstream_window_seconds,
+        margin=settings.upstream_window_margin_seconds * scale,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return GateLane(config.name, gate, clock)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -125,7 +145,7 @@ class Services:
     settings: Settings
     db: Database
     http: aiohttp.ClientSession
-    provider: GeminiProvider
+    provider: FailoverProvider
     quota: QuotaLedger
     moderation: Moderation
     scheduler: Scheduler
