@@ -98,6 +98,7 @@ def this_bot(fake: FakeDiscord, gemini: FakeGemini, tmp: Path, factor: float) ->
         upstream_concurrency=100,
         progress_edit_interval_seconds=2.0 * factor,
         queue_report_interval_seconds=2.0 * factor,
+        discord_channel_window_seconds=5.0 * factor,
         gemini_timeout_seconds=600,
         gemini_attempt_timeout_seconds=600,
     )

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # requests with images are refused before anything is downloaded until the oldest refusal ages out.
     input_refusal_limit: int = Field(5, ge=1)
     input_refusal_window_seconds: float = Field(600.0, gt=0)
+    # What Discord allows per channel, for message creates and separately for edits (commonly observed: 5 per
+    # 5 s). Progress (waiting replies, place-in-line edits) may use half of it; results always go first.
+    discord_channel_writes: int = Field(5, ge=1)
+    discord_channel_window_seconds: float = Field(5.0, gt=0)
 
     @field_validator("quota_timezone")
     @classmethod

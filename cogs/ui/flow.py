@@ -75,6 +75,8 @@ async def run_message(bot: ImageBot, message: discord.Message, request: ImageReq
         edit_interval=bot.settings.progress_edit_interval_seconds,
         size_limit=upload_limit(message),
         images=bot.services.images,
+        lanes=bot.channel_lanes,
+        me=bot.user,
     )
     return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
 

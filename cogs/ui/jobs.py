@@ -70,6 +70,11 @@ class ProgressMessage:
     def _can_edit(self) -> bool:
         return True
 
+    def _take_room(self) -> float:
+        """0 when a progress edit may go now (and it is counted), else the seconds until it may be tried again
+        (the channel's writes are kept for results, see `cogs.ui.lanes`)."""
+        return 0.0
+
     async def progress(self, progress: Progress) -> None:
         self._pending = (progress, self.clock.time())  # the ETA is relative to now: pin it before any throttling
         wait = self._last_edit + self.edit_interval - self.clock.monotonic()
@@ -84,8 +89,14 @@ class ProgressMessage:
         await self._flush()
 
     async def _flush(self) -> None:
+        if self._pending is None or self._done or not self._can_edit():
+            return  # what is pending stays: a message that becomes editable shows it (`MessageJob`)
         pending, self._pending = self._pending, None
-        if pending is None or self._done or not self._can_edit():
+        wait = self._take_room()
+        if wait > 0:  # no room for progress now: the newest state goes when there is
+            self._pending = self._pending or pending
+            if self._flush_task is None:
+                self._flush_task = asyncio.create_task(self._flush_later(wait))
             return
         progress, at = pending
         self._last_edit = self.clock.monotonic()
