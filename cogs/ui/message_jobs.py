@@ -155,7 +155,7 @@ class MessageJob(ProgressMessage):
     async def deliver(self, delivery: Delivery) -> int:
         await self._end()
         delivery = await fit_delivery(delivery, self.size_limit, self.images)
-        message = result_message(delivery, self.message.author)
+        message = result_message(delivery, self.message.author, self.size_limit)
         file = message.pop("file")
         try:
             if self.reply is not None:

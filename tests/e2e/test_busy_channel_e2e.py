@@ -34,9 +34,7 @@ def handed(monkeypatch, fake_discord) -> list[tuple[str, str, float, bool]]:
     return seen
 
 
-async def test_forty_members_in_one_channel_get_their_pictures_results_first(
-    run_bot, fake_discord, gemini, handed
-):
+async def test_forty_members_in_one_channel_get_their_pictures_results_first(run_bot, fake_discord, gemini, handed):
     fake: FakeDiscord = fake_discord
     fake.timeout = 60
     gemini.clock, gemini.latency = fake.now, 3.0 * FACTOR
