@@ -44,6 +44,7 @@ from bot.scheduler.gate import (
     Slot,
 )
 from bot.scheduler.ratelimit import Clock, SystemClock, TimerHandle
+from bot.scheduler.reports import Throttle, noticeable
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ T = TypeVar("T")
 ProgressCallback = Callable[[Progress], Awaitable[None]]
 
 _KILL_WAIT_SECONDS = 5.0  # how long cancelled attempts get to unwind at shutdown
-# Places up to here are shown exactly; beyond, a request hears of its place when it moved by a fifth (or its
-# estimated start by a fifth of the wait): a long line then costs each request a few dozen updates, not one per
-# start ahead of it.
-_EXACT_POSITIONS = 10
-_NOTICEABLE = 0.2
 
 
 class _State(Enum):
@@ -126,11 +122,8 @@ class Scheduler:
         self._clock: Clock = clock or SystemClock()
         self._user_max = user_max_pending
         self._max_queued = max_queued
-        self._report_interval = report_interval
         self._report_limit = report_limit
         self._eta_tolerance = eta_tolerance
-        self._reported_at = float("-inf")
-        self._report_timer: TimerHandle | None = None
         self._tickets: dict[str, Ticket] = {}
         self._held: dict[int, int] = {}  # user -> admitted, unreleased tickets
         self._queue: FairQueue[Ticket] = FairQueue()
@@ -141,6 +134,7 @@ class Scheduler:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._senders: set[asyncio.Task[None]] = set()
+        self._reports = Throttle(report_interval, self._clock, self._report)
 
     # --- the Scheduler protocol ------------------------------------------------------------------------------
 
@@ -228,9 +222,9 @@ class Scheduler:
                     ticket._task.cancel()
             if not await self._wait_idle(_KILL_WAIT_SECONDS):
                 log.warning("%d upstream attempt(s) ignored cancellation at shutdown", len(self._running))
-        for timer in (self._timer, self._report_timer):
-            if timer is not None:
-                timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._reports.cancel()
         for sender in list(self._senders):
             sender.cancel()
         log.info("scheduler stopped: %d waiting refused, %d running, %d interrupted", refused, running, interrupted)
@@ -274,7 +268,7 @@ class Scheduler:
             self._running.add(ticket)
             self._idle.clear()
             ticket._future.set_result(None)
-        self._report_soon(now)
+        self._reports.request(now)
 
     def _arm(self, at: float) -> None:
         if self._timer is not None and self._timer_at == at:
@@ -364,47 +358,29 @@ class Scheduler:
 
     # --- progress --------------------------------------------------------------------------------------------
 
-    def _report_soon(self, now: float) -> None:
-        """Report now if the last report is an interval old, else once when it will be (one timer for all)."""
-        if self._report_timer is not None:
-            return
-        due = self._reported_at + self._report_interval
-        if due <= now:
-            self._report(now)
-        else:
-            self._report_timer = self._clock.call_at(due, self._on_report_timer)
-
-    def _on_report_timer(self) -> None:
-        self._report_timer = None
-        self._report(self._clock.monotonic())
-
     def _report(self, now: float) -> None:
-        """Tell waiting requests their position and estimated start where either moved noticeably: requests
-        never told first, then the others, front of the line first, at most `report_limit` in all."""
-        self._reported_at = now
+        """Tell waiting requests their position and estimated start where either moved noticeably
+        (`bot.scheduler.reports`): requests never told first, then the others, front of the line first, at most
+        `report_limit` in all. Runs at most once per report interval."""
         order = self._queue.order()
         watched = [i for i, ticket in enumerate(order) if ticket._progress is not None]
         if not watched:
             return
         estimates = self.gate.estimate(watched[-1] + 1, now)
+        tolerance = self._eta_tolerance
         news = [i for i in watched if order[i]._shown is None]
-        moved = [i for i in watched if order[i]._shown is not None and self._moved(order[i], i + 1, estimates[i], now)]
+        moved = [
+            i
+            for i in watched
+            if order[i]._shown is not None and noticeable(order[i]._shown, i + 1, estimates[i], now, tolerance)
+        ]
         told = (news + moved)[: self._report_limit]
         for i in told:
             ticket, at = order[i], estimates[i]
             ticket._shown = (i + 1, at)
             self._notify(ticket, Progress("queued", i + 1, round(at - now, 1)))
         if len(told) < len(news) + len(moved):  # the rest hear at the next report
-            self._report_timer = self._clock.call_at(now + self._report_interval, self._on_report_timer)
-
-    def _moved(self, ticket: Ticket, position: int, at: float, now: float) -> bool:
-        assert ticket._shown is not None
-        shown_position, shown_at = ticket._shown
-        if position != shown_position and (
-            position <= _EXACT_POSITIONS or abs(position - shown_position) >= _NOTICEABLE * shown_position
-        ):
-            return True
-        return abs(shown_at - at) >= max(self._eta_tolerance, _NOTICEABLE * (at - now))
+            self._reports.again(now)
 
     def _notify(self, ticket: Ticket, progress: Progress) -> None:
         """Hand the newest update to the request's own sender task: a slow callback delays (and coalesces) only
