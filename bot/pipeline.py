@@ -3,7 +3,8 @@
     accept:  validate -> history from the parent -> plan (model, size, price) -> moderation.check
              -> scheduler.admit -> quota.reserve (credits, estimated dollars)
     serve:   door.show -> load the input images (and the model's own earlier turns, for an edit) ->
-             scheduler.run(provider.generate), retried through the gate -> record the inputs -> door.deliver
+             moderation.second_opinion (the AI moderator, if any) -> scheduler.run(provider.generate), retried
+             through the gate -> record the inputs -> door.deliver
              -> quota.commit (real cost) | quota.refund (what the calls may cost anyway) -> door.fail otherwise
 
 Rejections happen before anything is reserved (the door hears them through `refused`): a model, size or ratio
@@ -36,6 +37,7 @@ from bot.errors import (
     ImageRefused,
     InvalidRequest,
     ModelUnavailable,
+    ModerationBlocked,
     OperatorError,
     PromptBlocked,
 )
@@ -200,10 +202,13 @@ class Pipeline:
                     sources = list(await load())
             turns = await self._turns(accepted)
             request, context = self._with_inputs(accepted, sources, turns)
+            if shown:
+                await self.moderator.second_opinion(request)
         except BaseException as exc:
             if isinstance(exc, ImageRefused) and self.input_refusals is not None:
                 self.input_refusals.refused(accepted.request.user_id)
-            await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
+            reason = "input-refused" if isinstance(exc, BotError) else "internal"
+            await self.quota.refund(reservation, "ModerationBlocked" if isinstance(exc, ModerationBlocked) else reason)
             if not isinstance(exc, Exception):
                 raise
             await door.fail(exc)
