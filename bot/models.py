@@ -208,3 +208,12 @@ class Progress:
     position: int = 0  # 1 = next to start
     eta_seconds: float | None = None
     since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who made a request that can still be cancelled, and in which server (None: a direct message): what decides
+    who may cancel it, whatever a button claims."""
+
+    user_id: int
+    guild_id: int | None

@@ -31,13 +31,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import with_images
+from bot.editing.inputs import InputRefusals, with_images
 from bot.errors import (
     BotError,
     ChoiceRefused,
     ImageBlocked,
+    ImageRefused,
     InvalidRequest,
     ModelUnavailable,
     ModerationBlocked,
@@ -88,10 +90,15 @@ class Pipeline(RelaxSteps):
         history_turns: int = 0,
         history_max_bytes: int = 0,
         relax: RelaxLane | None = None,
+        input_refusals: InputRefusals | None = None,
+        max_loading: int = DEFAULTS.image_workers,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`relax`: the relax lane (None: relax requests are refused)."""
+        """`relax`: the relax lane (None: relax requests are refused).
+        `input_refusals`: members who keep sending unusable images are refused before the download.
+        `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
+        so the bytes and decoded pixels in memory do not grow with the number of requests."""
         self.generations = generations
         self.relax = relax
         self.provider = provider
@@ -105,6 +112,8 @@ class Pipeline(RelaxSteps):
         self.history_turns = history_turns
         self.history_max_bytes = history_max_bytes
         self.retry_policy = retry_policy
+        self.input_refusals = input_refusals
+        self._loading = asyncio.Semaphore(max_loading)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -159,6 +168,8 @@ class Pipeline(RelaxSteps):
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
         told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
         try:
+            if load is not None and self.input_refusals is not None:
+                self.input_refusals.check(request.user_id)
             accepted = await self.accept(request, key=key)
         except BotError as exc:
             await door.refused(exc)
@@ -199,12 +210,17 @@ class Pipeline(RelaxSteps):
         reservation = accepted.reservation
         try:
             shown = await door.show()
-            sources = list(await load()) if shown and load else []
+            sources: list[InputSource] = []
+            if shown and load:
+                async with self._loading:
+                    sources = list(await load())
             turns = await self._turns(accepted)
             request, context = self._with_inputs(accepted, sources, turns)
             if shown:
                 await self.moderator.second_opinion(request)
         except BaseException as exc:
+            if isinstance(exc, ImageRefused) and self.input_refusals is not None:
+                self.input_refusals.refused(accepted.request.user_id)
             reason = "input-refused" if isinstance(exc, BotError) else "internal"
             await self.quota.refund(reservation, "ModerationBlocked" if isinstance(exc, ModerationBlocked) else reason)
             if not isinstance(exc, Exception):

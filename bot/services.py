@@ -13,6 +13,9 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.editing.images import ImageWorkers
+from bot.editing.inputs import InputJudge, InputRefusals
+from bot.models import Owner
 from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
@@ -106,7 +109,8 @@ def build_scheduler(
     settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
+    as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     gate = Gate(
@@ -122,7 +126,15 @@ def build_scheduler(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+    return Scheduler(
+        gate,
+        user_max_pending=settings.user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
+        eta_tolerance=scale,
+        clock=clock,
+    )
 
 
 def build_relax(
@@ -166,8 +178,16 @@ def build_relax(
         # Flex takes minutes, not seconds: the lane's own estimates start from that.
         expected_duration=RELAX_EXPECTED_FLEX_SECONDS * scale,
     )
+    # The line's cap and its reports (QUEUE_MAX_LENGTH, QUEUE_REPORT_INTERVAL_SECONDS, QUEUE_UPDATES_PER_REPORT)
+    # as in the fast lane: a long relax line costs the event loop no more than a long fast one.
     scheduler = Scheduler(
-        gate, user_max_pending=settings.relax_user_max_pending, eta_tolerance=scale * 10, clock=scheduler_clock
+        gate,
+        user_max_pending=settings.relax_user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
+        eta_tolerance=scale * 10,
+        clock=scheduler_clock,
     )
     return RelaxLane(
         store=RelaxJobs(db, clock=clock),
@@ -215,6 +235,16 @@ def build_access(
         default_size=settings.default_image_size,
         default_ratio=settings.default_aspect_ratio,
         clock=clock,
+    )
+
+
+def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
+    return InputJudge(
+        images,
+        max_bytes=settings.max_input_image_bytes,
+        max_pixels=settings.max_input_pixels,
+        max_converted_pixels=settings.max_converted_input_pixels,
+        max_side=settings.converted_input_max_side,
     )
 
 
@@ -291,6 +321,8 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
+    inputs: InputJudge
     relax: RelaxLane
     # Relax jobs an earlier run left waiting: the Discord side resumes them (`take_resumable`) once it can post.
     resumable: list[RelaxJob]
@@ -328,6 +360,7 @@ class Services:
             max_turn_bytes=settings.edit_history_max_bytes,
             clock=clock,
         )
+        images = ImageWorkers(settings.image_workers)
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
@@ -341,8 +374,13 @@ class Services:
             history_turns=settings.edit_history_turns,
             history_max_bytes=settings.edit_history_max_bytes,
             relax=relax,
+            input_refusals=InputRefusals(
+                limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
+            ),
+            max_loading=settings.image_workers,
             clock=clock,
         )
+        judge = build_input_judge(images, settings)
         return cls(
             settings,
             db,
@@ -355,6 +393,8 @@ class Services:
             scheduler,
             pipeline,
             generations,
+            images,
+            judge,
             relax,
             resumable,
         )
@@ -363,6 +403,14 @@ class Services:
         """The relax jobs to resume, once (the caller starts each with `pipeline.resume`)."""
         jobs, self.resumable = self.resumable, []
         return jobs
+
+    def owner(self, key: str) -> Owner | None:
+        """Who made the request `key` and where, while it can still be cancelled: waiting in the fast line (or
+        between its attempts), or a relax job at any stage."""
+        ticket = self.scheduler.find(key)
+        if ticket is not None:
+            return Owner(ticket.user_id, ticket.guild_id) if ticket.cancellable else None
+        return self.relax.owner(key)
 
     def cancel(self, key: str) -> bool:
         """Cancel the request `key`: waiting in the fast line, or a relax job at any stage. False when there is
@@ -380,6 +428,7 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.db.close()

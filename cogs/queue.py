@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.relax import RelaxJobInfo
 from bot.scheduler.gate import SchedulerStats
 from cogs.ui.render import clip
+from cogs.ui.wording import escape
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -55,7 +56,9 @@ def relax_text(jobs: list[RelaxJobInfo], user_id: int, *, concurrency: int) -> s
         lines.append(f"• The oldest was asked for <t:{round(jobs[0].created_at)}:R>")
     mine = [job for job in jobs if job.user_id == user_id]
     for job in mine[:MAX_OWN_JOBS]:
-        lines.append(f"• Yours: “{clip(job.prompt, 60)}” — {STAGES[job.stage]}, asked <t:{round(job.created_at)}:R>")
+        # The member's prompt on one line, shown as typed: nothing in it may turn into markup or a masked link.
+        prompt = escape(clip(" ".join(job.prompt.split()), 60))
+        lines.append(f"• Yours: “{prompt}” — {STAGES[job.stage]}, asked <t:{round(job.created_at)}:R>")
     if len(mine) > MAX_OWN_JOBS:
         lines.append(f"• … and {len(mine) - MAX_OWN_JOBS} more of yours")
     return "\n".join(lines)

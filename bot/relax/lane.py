@@ -41,7 +41,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageRequest, Price, Progress
+from bot.models import GeneratedImage, ImageRequest, Owner, Price, Progress
 from bot.providers.billing import add_charges, attribute, may_be_billed
 from bot.providers.gemini import build_request, parse_response
 from bot.providers.gemini_batch import BatchStatus, rpc_error
@@ -104,11 +104,12 @@ class RelaxLane:
             return RelaxUnavailable("edits")
         return None
 
-    def admit(self, user_id: int, key: str, *, force: bool = False) -> Ticket:
-        """A place in the lane's own line (RELAX_USER_MAX_PENDING per member; `force` for jobs a start resumes)."""
+    def admit(self, user_id: int, key: str, *, guild_id: int | None = None, force: bool = False) -> Ticket:
+        """A place in the lane's own line (RELAX_USER_MAX_PENDING per member, servers taking turns; `force` for
+        jobs a start resumes)."""
         if self._closing:
             raise ShuttingDown()
-        return self.scheduler.admit(user_id, key, force=force)
+        return self.scheduler.admit(user_id, key, guild_id=guild_id, force=force)
 
     def release(self, ticket: Ticket) -> None:
         self.scheduler.release(ticket)
@@ -322,6 +323,13 @@ class RelaxLane:
         return max(0.0, self.clock() - since) / 3600
 
     # --- stopping ----------------------------------------------------------------------------------------
+
+    def owner(self, key: str) -> Owner | None:
+        """Who asked for the live job `key` and where, while it can still be cancelled."""
+        live = self._live.get(key)
+        if live is None or live.stop.is_set():
+            return None
+        return Owner(live.job.request.user_id, live.job.request.guild_id)
 
     def cancel(self, key: str) -> bool:
         """Cancel the live job `key` wherever it stands (a Batch job is cancelled upstream too); False when this

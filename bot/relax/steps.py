@@ -44,8 +44,8 @@ class RelaxSteps:
 
     def _admit(self, request: ImageRequest, key: str) -> Any:
         if request.relax and self.relax is not None:
-            return self.relax.admit(request.user_id, key)
-        return self.scheduler.admit(request.user_id, key)
+            return self.relax.admit(request.user_id, key, guild_id=request.guild_id)
+        return self.scheduler.admit(request.user_id, key, guild_id=request.guild_id)
 
     def _release_ticket(self, request: ImageRequest, ticket: Any) -> None:
         if request.relax and self.relax is not None:
@@ -81,7 +81,7 @@ class RelaxSteps:
         spec = registry.get(request.options.model or job.model)
         price = registry.price(spec, request.options.size or spec.default_size, "flex")
         reservation = Reservation(job.entry_id, request.user_id, request.guild_id, None, None, 0, price.credits)
-        ticket = relax.admit(request.user_id, job.key, force=True)
+        ticket = relax.admit(request.user_id, job.key, guild_id=request.guild_id, force=True)
         accepted = Accepted(request, ticket, reservation, spec, price, None, job.key, job)
         self._enter()
         try:

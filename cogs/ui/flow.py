@@ -77,6 +77,7 @@ async def run_interaction(
     job = InteractionJob(
         interaction,
         edit_interval=bot.settings.progress_edit_interval_seconds,
+        images=bot.services.images,
         offer=relax_offer(bot, interaction, request, load),
     )
     return await bot.services.pipeline.serve(request, job, key=key, load=load)
@@ -109,7 +110,12 @@ def relax_offer(bot: ImageBot, interaction: discord.Interaction, request: ImageR
 async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:
     """A reply or a thread message: everything, refusals included, is answered as a reply to it."""
     job = MessageJob(
-        message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
+        message,
+        edit_interval=bot.settings.progress_edit_interval_seconds,
+        size_limit=upload_limit(message),
+        images=bot.services.images,
+        lanes=bot.channel_lanes,
+        me=bot.user,
     )
     return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
 

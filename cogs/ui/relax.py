@@ -58,7 +58,10 @@ class RelaxDoor(ProgressMessage):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(
-            edit_interval=bot.settings.progress_edit_interval_seconds, clock=clock, cancel=cancel_view(key, user_id)
+            edit_interval=bot.settings.progress_edit_interval_seconds,
+            clock=clock,
+            cancel=cancel_view(key, user_id),
+            images=bot.services.images,
         )
         self.bot = bot
         self.user_id = user_id
@@ -130,10 +133,12 @@ class RelaxDoor(ProgressMessage):
         """Post the picture as a new message that mentions the member; the waiting message then points to it."""
         await self._stop_progress()
         limit = self._upload_limit()
-        delivery = await fit_delivery(delivery, limit)
+        delivery = await fit_delivery(delivery, limit, self.images)
         message = result_message(delivery, self._requester(), limit)
         message["content"] = f"<@{self.user_id}> your relax picture is ready. {message['content']}"
-        sent = await self._channel().send(allowed_mentions=self._mention(), **message)
+        # A new message in the channel: paced like every result there (`cogs.ui.lanes`), ahead of progress.
+        async with self.bot.channel_lanes.result_write(self.channel_id, "create"):
+            sent = await self._channel().send(allowed_mentions=self._mention(), **message)
         await self._edit_original(f"🐢 Done: your relax picture is here: {sent.jump_url}")
         return sent.id
 
@@ -147,7 +152,8 @@ class RelaxDoor(ProgressMessage):
         if await self._edit_original(text, keep_cancel=isinstance(exc, Suspended)) or isinstance(exc, Suspended):
             return  # a restart is said only where the member is looking: the picture will still come
         try:
-            await self._channel().send(content=f"<@{self.user_id}> {text}", allowed_mentions=self._mention())
+            async with self.bot.channel_lanes.result_write(self.channel_id, "create"):
+                await self._channel().send(content=f"<@{self.user_id}> {text}", allowed_mentions=self._mention())
         except discord.HTTPException:
             log.warning("could not tell user %s how their relax request ended", self.user_id, exc_info=True)
 
@@ -207,6 +213,11 @@ class OfferBook:
         now = self.clock()
         self._offers = {k: o for k, o in self._offers.items() if o.expires_at > now}
         self._offers[key] = Offer(user_id, run, now + OFFER_LIFETIME_SECONDS)
+
+    def owner(self, key: str, default: int) -> int:
+        """The member the offer `key` was made to (`default` when it is no longer kept)."""
+        offer = self._offers.get(key)
+        return offer.user_id if offer is not None else default
 
     def take(self, key: str) -> Offer | None:
         """The offer `key`, once (a second press finds nothing)."""

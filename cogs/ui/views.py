@@ -32,6 +32,9 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
 TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
+# A button whose custom_id names something other than what the message it sits on shows (only a modified
+# client can press one): it acts on nothing.
+NOT_ON_THIS = "This button doesn't belong to this message, so it does nothing."
 NOT_YOUR_BLOCK = "Only the member whose prompt was blocked can appeal it."
 NOT_YOUR_OFFER = "This offer was made to someone else."
 
@@ -144,10 +147,20 @@ class CancelButton(
         return cls(match["key"], int(match["user"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if interaction.user.id != self.requester_id and not interaction.permissions.manage_messages:
+        bot = cast("ImageBot", interaction.client)
+        owner = bot.services.owner(self.key)  # in the fast line, or a relax job at any stage
+        if owner is None:
+            await send_ephemeral(interaction, TOO_LATE)
+            return
+        # Judged by the request itself, not by what the custom_id claims: its requester, or a moderator of the
+        # server it was made in.
+        moderator = interaction.permissions.manage_messages and owner.guild_id == interaction.guild_id
+        if interaction.user.id != owner.user_id and not (moderator and owner.guild_id is not None):
             await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
             return
-        bot = cast("ImageBot", interaction.client)
+        if owner.user_id != self.requester_id or not shows_request(interaction.message, self.key):
+            await send_ephemeral(interaction, NOT_ON_THIS)
+            return
         if not bot.services.cancel(self.key):
             await send_ephemeral(interaction, TOO_LATE)
             return
@@ -157,6 +170,18 @@ class CancelButton(
             await interaction.response.defer()
         except discord.HTTPException as exc:
             log.info("could not acknowledge the cancel of %s: %s", self.key, exc)
+
+
+def shows_request(message: discord.Message | None, key: str) -> bool:
+    """Whether `message` is the one that shows the request with this scheduler key: the response to the
+    interaction `key` (`cogs.ui.flow.run_interaction`), or the reply to the message `key` (`run_message`)."""
+    if message is None:
+        return False
+    metadata = message.interaction_metadata
+    reference = message.reference
+    return (metadata is not None and str(metadata.id) == key) or (
+        reference is not None and str(reference.message_id) == key
+    )
 
 
 def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
@@ -245,11 +270,16 @@ class RelaxOfferButton(
         return cls(match["key"], int(match["user"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if interaction.user.id != self.user_id:
+        offers = cast("ImageBot", interaction.client).relax_offers
+        # Judged by the offer itself where it is still kept, not only by what the custom_id claims.
+        if interaction.user.id != offers.owner(self.key, self.user_id):
             await send_ephemeral(interaction, NOT_YOUR_OFFER)
             return
+        if not shows_request(interaction.message, self.key):
+            await send_ephemeral(interaction, NOT_ON_THIS)
+            return
         try:
-            await cast("ImageBot", interaction.client).relax_offers.accept(interaction, self.key)
+            await offers.accept(interaction, self.key)
         except Exception as exc:  # the user always hears something; discord.py would only log it
             log.error("relax offer %s failed", self.key, exc_info=exc)
             await send_ephemeral(interaction, user_message(exc).text)

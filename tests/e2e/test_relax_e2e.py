@@ -14,6 +14,8 @@ import pytest
 
 from bot.services import build_quota
 from bot.storage.db import Database
+from tests.e2e.edit_helpers import ephemeral_text
+from tests.e2e.test_forged_buttons_e2e import forged_click
 from tests.fakes.discord import FakeDiscord, Interaction, Member
 from tests.fakes.gemini import FakeGemini, GeminiReply
 from tests.fakes.gemini_images import png_bytes
@@ -212,6 +214,35 @@ async def test_cancel_in_the_batch_queue_cancels_the_job_upstream_and_refunds(ru
         assert job.cancel_requested and job.state == "BATCH_STATE_CANCELLED"
         assert [r.kind for r in gemini.requests if r.kind == "batches.cancel"] == ["batches.cancel"]
         assert await numbers(bot, fake, fake.member) == {"used": 0, "reserved": 0, "relax_used": 0, "relax_reserved": 0}
+
+
+async def test_a_relax_cancel_is_judged_by_the_job_and_the_message_it_is_on(run_bot, fake_discord, gemini):
+    fake = fake_discord
+    carol = fake.add_member("carol")
+    gemini.flex_shed = 99
+    async with run_bot(**RELAX) as bot:
+        prompt = "a **bold** fox [here](https://example.com)"
+        ix = await relax_request(fake, prompt)
+        await in_batch(fake, gemini, ix)
+        other = await relax_request(fake, "an owl")
+        await other.wait_for_original(lambda m: "relax" in m.content)
+        key = cancel_id(ix).split(":")[2]
+        # Carol names herself as the requester of the member's relax job, on its own message.
+        press = await forged_click(fake, ix.original, f"gib:cancel:{key}:{carol.id}", carol)
+        assert "Only the person who asked" in await ephemeral_text(press)
+        # The member's own Cancel of the first job, on the message of the second: it acts on neither.
+        press = await forged_click(fake, other.original, cancel_id(ix), fake.member)
+        assert "doesn't belong" in await ephemeral_text(press)
+        assert {job.state for job in gemini.batches.jobs.values()} != {"BATCH_STATE_CANCELLED"}
+        assert {info.prompt for info in bot.services.relax.jobs()} == {prompt, "an owl"}
+        # /queue shows the member's prompts as typed: no bold, no masked link.
+        listing = await fake.slash("queue")
+        await listing.wait_for_callback()
+        assert r"“a \*\*bold\*\* fox \[here\]\(https://example.com\)”" in listing.callback.data["content"]
+        # The real button, pressed by the member, still cancels it.
+        await fake.click(ix.original, cancel_id(ix))
+        await ix.wait_for_original(lambda m: m.content.startswith("Cancelled"))
+        assert [info.prompt for info in bot.services.relax.jobs()] == ["an owl"]
 
 
 async def test_cancel_after_a_restart_still_cancels_the_job(run_bot, fake_discord, gemini):
