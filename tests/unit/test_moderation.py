@@ -197,7 +197,7 @@ def test_corpus_recall_and_false_positive_rate():
         print(f"  MISS [{r['category']}/{r['obfuscation']}] {r['text']!r}")
     for r, verdict in false_positives:
         print(f"  FALSE POSITIVE {r['text']!r}: {verdict.explanation}")
-    assert recall >= 0.97
+    assert recall >= 0.98  # the target on the corpus after tuning
     assert fp_rate <= 0.01
 
 
