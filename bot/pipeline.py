@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
@@ -36,8 +36,9 @@ from bot.errors import (
     ModelUnavailable,
     OperatorError,
     PromptBlocked,
+    UpstreamError,
 )
-from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
+from bot.models import ASPECT_RATIOS, Context, Cost, GeneratedImage, ImageRequest, Progress, Reservation, Turn
 from bot.ports import (
     Accepted,
     Deliver,
@@ -55,6 +56,8 @@ from bot.providers.billing import Bill
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=BaseException)
 
 # Sizes a result can be re-rendered at (the buttons under it): the larger ones worth paying for.
 RENDER_SIZES = ("2K", "4K")
@@ -77,11 +80,15 @@ class Pipeline:
         history_depth: int,
         history_turns: int = 0,
         history_max_bytes: int = 0,
+        sole_provider: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`sole_provider`: the name and label of the only provider, when there is one: the scheduler's gate is
+        then that provider's, so what the gate refuses (an open circuit) is told as that provider's."""
         self.generations = generations
         self.provider = provider
+        self.sole_provider = sole_provider
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
@@ -145,7 +152,7 @@ class Pipeline:
         try:
             accepted = await self.accept(request, key=key)
         except BotError as exc:
-            await door.refused(exc)
+            await door.refused(self._blamed(exc))
             return None
         self._enter()
         try:
@@ -198,8 +205,14 @@ class Pipeline:
         try:
             return await self._generate(request, accepted, door, sources, context)
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
-            await door.fail(exc)
+            await door.fail(self._blamed(exc))
             return None
+
+    def _blamed(self, exc: E) -> E:
+        """An upstream error that names no provider is the sole provider's, when there is one."""
+        if isinstance(exc, UpstreamError) and self.sole_provider is not None:
+            exc.blame(*self.sole_provider)
+        return exc
 
     async def _turns(self, accepted: Accepted) -> tuple[Turn, ...]:
         """The model's own earlier answers to send back with an edit (Gemini 3 multi-turn editing): only for a
@@ -249,7 +262,7 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
-        bill = Bill(accepted.price.estimate_usd)
+        bill = Bill(accepted.price.estimate_usd, accepted.spec.id)
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
@@ -305,15 +318,18 @@ class Pipeline:
                 credits=reservation.credits,
                 model=accepted.spec.id,
             )
-            await self.quota.commit(reservation, generation_id, bill.total_usd)
+            costs = bill.costs()
+            await self.quota.commit(reservation, generation_id, bill.total_usd, costs)
             log.info(
-                "generation %s delivered: %s %s, %d credit(s), $%.4f real cost (%d call(s))",
+                "generation %s delivered by %s: %s %s, %d credit(s), $%.4f real cost (%d call(s)%s)",
                 generation_id,
+                image.provider or "?",
                 image.model,
                 request.options.size,
                 reservation.credits,
                 bill.total_usd,
                 bill.calls,
+                _breakdown(costs),
             )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
@@ -344,19 +360,24 @@ class Pipeline:
             log.error("OPERATOR ACTION NEEDED: the image provider refused the bot's setup: %s", exc)
         elif not isinstance(exc, BotError):
             log.error("generation %s failed unexpectedly", generation_id, exc_info=exc)
-        billed = bill.total_usd
+        billed, costs = bill.total_usd, bill.costs()
+        provider = exc.provider if isinstance(exc, UpstreamError) else None
         if billed:
             log.info(
-                "generation %s failed (%s) after %d call(s) that may cost $%.4f",
+                "generation %s failed (%s from %s) after %d call(s) that may cost $%.4f%s",
                 generation_id,
                 kind,
+                provider or "no single provider",
                 bill.calls,
                 billed,
+                _breakdown(costs, always=True),
             )
         try:
-            await self.generations.failed(generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at))
+            await self.generations.failed(
+                generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at), provider=provider
+            )
         finally:
-            await self.quota.refund(reservation, kind, billed)
+            await self.quota.refund(reservation, kind, billed, costs)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
 
@@ -384,6 +405,14 @@ class _RaisingDoor:
 
     async def fail(self, exc: Exception) -> None:
         self.error = exc
+
+
+def _breakdown(costs: Sequence[Cost], *, always: bool = False) -> str:
+    """'; gemini $0.0336 (1 failed), gw $0.0400' for the log, when more than one provider was paid (or `always`)."""
+    if len(costs) < 2 and not always:
+        return ""
+    parts = [f"{c.provider or 'unknown'} ${c.usd:.4f}" + (f" ({c.failed} failed)" if c.failed else "") for c in costs]
+    return "; " + ", ".join(parts)
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

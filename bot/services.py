@@ -23,7 +23,7 @@ from bot.providers.retry import RetryPolicy
 from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
-from bot.scheduler.lanes import UNLIMITED, GateLane
+from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
@@ -82,7 +82,7 @@ def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | Non
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return GateLane(config.name, gate, clock)
+    return GateLane(config.name, gate, clock, label=config.label, rpm=config.rpm, concurrency=config.concurrency)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -217,9 +217,15 @@ class Services:
             history_depth=settings.conversation_max_depth,
             history_turns=settings.edit_history_turns,
             history_max_bytes=settings.edit_history_max_bytes,
+            sole_provider=provider.only,
             clock=clock,
         )
         return cls(settings, db, http, registry, provider, quota, access, moderation, scheduler, pipeline, generations)
+
+    def provider_gates(self) -> list[LaneReport]:
+        """Each provider's own gate, in the order they are tried (none for a single provider: the scheduler's
+        gate is its gate)."""
+        return [m.lane.report() for m in self.provider.members if isinstance(m.lane, GateLane)]
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,

@@ -37,6 +37,16 @@ FIELD_LIMIT = 1024  # Discord: embed field value
 MAX_LOG_ROWS = 50
 BLOCKED, ALLOWED, SERIOUS = discord.Colour(0xD93025), discord.Colour(0x1E8E3E), discord.Colour(0xF29900)
 SOURCES = {"bot": "this server's rules", "google": "Google's safety filter"}
+
+
+def source_text(entry: AuditEntry) -> str:
+    """Whose rule blocked: this server's, or the safety filter of the provider that refused (Google's unless the
+    entry names another)."""
+    if entry.source == "google" and entry.provider and entry.provider != "Google":
+        return f"{entry.provider}'s safety filter"
+    return SOURCES.get(entry.source, entry.source)
+
+
 TERM_KINDS = [
     app_commands.Choice(name="block: refuse prompts that contain it", value="block"),
     app_commands.Choice(name="allow: an exception to the optional categories", value="allow"),
@@ -93,7 +103,7 @@ def log_embed(entries: Sequence[AuditEntry], user: discord.abc.User | None) -> d
     header = f"Blocks of {user.mention}\n" if user else ""
     lines = [
         f"<t:{int(e.created_at)}:f> <@{e.user_id}> in <#{e.channel_id}> · **{_category(e.category)}**"
-        f" · {SOURCES.get(e.source, e.source)}\n> {_quoted(e.text, 150)}"
+        f" · {source_text(e)}\n> {_quoted(e.text, 150)}"
         for e in entries
     ]
     body = fit_lines(lines, DESCRIPTION_LIMIT - len(header)) if lines else "No blocked prompts recorded."
@@ -103,7 +113,7 @@ def log_embed(entries: Sequence[AuditEntry], user: discord.abc.User | None) -> d
 def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embed:
     """The log channel's notice of one block. The prompt is a spoiler: moderators choose to read it."""
     ours = entry.source == "bot"
-    title = "🚫 Prompt blocked by this server's rules" if ours else "🛡️ Prompt blocked by Google's safety filter"
+    title = "🚫 Prompt blocked by this server's rules" if ours else f"🛡️ Prompt blocked by {source_text(entry)}"
     embed = discord.Embed(
         title=title,
         description=f"||{_quoted(entry.text, 1000)}||",  # escaped: the prompt cannot close the spoiler
@@ -115,7 +125,7 @@ def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embe
     embed.add_field(name="Channel", value=f"<#{entry.channel_id}>")
     category = _category(entry.category) + (f" (term: {escape_markdown(entry.term)})" if entry.term else "")
     embed.add_field(name="Category", value=clip(category, FIELD_LIMIT))
-    embed.add_field(name="Source", value=SOURCES.get(entry.source, entry.source))
+    embed.add_field(name="Source", value=source_text(entry))
     if cooldown_until is not None:
         embed.add_field(name="Cool-down", value=f"until <t:{int(cooldown_until)}:t> · `/moderation lift`")
     return embed
@@ -262,7 +272,7 @@ class ModerationCog(commands.Cog):
         user: discord.User | None = None,
         limit: app_commands.Range[int, 1, MAX_LOG_ROWS] = 10,
     ) -> None:
-        """Show recent blocked prompts here, by this server's rules and by Google's filter."""
+        """Show recent blocked prompts here, by this server's rules and by the image model's filter."""
         entries = await self.store.log(interaction.guild_id, limit, user_id=user.id if user else None)
         await interaction.response.send_message(embed=log_embed(entries, user), ephemeral=True)
 

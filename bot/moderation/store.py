@@ -6,7 +6,8 @@ request), records each block, and puts users with repeated blocks on a cool-down
 `bot.moderation.filter`.
 
 `on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
-recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
+recorded block, ours or a provider's (Google's, a gateway's), after it is stored; its failures are logged and
+never reach the user.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 TermKind = Literal["block", "allow"]
-BlockSource = Literal["bot", "google"]  # this server's rules, or Google's filter
+# This server's rules, or the image provider's filter ("google" in the table since Google was the only one; which
+# provider refused is `AuditEntry.provider`).
+BlockSource = Literal["bot", "google"]
 TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
 MAX_TERM_CHARS = 100
 MAX_AUDIT_TEXT_CHARS = 4000
@@ -68,6 +71,7 @@ class AuditEntry:
     term: str | None
     source: BlockSource
     detail: str
+    provider: str | None = None  # "google" blocks: the name users read for the provider that refused (None: Google)
 
 
 # Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
@@ -149,10 +153,20 @@ class Moderation:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.cooldown_until = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.cooldown_until = await self._record(
+            request, request.prompt, exc.reason, None, "google", detail, provider=exc.provider_label
+        )
 
     async def _record(
-        self, request: ImageRequest, text: str, category: str, term: str | None, source: BlockSource, detail: str
+        self,
+        request: ImageRequest,
+        text: str,
+        category: str,
+        term: str | None,
+        source: BlockSource,
+        detail: str,
+        *,
+        provider: str | None = None,
     ) -> float | None:
         """Store the block; returns the end of the cool-down it started, if it started one."""
         now = self.clock()
@@ -168,12 +182,13 @@ class Moderation:
             term=term,
             source=source,
             detail=detail[:MAX_AUDIT_TEXT_CHARS],
+            provider=provider,
         )
         until = None
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
-                " source, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                " source, detail, provider) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 astuple(entry)[1:],
             )
             entry = replace(entry, id=cursor.lastrowid or 0)
