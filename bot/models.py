@@ -148,6 +148,9 @@ class GeneratedImage:
     cost_usd: float | None = None
     # Earlier attempts of the same request that failed after their provider may have billed them.
     charges: tuple[Charge, ...] = ()
+    # The model's own earlier turns it was made with (a multi-turn edit); 0 for a fresh or stateless edit (a
+    # gateway got the picture instead).
+    memory_turns: int = 0
     # The answer exactly as received (Gemini: `candidates[0].content`, parsed), for multi-turn edits; None when
     # the provider has nothing worth sending back (no signatures to keep). Serialised only when it is stored,
     # off the event loop: a 4K answer is megabytes of JSON.

@@ -38,7 +38,7 @@ from bot.errors import (
     PromptBlocked,
     UpstreamError,
 )
-from bot.models import ASPECT_RATIOS, Context, Cost, GeneratedImage, ImageRequest, Progress, Reservation, Turn
+from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
 from bot.ports import (
     Accepted,
     Deliver,
@@ -52,7 +52,7 @@ from bot.ports import (
     Scheduler,
 )
 from bot.providers import ImageProvider
-from bot.providers.billing import Bill
+from bot.providers.billing import Bill, describe
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,8 @@ class Pipeline:
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
             larger = tuple(s for s in accepted.spec.larger_sizes(request.options.size or "") if s in RENDER_SIZES)
-            turns = len(context.turns) if context else 0
+            # Only what the model really received: a gateway that took over got the picture, not the turns.
+            turns = image.memory_turns
             delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, turns, larger)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
@@ -329,7 +330,7 @@ class Pipeline:
                 reservation.credits,
                 bill.total_usd,
                 bill.calls,
-                _breakdown(costs),
+                describe(costs),
             )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
@@ -370,7 +371,7 @@ class Pipeline:
                 provider or "no single provider",
                 bill.calls,
                 billed,
-                _breakdown(costs, always=True),
+                describe(costs, always=True),
             )
         try:
             await self.generations.failed(
@@ -405,14 +406,6 @@ class _RaisingDoor:
 
     async def fail(self, exc: Exception) -> None:
         self.error = exc
-
-
-def _breakdown(costs: Sequence[Cost], *, always: bool = False) -> str:
-    """'; gemini $0.0336 (1 failed), gw $0.0400' for the log, when more than one provider was paid (or `always`)."""
-    if len(costs) < 2 and not always:
-        return ""
-    parts = [f"{c.provider or 'unknown'} ${c.usd:.4f}" + (f" ({c.failed} failed)" if c.failed else "") for c in costs]
-    return "; " + ", ".join(parts)
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bot.errors import Charge, UpstreamError, UpstreamTimeout
@@ -107,3 +107,12 @@ class Bill:
         entry = self._by_provider.setdefault(provider, [0.0, 0, 0])
         entry[0] += self.estimate_usd if cost_usd is None else cost_usd
         entry[1 if picture else 2] += 1
+
+
+def describe(costs: Sequence[Cost], *, always: bool = False) -> str:
+    """'; gemini $0.0336 (1 failed), gw $0.0400' for the log, when more than one provider was paid (or `always`)."""
+    if len(costs) < 2 and not always:
+        return ""
+    return "; " + ", ".join(
+        f"{c.provider or 'unknown'} ${c.usd:.4f}" + (f" ({c.failed} failed)" if c.failed else "") for c in costs
+    )

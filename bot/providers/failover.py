@@ -24,7 +24,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -190,26 +190,26 @@ class FailoverProvider:
             return attribute(image, provider=member.name, label=member.label, cost_usd=member.config.price(model))
         return await self._chain(prompt, images, options, context)
 
-    def _call(
+    async def _call(
         self,
         member: Member,
         prompt: str,
         images: tuple[InputImage, ...],
         options: ImageOptions | None,
         context: Context | None,
-    ) -> Awaitable[GeneratedImage]:
-        """One provider's attempt at our model id mapped to theirs. Google's endpoint gets the model's own earlier
-        turns of a multi-turn edit; any other provider a stateless edit: every instruction in the prompt and the
-        source picture as a fresh input."""
+    ) -> GeneratedImage:
+        """One provider's attempt at our model id mapped to theirs. Only a provider of kind gemini gets the model's
+        own earlier turns of a multi-turn edit (their signatures are Google's); any other provider a stateless
+        edit: every instruction in the prompt and the source picture as a fresh input. The image says how many
+        turns it was made with, so the result claims the model's memory only when the model had it."""
         model = (options.model if options else None) or self.model
         options = dataclasses.replace(options or ImageOptions(), model=member.config.remote_model(model))
-        if member.config.kind == "gemini":
-            if context is not None:
-                return member.provider.generate(prompt, images, options, context)
-            return member.provider.generate(prompt, images, options)
+        if member.config.kind == "gemini" and context is not None:
+            image = await member.provider.generate(prompt, images, options, context)
+            return dataclasses.replace(image, memory_turns=len(context.turns))
         if context is not None:
             prompt, images = context.stateless(images)
-        return member.provider.generate(prompt, images, options)
+        return await member.provider.generate(prompt, images, options)
 
     async def _chain(
         self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None, context: Context | None
