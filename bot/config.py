@@ -136,6 +136,24 @@ class Settings(BaseSettings):
     moderation_log_retention_days: int = Field(90, ge=1)
     # Blocked plus allowed terms one server may add.
     moderation_max_server_terms: int = Field(500, ge=1)
+    # The AI second opinion (bot.moderation.ai): a Gemini text model id (a Flash-Lite one is cheap); empty = off.
+    moderation_ai_model: str = ""
+    # When that model cannot answer: "allow" (the local tier already passed the prompt) or "block".
+    moderation_ai_on_error: Literal["allow", "block"] = "allow"
+    # It runs before every generation the local tier allows, so it must be quick or give up.
+    moderation_ai_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Also send the input images of an edit (more tokens, and images leave for a second model).
+    moderation_ai_images: bool = False
+    # A harmful answer blocks only from this confidence on.
+    moderation_ai_min_confidence: float = Field(0.5, ge=0, le=1)
+    # Verdicts kept by normalised prompt (a repeated prompt costs nothing).
+    moderation_ai_cache_size: int = Field(10_000, ge=0)
+    # US dollars per million tokens, to count its cost like a generation's (Flash-Lite list prices).
+    moderation_ai_input_usd_per_mtok: float = Field(0.10, ge=0)
+    moderation_ai_output_usd_per_mtok: float = Field(0.40, ge=0)
+    # Appeals of the AI tier's blocks are re-checked by this model (empty: they go to the server's moderators).
+    moderation_appeal_model: str = ""
+    moderation_appeals_per_day: int = Field(3, ge=0)
 
     # --- editing and inputs ---
     max_input_image_bytes: int = Field(10 * 1024 * 1024, ge=1)

@@ -42,6 +42,8 @@ class ModerationBlocked(BotError):
         in_history: bool = False,
         in_dm: bool = False,
         cooldown_until: float | None = None,
+        tier: Literal["local", "ai"] = "local",
+        appeal_id: int | None = None,
     ) -> None:
         super().__init__(reason or f"blocked by rule {category}")
         self.category = category
@@ -49,6 +51,9 @@ class ModerationBlocked(BotError):
         self.in_history = in_history  # only an earlier instruction of the conversation matched
         self.in_dm = in_dm  # outside a server: the bot's own rules, not a server's
         self.cooldown_until = cooldown_until  # this block started a cool-down that ends then
+        self.tier = tier  # the word lists and rules ("local"), or the AI second opinion ("ai")
+        self.appeal_id = appeal_id  # an AI block the member may appeal (the recorded block's id)
+        self.reason = reason  # why, in a sentence (the AI tier's reason is worth showing)
 
 
 class CoolingDown(BotError):

@@ -3,7 +3,8 @@
     accept:  validate -> history from the parent -> plan (model, size, price) -> moderation.check
              -> scheduler.admit -> quota.reserve (credits, estimated dollars)
     serve:   door.show -> load the input images (and the model's own earlier turns, for an edit) ->
-             scheduler.run(provider.generate), retried through the gate -> record the inputs -> door.deliver
+             moderation.second_opinion (the AI moderator, if any) -> scheduler.run(provider.generate), retried
+             through the gate -> record the inputs -> door.deliver
              -> quota.commit (real cost) | quota.refund (what the calls may cost anyway) -> door.fail otherwise
 
 Rejections happen before anything is reserved (the door hears them through `refused`): a model, size or ratio
@@ -34,6 +35,7 @@ from bot.errors import (
     ImageBlocked,
     InvalidRequest,
     ModelUnavailable,
+    ModerationBlocked,
     OperatorError,
     PromptBlocked,
     UpstreamError,
@@ -193,8 +195,11 @@ class Pipeline:
             sources = list(await load()) if shown and load else []
             turns = await self._turns(accepted)
             request, context = self._with_inputs(accepted, sources, turns)
+            if shown:
+                await self.moderator.second_opinion(request)
         except BaseException as exc:
-            await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
+            reason = "input-refused" if isinstance(exc, BotError) else "internal"
+            await self.quota.refund(reservation, "ModerationBlocked" if isinstance(exc, ModerationBlocked) else reason)
             if not isinstance(exc, Exception):
                 raise
             await door.fail(exc)

@@ -27,6 +27,10 @@ class Moderator(Protocol):
     async def check(self, request: ImageRequest) -> None:
         """Raise `ModerationBlocked` or `CoolingDown`, or return to let the request through."""
 
+    async def second_opinion(self, request: ImageRequest) -> None:
+        """The slower check (a model's), once the user was answered and the input images are loaded: raise
+        `ModerationBlocked` or return."""
+
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
         """Audit a refusal by the provider's own filter (Google's or a gateway's: `exc.provider_label`)."""
 

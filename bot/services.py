@@ -13,9 +13,10 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
 from bot.providers.registry import ModelRegistry
@@ -150,7 +151,20 @@ def build_access(
     )
 
 
-def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> Moderation:
+def build_moderation(
+    db: Database,
+    settings: Settings,
+    *,
+    http: aiohttp.ClientSession | None = None,
+    quota: QuotaLedger | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Moderation:
+    """The store, with the AI second opinion and the appeal model when they are set and `http` is given; their
+    calls count in `quota`'s spend."""
+    ai = appeal_model = None
+    if http is not None:
+        ai = build_ai_moderator(http, settings, settings.moderation_ai_model, SYSTEM, quota)
+        appeal_model = build_ai_moderator(http, settings, settings.moderation_appeal_model, APPEAL_SYSTEM, quota)
     return Moderation(
         db,
         enabled=settings.moderation_enabled,
@@ -159,8 +173,42 @@ def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], fl
         cooldown_seconds=settings.moderation_cooldown_seconds,
         retention_days=settings.moderation_log_retention_days,
         max_terms=settings.moderation_max_server_terms,
+        ai=ai,
+        appeal_model=appeal_model,
+        appeals_per_day=settings.moderation_appeals_per_day,
         clock=clock,
     )
+
+
+def build_ai_moderator(
+    http: aiohttp.ClientSession, settings: Settings, model: str, system: str, quota: QuotaLedger | None
+) -> AIModerator | None:
+    """A Gemini text model judging prompts (None when `model` is empty or there is no key)."""
+    if not model or settings.gemini_api_key is None:
+        return None
+    ai = AIModerator(
+        http,
+        settings.gemini_api_key,
+        model,
+        base_url=settings.gemini_base_url,
+        timeout=settings.moderation_ai_timeout_seconds,
+        on_error=settings.moderation_ai_on_error,
+        images=settings.moderation_ai_images,
+        min_confidence=settings.moderation_ai_min_confidence,
+        cache_size=settings.moderation_ai_cache_size,
+        input_usd_per_mtok=settings.moderation_ai_input_usd_per_mtok,
+        output_usd_per_mtok=settings.moderation_ai_output_usd_per_mtok,
+        system=system,
+    )
+    if quota is not None:
+        ledger = quota
+
+        async def charge(call: AICall) -> None:
+            # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
+            await ledger.add_spend(call.guild_id, call.cost_usd, provider=GOOGLE, model=call.model)
+
+        ai.on_cost = charge
+    return ai
 
 
 @dataclass
@@ -197,7 +245,7 @@ class Services:
         registry = build_registry(settings)
         provider = build_provider(http, settings, registry)
         access = build_access(db, settings, registry, clock=clock)
-        moderation = build_moderation(db, settings, clock=clock)
+        moderation = build_moderation(db, settings, http=http, quota=quota, clock=clock)
         scheduler = build_scheduler(settings)
         generations = Generations(
             db,

@@ -21,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import BotError, InvalidRequest
+from bot.providers.config import GOOGLE
 from bot.quota.ledger import QuotaLedger
 from bot.quota.limits import MAX_LIMIT, AuditEntry, ProviderSpend, QuotaStatus, ServerQuota, Spend, to_limit
 from cogs.ui.checks import ManageGuildGroup
@@ -95,13 +96,15 @@ def spend_text(spend: Spend) -> str:
 def provider_lines(
     parts: ProviderSpend, provider_name: Callable[[str], str], model_name: Callable[[str], str]
 ) -> list[str]:
-    """Where a day's dollars went: each provider and model with its pictures and the failed calls it may bill,
-    then what running requests hold and what no provider is on record for."""
+    """Where a day's dollars went: each provider and model with its pictures, the failed calls it may bill and the
+    moderation model's checks, then what running requests hold and what no provider is on record for."""
     lines = []
     for line in parts.lines:
         what = [f"{line.pictures} picture{'s' if line.pictures != 1 else ''}"] if line.pictures else []
         if line.failed:
             what.append(f"{line.failed} failed call{'s' if line.failed != 1 else ''} it may bill")
+        if line.checks:
+            what.append(f"{line.checks} moderation check{'s' if line.checks != 1 else ''}")
         who = provider_name(line.provider) if line.provider else "a call cut off by a restart"
         lines.append(f"• {who} · {model_name(line.model)}: {', '.join(what)} · ${line.cost_usd:.4f}")
     if parts.open_requests:
@@ -349,7 +352,8 @@ class QuotaCog(commands.Cog):
         # Other servers' usage and the operator's budget are the operator's business.
         shown = whole if await self.bot.is_owner(interaction.user) else None
         services = self.bot.services
-        labels = {m.name: m.label for m in services.provider.members}
+        # The moderation model is Google's even when PROVIDERS leaves Google out.
+        labels = {GOOGLE: "Google"} | {m.name: m.label for m in services.provider.members}
 
         async def parts(guild_id: int | None) -> list[str]:
             spend = await self.ledger.spend_by_provider(guild_id)

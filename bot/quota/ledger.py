@@ -201,6 +201,15 @@ class QuotaLedger(QuotaAdmin):
         micros, rows = _costs(billed_usd, costs)
         return await self._end(reservation, "refunded", reason, "", (), micros, rows)
 
+    async def add_spend(self, guild_id: int | None, cost_usd: float, *, provider: str, model: str) -> None:
+        """Spend that holds no image (a call of the moderation model `model` at `provider`): it counts toward the
+        server's and the bot's spend and cost caps today, like a generation's cost, but not toward any credits or
+        image count; spend per provider shows it as a check."""
+        micros = to_micros(cost_usd)
+        if micros > 0:
+            day = self.days.day_key(self.clock())
+            await self._batch.run(_add_spend, day, guild_id or NO_GUILD, micros, provider, model)
+
     async def _end(
         self,
         reservation: Reservation,
@@ -221,12 +230,10 @@ class QuotaLedger(QuotaAdmin):
         def end(conn: sqlite3.Connection) -> bool:
             if conn.execute(sql, params).rowcount != 1:
                 return False
-            # Each row takes the entry's day and server (the SELECT's WHERE also keeps SQLite's upsert unambiguous).
+            # Each row takes the entry's day and server.
             conn.executemany(
                 "INSERT INTO quota_costs (entry_id, day, guild_id, provider, model, pictures, failed, cost_micros)"
-                " SELECT id, day, guild_id, ?, ?, ?, ?, ? FROM quota_entries WHERE id = ?"
-                " ON CONFLICT (entry_id, provider) DO UPDATE SET pictures = pictures + excluded.pictures,"
-                " failed = failed + excluded.failed, cost_micros = cost_micros + excluded.cost_micros",
+                " SELECT id, day, guild_id, ?, ?, ?, ?, ? FROM quota_entries WHERE id = ?",
                 [(*row, reservation.id) for row in costs],
             )
             return True
@@ -292,20 +299,20 @@ class QuotaLedger(QuotaAdmin):
         where = "day = ?" + ("" if guild_id is None else " AND guild_id = ?")
         params = (day,) if guild_id is None else (day, guild_id)
         rows = await self.db.fetchall(
-            "SELECT 0, provider, model, SUM(pictures), SUM(failed), SUM(cost_micros) FROM quota_costs"
+            "SELECT 0, provider, model, SUM(pictures), SUM(failed), SUM(checks), SUM(cost_micros) FROM quota_costs"
             f" WHERE {where} GROUP BY provider, model"
-            " UNION ALL SELECT 1, '', '', COUNT(*), 0, COALESCE(SUM(cost_micros), 0) FROM quota_entries"
+            " UNION ALL SELECT 1, '', '', COUNT(*), 0, 0, COALESCE(SUM(cost_micros), 0) FROM quota_entries"
             f" WHERE {where} AND state = 'open'"
-            " UNION ALL SELECT 2, '', '', images, 0, cost_micros FROM quota_spend WHERE day = ? AND scope = ?",
+            " UNION ALL SELECT 2, '', '', images, 0, 0, cost_micros FROM quota_spend WHERE day = ? AND scope = ?",
             (*params, *params, day, scope),
         )
         lines = sorted(
-            (SpendLine(r[1], r[2], r[3], r[4], r[5] / 1_000_000) for r in rows if r[0] == 0),
+            (SpendLine(r[1], r[2], r[3], r[4], r[6] / 1_000_000, checks=r[5]) for r in rows if r[0] == 0),
             key=lambda line: (-line.cost_usd, line.provider, line.model),
         )
-        open_requests, open_micros = next(((r[3], r[5]) for r in rows if r[0] == 1), (0, 0))
-        total_micros = next((r[5] for r in rows if r[0] == 2), 0)
-        attributed = sum(r[5] for r in rows if r[0] == 0)
+        open_requests, open_micros = next(((r[3], r[6]) for r in rows if r[0] == 1), (0, 0))
+        total_micros = next((r[6] for r in rows if r[0] == 2), 0)
+        attributed = sum(r[6] for r in rows if r[0] == 0)
         other = max(0, total_micros - open_micros - attributed)
         return ProviderSpend(tuple(lines), open_requests, open_micros / 1_000_000, other / 1_000_000)
 
@@ -338,5 +345,27 @@ class QuotaLedger(QuotaAdmin):
 def _costs(total_usd: float, costs: Sequence[Cost]) -> tuple[int, list[tuple[str, str, int, int, int]]]:
     """The entry's micro-dollars and its rows per provider: with a breakdown, its rounded parts and their sum (so
     spend per provider always adds up to the entry's); without, the total."""
-    rows = [(c.provider, c.model, c.pictures, c.failed, to_micros(c.usd)) for c in costs]
-    return (sum(row[-1] for row in rows) if rows else to_micros(total_usd)), rows
+    merged: dict[tuple[str, str], list[int]] = {}
+    for c in costs:  # one row per provider and model, however the parts were given
+        part = merged.setdefault((c.provider, c.model), [0, 0, 0])
+        part[0] += c.pictures
+        part[1] += c.failed
+        part[2] += to_micros(c.usd)
+    rows = [
+        (provider, model, pictures, failed, micros) for (provider, model), (pictures, failed, micros) in merged.items()
+    ]
+    return (sum(row[4] for row in rows) if rows else to_micros(total_usd)), rows
+
+
+def _add_spend(conn: sqlite3.Connection, day: str, guild: int, micros: int, provider: str, model: str) -> None:
+    """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`, and its row
+    per provider."""
+    conn.execute(
+        "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
+        " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = cost_micros + excluded.cost_micros",
+        (day, guild, micros, day, GLOBAL_SCOPE, micros),
+    )
+    conn.execute(
+        "INSERT INTO quota_costs (day, guild_id, provider, model, checks, cost_micros) VALUES (?, ?, ?, ?, 1, ?)",
+        (day, guild, provider, model, micros),
+    )

@@ -191,13 +191,14 @@ class Spend:
 
 @dataclass(frozen=True, slots=True)
 class SpendLine:
-    """One provider's part of a day's spend for one model."""
+    """One provider's part of a day's spend for one model (an image model, or the moderation model)."""
 
     provider: str  # the configured name; "" for calls no provider can be named for (cut off by a shutdown)
     model: str  # our model id
     pictures: int  # pictures it made
     failed: int  # attempts without a picture that it may bill
     cost_usd: float
+    checks: int = 0  # calls of the moderation model
 
 
 @dataclass(frozen=True, slots=True)

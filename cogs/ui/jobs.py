@@ -25,7 +25,7 @@ from bot.pipeline import Delivery
 from bot.scheduler.ratelimit import Clock, SystemClock
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import fit_delivery, progress_text, result_message
-from cogs.ui.views import cancel_view
+from cogs.ui.views import appeal_view, cancel_view
 from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class InteractionJob(ProgressMessage):
         self._expired = False
 
     async def refused(self, exc: BotError) -> None:
-        await send_ephemeral(self.interaction, user_message(exc).text)
+        await send_ephemeral(self.interaction, user_message(exc).text, appeal_view(exc, self.interaction.user.id))
 
     async def show(self) -> bool:
         """Acknowledge the interaction (Discord's "thinking…") and show the request in line; False when Discord
@@ -184,19 +184,25 @@ class InteractionJob(ProgressMessage):
         if not isinstance(exc, BotError):
             log.error("request from interaction %s failed", self.interaction.id, exc_info=exc)
         message = user_message(exc)
+        appeal = appeal_view(exc, self.interaction.user.id)  # under a block by the AI moderator
         try:
             if self.token_alive:
                 try:
                     if message.ephemeral and not isinstance(exc, Cancelled):
                         await self.interaction.delete_original_response()
-                        await self.interaction.followup.send(message.text, ephemeral=True)
+                        await self.interaction.followup.send(
+                            message.text, ephemeral=True, view=appeal or discord.utils.MISSING
+                        )
                     else:
                         await self.interaction.edit_original_response(content=message.text, view=None)
                     return
                 except discord.HTTPException as error:
                     if not self._note_expiry(error):
                         raise
-            await self._post_late(content=f"{self.interaction.user.mention} {user_message(exc, public=True).text}")
+            await self._post_late(
+                content=f"{self.interaction.user.mention} {user_message(exc, public=True).text}",
+                view=appeal or discord.utils.MISSING,
+            )
         except discord.HTTPException:
             log.warning("could not tell user %s how their request ended", self.interaction.user.id, exc_info=True)
 

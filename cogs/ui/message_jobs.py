@@ -16,6 +16,7 @@ from bot.models import Progress
 from bot.pipeline import Delivery
 from cogs.ui.jobs import ProgressMessage, cancel_view
 from cogs.ui.render import fit_delivery, progress_text, result_message
+from cogs.ui.views import appeal_view
 from cogs.ui.wording import user_message
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 async def refuse(message: discord.Message, exc: BaseException) -> None:
     """Answer a message whose request was refused (or could not be read) in public words."""
     try:
-        await reply_to(message, content=user_message(exc, public=True).text)
+        view = appeal_view(exc, message.author.id) or discord.utils.MISSING
+        await reply_to(message, content=user_message(exc, public=True).text, view=view)
     except discord.HTTPException:
         log.warning("could not answer message %s", message.id, exc_info=True)
 
@@ -85,13 +87,14 @@ class MessageJob(ProgressMessage):
         if not isinstance(exc, BotError):
             log.error("request from message %s failed", self.message.id, exc_info=exc)
         text = user_message(exc, public=True).text
+        appeal = appeal_view(exc, self.message.author.id)  # under a block by the AI moderator
         try:
             if self.reply is not None:
                 try:
-                    await self.reply.edit(content=text, view=None)
+                    await self.reply.edit(content=text, view=appeal)
                     return
                 except discord.NotFound:
                     pass
-            await reply_to(self.message, content=text)
+            await reply_to(self.message, content=text, view=appeal or discord.utils.MISSING)
         except discord.HTTPException:
             log.warning("could not tell user %s how their request ended", self.message.author.id, exc_info=True)

@@ -29,7 +29,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.moderation import CATEGORY_DESCRIPTIONS
+from bot.moderation import AI_UNAVAILABLE, CATEGORY_DESCRIPTIONS, AppealResult
 from bot.quota import ROLE, QuotaStatus
 
 
@@ -73,6 +73,34 @@ def _rule(exc: UpstreamError) -> str:
     return _whose(exc, "rule", owner="image provider")
 
 
+def _ai_block(exc: ModerationBlocked, public: bool) -> str:
+    """A block by the AI second opinion: the model's short reason (to the member only; none for csam, which would
+    coach), and the Appeal button under it when the block can be appealed."""
+    appeal = exc.appeal_id is not None
+    if exc.category == AI_UNAVAILABLE:
+        lines = ["🤖 The AI moderator could not check that prompt just now, so it was held back."]
+        ask = " Try again in a moment" + (", or press **Appeal**." if appeal else ".")
+    else:
+        rule = CATEGORY_DESCRIPTIONS.get(exc.category, exc.category)
+        lines = [f"🤖 The AI moderator judged that prompt as **{rule}**."]
+        if exc.reason and not public and exc.category != "csam":
+            lines.append(_quote(exc.reason, 300))
+        ask = " If you think it got this wrong, press **Appeal**." if appeal else ""
+    lines.append("Nothing was sent to the image model and your quota was not charged." + ask)
+    return "\n".join(lines) + _cooldown_note(exc)
+
+
+def appeal_text(result: AppealResult) -> str:
+    """What the member reads once their appeal was decided."""
+    left = f"You have {result.appeals_left} appeal{'' if result.appeals_left == 1 else 's'} left today."
+    reason = _quote(result.reason, 300) if result.reason else ""
+    if result.outcome == "overturned":
+        return "\n".join(filter(None, ["⚖️ Appeal accepted.", reason, "Send the prompt again and it will go through."]))
+    if result.outcome == "upheld":
+        return "\n".join(filter(None, ["⚖️ Appeal turned down: the block stands.", reason, left]))
+    return f"⚖️ Your appeal was recorded for the moderators to review. {left}"
+
+
 def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology. `public`: the
     words go to a channel, not only to the user, so a blocked term is not repeated there."""
@@ -82,6 +110,8 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage(choice_refused(exc))
         case InvalidRequest():
             return UserMessage(str(exc))
+        case ModerationBlocked(tier="ai"):
+            return UserMessage(_ai_block(exc, public))
         case ModerationBlocked(category=category, term=term):
             said = f" (matched “{term}”)" if term and not public else ""
             rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"

@@ -116,3 +116,14 @@ async def test_spend_without_a_provider_on_record_is_shown_apart(db):
     legacy = await quota.reserve(ask(), Price(1, 0.0336))
     await quota.commit(legacy, 3, 0.04)  # an ending without parts (a caller that does not know them)
     assert (await quota.spend_by_provider(GUILD)).other_usd == pytest.approx(0.0736)
+
+
+async def test_the_moderation_models_checks_show_as_their_providers_spend(db):
+    quota = ledger(db)
+    await quota.add_spend(GUILD, 0.0002, provider="gemini", model="gemini-2.5-flash-lite")
+    await quota.add_spend(GUILD, 0.0003, provider="gemini", model="gemini-2.5-flash-lite")
+    await quota.add_spend(None, 0.0001, provider="gemini", model="gemini-2.5-flash-lite")  # a DM
+    here, everywhere = await quota.spend_by_provider(GUILD), await quota.spend_by_provider(None)
+    assert here.lines == (SpendLine("gemini", "gemini-2.5-flash-lite", 0, 0, 0.0005, checks=2),)
+    assert everywhere.lines == (SpendLine("gemini", "gemini-2.5-flash-lite", 0, 0, 0.0006, checks=3),)
+    assert here.other_usd == 0 and (await quota.spend(GUILD)).cost_usd == pytest.approx(0.0005)
