@@ -26,13 +26,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import with_images
+from bot.editing.inputs import InputRefusals, with_images
 from bot.errors import (
     BotError,
     ChoiceRefused,
     ImageBlocked,
+    ImageRefused,
     InvalidRequest,
     ModelUnavailable,
     ModerationBlocked,
@@ -82,12 +84,17 @@ class Pipeline:
         history_depth: int,
         history_turns: int = 0,
         history_max_bytes: int = 0,
+        input_refusals: InputRefusals | None = None,
+        max_loading: int = DEFAULTS.image_workers,
         sole_provider: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """`sole_provider`: the name and label of the only provider, when there is one: the scheduler's gate is
-        then that provider's, so what the gate refuses (an open circuit) is told as that provider's."""
+        """`input_refusals`: members who keep sending unusable images are refused before the download.
+        `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
+        so the bytes and decoded pixels in memory do not grow with the number of requests. `sole_provider`: the
+        name and label of the only provider, when there is one: the scheduler's gate is then that provider's, so
+        what the gate refuses (an open circuit) is told as that provider's."""
         self.generations = generations
         self.provider = provider
         self.sole_provider = sole_provider
@@ -101,6 +108,8 @@ class Pipeline:
         self.history_turns = history_turns
         self.history_max_bytes = history_max_bytes
         self.retry_policy = retry_policy
+        self.input_refusals = input_refusals
+        self._loading = asyncio.Semaphore(max_loading)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -138,7 +147,7 @@ class Pipeline:
         plan = await self.planner.plan(request, original.options if original else None)
         request = plan.request
         await self.moderator.check(request)
-        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
+        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex, guild_id=request.guild_id)
         try:
             reservation = await self.quota.reserve(request, plan.price)
         except BaseException:
@@ -152,6 +161,8 @@ class Pipeline:
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
         told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
         try:
+            if load is not None and self.input_refusals is not None:
+                self.input_refusals.check(request.user_id)
             accepted = await self.accept(request, key=key)
         except BotError as exc:
             await door.refused(self._blamed(exc))
@@ -192,12 +203,17 @@ class Pipeline:
         reservation = accepted.reservation
         try:
             shown = await door.show()
-            sources = list(await load()) if shown and load else []
+            sources: list[InputSource] = []
+            if shown and load:
+                async with self._loading:
+                    sources = list(await load())
             turns = await self._turns(accepted)
             request, context = self._with_inputs(accepted, sources, turns)
             if shown:
                 await self.moderator.second_opinion(request)
         except BaseException as exc:
+            if isinstance(exc, ImageRefused) and self.input_refusals is not None:
+                self.input_refusals.refused(accepted.request.user_id)
             reason = "input-refused" if isinstance(exc, BotError) else "internal"
             await self.quota.refund(reservation, "ModerationBlocked" if isinstance(exc, ModerationBlocked) else reason)
             if not isinstance(exc, Exception):

@@ -80,8 +80,9 @@ TicketT = TypeVar("TicketT")
 
 
 class Scheduler(Protocol[TicketT]):
-    def admit(self, user_id: int, key: str) -> TicketT:
-        """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
+    def admit(self, user_id: int, key: str, *, guild_id: int | None = None) -> TicketT:
+        """Take one of the user's pending slots at once, or raise `QueueFull`, `BotBusy`, `ShuttingDown` or
+        `CircuitOpen`. `guild_id` (None: a DM) is whose turn it waits for: servers take turns, then members.
         Synchronous so that no other request can slip in between the check and the count."""
 
     async def run(self, ticket: TicketT, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:

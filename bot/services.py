@@ -13,6 +13,8 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.editing.images import ImageWorkers
+from bot.editing.inputs import InputJudge, InputRefusals
 from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
@@ -100,7 +102,8 @@ def build_scheduler(
     settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
+    as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     gate = Gate(
@@ -116,7 +119,15 @@ def build_scheduler(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+    return Scheduler(
+        gate,
+        user_max_pending=settings.user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
+        eta_tolerance=scale,
+        clock=clock,
+    )
 
 
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
@@ -148,6 +159,16 @@ def build_access(
         default_size=settings.default_image_size,
         default_ratio=settings.default_aspect_ratio,
         clock=clock,
+    )
+
+
+def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
+    return InputJudge(
+        images,
+        max_bytes=settings.max_input_image_bytes,
+        max_pixels=settings.max_input_pixels,
+        max_converted_pixels=settings.max_converted_input_pixels,
+        max_side=settings.converted_input_max_side,
     )
 
 
@@ -224,6 +245,8 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
+    inputs: InputJudge
 
     @classmethod
     async def start(
@@ -253,6 +276,7 @@ class Services:
             max_turn_bytes=settings.edit_history_max_bytes,
             clock=clock,
         )
+        images = ImageWorkers(settings.image_workers)
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
@@ -265,10 +289,29 @@ class Services:
             history_depth=settings.conversation_max_depth,
             history_turns=settings.edit_history_turns,
             history_max_bytes=settings.edit_history_max_bytes,
+            input_refusals=InputRefusals(
+                limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
+            ),
+            max_loading=settings.image_workers,
             sole_provider=provider.only,
             clock=clock,
         )
-        return cls(settings, db, http, registry, provider, quota, access, moderation, scheduler, pipeline, generations)
+        judge = build_input_judge(images, settings)
+        return cls(
+            settings,
+            db,
+            http,
+            registry,
+            provider,
+            quota,
+            access,
+            moderation,
+            scheduler,
+            pipeline,
+            generations,
+            images,
+            judge,
+        )
 
     def provider_gates(self) -> list[LaneReport]:
         """Each provider's own gate, in the order they are tried (none for a single provider: the scheduler's
@@ -284,6 +327,7 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.db.close()
