@@ -163,6 +163,29 @@ class Settings(BaseSettings):
     # Keep input images in the database (needed only to edit images whose Discord message is gone).
     keep_input_images: bool = False
 
+    # --- hardening ---
+    # Requests waiting or running for the whole bot; more are refused at once (at UPSTREAM_RPM=10, 300 is
+    # half an hour of waiting).
+    queue_max_length: int = Field(300, ge=1)
+    # Least time between two reports of everyone's place in line (per 60 s window; scaled with it), and most
+    # waiting requests told of a new place per report (those nearest the front first).
+    queue_report_interval_seconds: float = Field(2.0, ge=0)
+    queue_updates_per_report: int = Field(50, ge=1)
+    # GIF and BMP must be decoded whole to be converted (PNG, JPEG and WebP go upstream undecoded): a lower pixel
+    # limit for them, and the longest side they are converted at.
+    max_converted_input_pixels: int = Field(16_777_216, ge=1)
+    converted_input_max_side: int = Field(2048, ge=16)
+    # Threads that decode, convert and re-encode images: at most this many images are in memory at once.
+    image_workers: int = Field(2, ge=1, le=16)
+    # Input images refused (damaged, too big, not an image) per member within the window, after which their
+    # requests with images are refused before anything is downloaded until the oldest refusal ages out.
+    input_refusal_limit: int = Field(5, ge=1)
+    input_refusal_window_seconds: float = Field(600.0, gt=0)
+    # What Discord allows per channel, for message creates and separately for edits (commonly observed: 5 per
+    # 5 s). Progress (waiting replies, place-in-line edits) may use half of it; results always go first.
+    discord_channel_writes: int = Field(5, ge=1)
+    discord_channel_window_seconds: float = Field(5.0, gt=0)
+
     @field_validator("quota_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

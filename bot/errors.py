@@ -30,6 +30,21 @@ class InvalidRequest(BotError):
     """The user's input is unusable (prompt too long, wrong file type, ...). The message says exactly why."""
 
 
+class ImageRefused(InvalidRequest):
+    """An input image judged unusable by its bytes (damaged, too large, not an image). Counted per member, since
+    judging it cost a download and maybe a decode (`TooManyRefusedImages`)."""
+
+
+class TooManyRefusedImages(BotError):
+    """A member sent `limit` refused images within the window: their requests with images are refused before
+    anything is downloaded until `until_ts`."""
+
+    def __init__(self, limit: int, until_ts: float) -> None:
+        super().__init__(f"{limit} refused input images in a short time")
+        self.limit = limit
+        self.until_ts = until_ts
+
+
 class ModerationBlocked(BotError):
     """This server's rules refused the text before anything reached Google."""
 
@@ -57,11 +72,12 @@ class ModerationBlocked(BotError):
 
 
 class CoolingDown(BotError):
-    """The user was put on a moderation cool-down after repeated blocks."""
+    """The user was put on a moderation cool-down after repeated blocks; it applies wherever they ask."""
 
-    def __init__(self, until_ts: float) -> None:
+    def __init__(self, until_ts: float, *, elsewhere: bool = False) -> None:
         super().__init__("moderation cool-down")
         self.until_ts = until_ts
+        self.elsewhere = elsewhere  # it started in another server or in DMs, where alone it can be lifted
 
 
 class QuotaExceeded(BotError):
@@ -131,6 +147,14 @@ class QueueFull(BotError):
         self.limit = limit
 
 
+class BotBusy(BotError):
+    """The whole bot's line is full (`QUEUE_MAX_LENGTH`): nothing was reserved, the user may try again later."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the bot's line is full ({limit} requests)")
+        self.limit = limit
+
+
 class NotAllowed(BotError):
     """A member pressed a button of someone else's request (`action`: "cancel", "delete")."""
 
@@ -178,6 +202,19 @@ class UpstreamError(BotError):
         self.cost_usd: float | None = None
         # Attempts of the same request that may have been billed, this one included (set by the provider chain).
         self.charges: tuple[Charge, ...] = ()
+        # Which configured provider raised it (PROVIDERS) and the name users read for it ("Google", a gateway's
+        # PROVIDER_N_DISPLAY_NAME); None when it is no one provider's (every provider failed, a bot-wide gate).
+        self.provider: str | None = None
+        self.provider_label: str | None = None
+
+    def blame(self, provider: str, label: str) -> None:
+        """Say which provider raised this, unless that is known already (the innermost knows best)."""
+        if self.provider is None:
+            self.provider, self.provider_label = provider, label
+
+    def unblame(self) -> None:
+        """No single provider is to blame (several failed): users get neutral words."""
+        self.provider = self.provider_label = None
 
 
 class PromptBlocked(UpstreamError):

@@ -13,10 +13,12 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.editing.images import ImageWorkers
+from bot.editing.inputs import InputJudge, InputRefusals
 from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
 from bot.providers.registry import ModelRegistry
@@ -24,7 +26,7 @@ from bot.providers.retry import RetryPolicy
 from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
-from bot.scheduler.lanes import UNLIMITED, GateLane
+from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
@@ -83,7 +85,7 @@ def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | Non
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return GateLane(config.name, gate, clock)
+    return GateLane(config.name, gate, clock, label=config.label, rpm=config.rpm, concurrency=config.concurrency)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -100,7 +102,8 @@ def build_scheduler(
     settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
+    as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     gate = Gate(
@@ -116,7 +119,15 @@ def build_scheduler(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+    return Scheduler(
+        gate,
+        user_max_pending=settings.user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
+        eta_tolerance=scale,
+        clock=clock,
+    )
 
 
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
@@ -148,6 +159,16 @@ def build_access(
         default_size=settings.default_image_size,
         default_ratio=settings.default_aspect_ratio,
         clock=clock,
+    )
+
+
+def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
+    return InputJudge(
+        images,
+        max_bytes=settings.max_input_image_bytes,
+        max_pixels=settings.max_input_pixels,
+        max_converted_pixels=settings.max_converted_input_pixels,
+        max_side=settings.converted_input_max_side,
     )
 
 
@@ -205,7 +226,7 @@ def build_ai_moderator(
 
         async def charge(call: AICall) -> None:
             # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
-            await ledger.add_spend(call.guild_id, call.cost_usd)
+            await ledger.add_spend(call.guild_id, call.cost_usd, provider=GOOGLE, model=call.model)
 
         ai.on_cost = charge
     return ai
@@ -224,6 +245,8 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
+    inputs: InputJudge
 
     @classmethod
     async def start(
@@ -253,6 +276,7 @@ class Services:
             max_turn_bytes=settings.edit_history_max_bytes,
             clock=clock,
         )
+        images = ImageWorkers(settings.image_workers)
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
@@ -265,9 +289,34 @@ class Services:
             history_depth=settings.conversation_max_depth,
             history_turns=settings.edit_history_turns,
             history_max_bytes=settings.edit_history_max_bytes,
+            input_refusals=InputRefusals(
+                limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
+            ),
+            max_loading=settings.image_workers,
+            sole_provider=provider.only,
             clock=clock,
         )
-        return cls(settings, db, http, registry, provider, quota, access, moderation, scheduler, pipeline, generations)
+        judge = build_input_judge(images, settings)
+        return cls(
+            settings,
+            db,
+            http,
+            registry,
+            provider,
+            quota,
+            access,
+            moderation,
+            scheduler,
+            pipeline,
+            generations,
+            images,
+            judge,
+        )
+
+    def provider_gates(self) -> list[LaneReport]:
+        """Each provider's own gate, in the order they are tried (none for a single provider: the scheduler's
+        gate is its gate)."""
+        return [m.lane.report() for m in self.provider.members if isinstance(m.lane, GateLane)]
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,
@@ -278,6 +327,7 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.db.close()

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
-from discord.utils import escape_markdown
 
 from bot.errors import BotError
 from bot.moderation.appeals import AppealResult
@@ -27,7 +26,7 @@ from bot.moderation.store import MAX_TERM_CHARS, AuditEntry, Moderation, Moderat
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import clip, fit_lines
-from cogs.ui.wording import user_message
+from cogs.ui.wording import escape, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -58,7 +57,7 @@ def _category(name: str) -> str:
 
 def _quoted(text: str, limit: int) -> str:
     """User text on one line, clipped and with its markdown shown as typed."""
-    return escape_markdown(clip(" ".join(text.split()), limit))
+    return escape(clip(" ".join(text.split()), limit))
 
 
 def explanation_embed(explanation: Explanation) -> discord.Embed:
@@ -72,7 +71,7 @@ def explanation_embed(explanation: Explanation) -> discord.Embed:
     lines = [clip(line, 600).replace("```", "`\u200b`\u200b`") for line in explanation.lines()]
     body = fit_lines(lines, DESCRIPTION_LIMIT - len("```\n\n```"))
     embed = discord.Embed(title=clip(title, 256), description=f"```\n{body}\n```", colour=colour)
-    embed.add_field(name="Why", value=clip(verdict.explanation or "no rule matched", FIELD_LIMIT), inline=False)
+    embed.add_field(name="Why", value=clip(escape(verdict.explanation or "no rule matched"), FIELD_LIMIT), inline=False)
     embed.add_field(name="Decided by", value=clip(verdict.decided_by, FIELD_LIMIT), inline=False)
     return embed
 
@@ -86,7 +85,7 @@ def config_embed(config: ModerationConfig) -> discord.Embed:
     categories = [f"{'✅' if on else '⬜'} `{name}`: {_category(name)}" for name, on in config.enabled.items()]
     embed.add_field(name="Categories", value="\n".join(categories), inline=False)
     for title, terms in (("Blocked terms", config.blocked_terms), ("Allowed terms", config.allowed_terms)):
-        shown = fit_lines([f"• {escape_markdown(term)}" for term in terms], FIELD_LIMIT) if terms else "none"
+        shown = fit_lines([f"• {escape(term)}" for term in terms], FIELD_LIMIT) if terms else "none"
         embed.add_field(name=f"{title} ({len(terms)})", value=shown, inline=False)
     channel = f"<#{config.log_channel_id}>" if config.log_channel_id else "none (`/moderation logchannel` sets one)"
     embed.add_field(name="Log channel", value=channel, inline=False)
@@ -95,9 +94,11 @@ def config_embed(config: ModerationConfig) -> discord.Embed:
 
 def _source(entry: AuditEntry) -> str:
     """Who blocked it: this server's word lists and rules, the AI moderator (and whether an appeal overturned
-    that), or Google."""
+    that), or the image provider's filter (Google's unless the entry names another)."""
     if entry.tier == "ai":
         return SOURCES["ai"] + (" (overturned on appeal)" if entry.overturned_at is not None else "")
+    if entry.source == "google" and entry.provider and entry.provider != "Google":
+        return f"{entry.provider}'s safety filter"  # a gateway's filter: by the name members read for it
     return SOURCES.get(entry.source, entry.source)
 
 
@@ -115,7 +116,7 @@ def log_embed(entries: Sequence[AuditEntry], user: discord.abc.User | None) -> d
 def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embed:
     """The log channel's notice of one block. The prompt is a spoiler: moderators choose to read it."""
     ours = entry.source == "bot"
-    title = "🚫 Prompt blocked by this server's rules" if ours else "🛡️ Prompt blocked by Google's safety filter"
+    title = "🚫 Prompt blocked by this server's rules" if ours else f"🛡️ Prompt blocked by {_source(entry)}"
     if entry.tier == "ai":
         title = "🤖 Prompt blocked by the AI moderator"
     embed = discord.Embed(
@@ -127,11 +128,11 @@ def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embe
     # Mentions inside an embed render as names and never ping.
     embed.add_field(name="User", value=f"<@{entry.user_id}>")
     embed.add_field(name="Channel", value=f"<#{entry.channel_id}>")
-    category = _category(entry.category) + (f" (term: {escape_markdown(entry.term)})" if entry.term else "")
+    category = _category(entry.category) + (f" (term: {escape(entry.term)})" if entry.term else "")
     embed.add_field(name="Category", value=clip(category, FIELD_LIMIT))
     embed.add_field(name="Source", value=_source(entry))
     if entry.tier == "ai":
-        embed.add_field(name="Why", value=clip(escape_markdown(entry.detail), FIELD_LIMIT), inline=False)
+        embed.add_field(name="Why", value=clip(escape(entry.detail), FIELD_LIMIT), inline=False)
     if cooldown_until is not None:
         embed.add_field(name="Cool-down", value=f"until <t:{int(cooldown_until)}:t> · `/moderation lift`")
     return embed
@@ -148,7 +149,7 @@ def appeal_embed(block: AuditEntry, result: AppealResult) -> discord.Embed:
     embed.add_field(name="Channel", value=f"<#{block.channel_id}>")
     embed.add_field(name="Blocked as", value=_category(block.category))
     embed.add_field(name="Decided by", value=clip(result.decided_by, FIELD_LIMIT))
-    reason = clip(escape_markdown(result.reason) or "none given", FIELD_LIMIT)
+    reason = clip(escape(result.reason) or "none given", FIELD_LIMIT)
     embed.add_field(name="Reason", value=reason, inline=False)
     return embed
 
@@ -234,7 +235,7 @@ class ModerationCog(commands.Cog):
         except BotError as exc:
             await send_ephemeral(interaction, user_message(exc).text)
             return
-        shown = escape_markdown(term)
+        shown = escape(term)
         if not added:
             text = f"This server already has a {kind_value} term that reads like “{shown}”."
         elif kind_value == "block":
@@ -261,7 +262,7 @@ class ModerationCog(commands.Cog):
         """Remove one of this server's blocked or allowed terms."""
         assert interaction.guild_id is not None
         removed = await self.store.remove_term(interaction.guild_id, term, kind.value if kind else None)
-        shown = escape_markdown(term)
+        shown = escape(term)
         if removed:
             text = f"Removed “{shown}”: it no longer applies, from the next request on."
         else:
@@ -305,7 +306,7 @@ class ModerationCog(commands.Cog):
         user: discord.User | None = None,
         limit: app_commands.Range[int, 1, MAX_LOG_ROWS] = 10,
     ) -> None:
-        """Show recent blocked prompts here, by this server's rules and by Google's filter."""
+        """Show recent blocked prompts here, by this server's rules and by the image model's filter."""
         entries = await self.store.log(interaction.guild_id, limit, user_id=user.id if user else None)
         await interaction.response.send_message(embed=log_embed(entries, user), ephemeral=True)
 
@@ -333,10 +334,15 @@ class ModerationCog(commands.Cog):
     @app_commands.describe(user="The member whose cool-down ends now")
     async def lift(self, interaction: discord.Interaction, user: discord.User) -> None:
         """End a member's cool-down after repeated blocked prompts."""
-        if await self.store.lift_cooldown(interaction.guild_id, user.id):
+        lifted = await self.store.lift_cooldown(interaction.guild_id, user.id)
+        # A cool-down follows the member everywhere, but only the server where it began can lift it.
+        still = await self.store.active_cooldown(user.id)
+        if lifted and still is None:
             text = f"{user.mention} can generate again; their earlier blocks no longer count toward a cool-down."
+        elif lifted:
+            text = f"{user.mention}'s cool-down from here is lifted; one that began outside this server still applies."
         else:
-            text = f"{user.mention} is not on a cool-down here."
+            text = f"{user.mention} has no cool-down that began in this server."
         await send_ephemeral(interaction, text)
 
 

@@ -5,12 +5,17 @@ against the server's policy (cached in memory, dropped on every change so `/mode
 request), records each block, and puts users with repeated blocks on a cool-down. The filter itself is the pure
 `bot.moderation.filter`.
 
+A cool-down follows the member: blocks add up wherever they happened (every server and DMs), and a cool-down
+refuses the member's requests everywhere, not only where it started. It is stored with the place it started
+(`guild_key`, 0 for DMs), whose moderators can lift it.
+
 `second_opinion` asks the optional AI tier (`bot.moderation.ai`) about a request the word lists allowed; the
 pipeline calls it once the door has answered the user, since a model call can outlast Discord's 3 seconds. Its
 blocks are recorded like the others (tier "ai") and can be appealed (`appeal`, see `bot.moderation.appeals`).
 
 `on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
-recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
+recorded block, ours or a provider's (Google's, a gateway's), after it is stored; its failures are logged and
+never reach the user.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 TermKind = Literal["block", "allow"]
-BlockSource = Literal["bot", "google"]  # the bot's moderation (word lists or AI tier), or Google's filter
+# The bot's moderation (word lists or AI tier), or the image provider's filter ("google" in the table since Google
+# was the only one; which provider refused is `AuditEntry.provider`).
+BlockSource = Literal["bot", "google"]
 Tier = Literal["local", "ai"]  # which tier of the bot's moderation decided
 TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
 MAX_TERM_CHARS = 100
@@ -77,6 +84,7 @@ class AuditEntry:
     detail: str
     tier: Tier = "local"
     overturned_at: float | None = None  # an appeal overturned this block: it no longer counts toward a cool-down
+    provider: str | None = None  # "google" blocks: the name users read for the provider that refused (None: Google)
 
 
 # Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
@@ -123,9 +131,10 @@ class Moderation:
 
     async def check(self, request: ImageRequest) -> None:
         """Raise `CoolingDown` or `ModerationBlocked`, or return to let the request through."""
-        until = await self.cooldown_until(request.guild_id, request.user_id)
-        if until is not None:
-            raise CoolingDown(until)
+        active = await self.active_cooldown(request.user_id)
+        if active is not None:
+            ends, started_in = active
+            raise CoolingDown(ends, elsewhere=started_in != request.guild_id)
         texts = [*request.history, request.prompt]
         index, verdict = evaluate_conversation(texts, await self.policy(request.guild_id))
         if verdict.allowed:
@@ -185,7 +194,9 @@ class Moderation:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.cooldown_until, _ = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.cooldown_until, _ = await self._record(
+            request, request.prompt, exc.reason, None, "google", detail, provider=exc.provider_label
+        )
 
     async def _record(
         self,
@@ -196,6 +207,8 @@ class Moderation:
         source: BlockSource,
         detail: str,
         tier: Tier = "local",
+        *,
+        provider: str | None = None,
     ) -> tuple[float | None, int]:
         """Store the block; returns the end of the cool-down it started (None: it started none) and its id."""
         now = self.clock()
@@ -212,24 +225,26 @@ class Moderation:
             source=source,
             detail=detail[:MAX_AUDIT_TEXT_CHARS],
             tier=tier,
+            provider=provider,
         )
         until = None
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
-                " source, detail, tier, overturned_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " source, detail, tier, overturned_at, provider) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 astuple(entry)[1:],
             )
             entry = replace(entry, id=cursor.lastrowid or 0)
+            # Blocks count wherever they happened, from the latest cool-down (or lift) anywhere on.
             cursor = await conn.execute(
-                "SELECT since FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_key, request.user_id)
+                "SELECT MAX(since) FROM moderation_cooldowns WHERE user_id=?", (request.user_id,)
             )
             row = await cursor.fetchone()
-            counted_from = max(now - self.cooldown_window_seconds, row[0] if row else 0.0)
+            counted_from = max(now - self.cooldown_window_seconds, row[0] if row and row[0] is not None else 0.0)
             cursor = await conn.execute(
-                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND guild_id IS ? AND created_at > ?"
+                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND created_at > ?"
                 " AND overturned_at IS NULL",  # a block overturned on appeal was no block
-                (request.user_id, request.guild_id, counted_from),
+                (request.user_id, counted_from),
             )
             row = await cursor.fetchone()
             blocks = row[0] if row else 0
@@ -252,7 +267,18 @@ class Moderation:
 
     # --- cool-downs and audit -------------------------------------------------------------------------------
 
+    async def active_cooldown(self, user_id: int) -> tuple[float, int | None] | None:
+        """The member's cool-down in force, wherever it started: (when it ends, the server it started in; None
+        for DMs), the one ending last if there are several."""
+        row = await self.db.fetchone(
+            "SELECT until, guild_key FROM moderation_cooldowns WHERE user_id=? AND until > ? ORDER BY until DESC"
+            " LIMIT 1",
+            (user_id, self.clock()),
+        )
+        return (row[0], row[1] or None) if row else None
+
     async def cooldown_until(self, guild_id: int | None, user_id: int) -> float | None:
+        """The end of the cool-down that started in this server (None: in DMs), if it still runs."""
         row = await self.db.fetchone(
             "SELECT until FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_id or 0, user_id)
         )

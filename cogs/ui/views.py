@@ -32,6 +32,9 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
 TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
+# A button whose custom_id names something other than what the message it sits on shows (only a modified
+# client can press one): it acts on nothing.
+NOT_ON_THIS = "This button doesn't belong to this message, so it does nothing."
 NOT_YOUR_BLOCK = "Only the member whose prompt was blocked can appeal it."
 
 
@@ -143,11 +146,22 @@ class CancelButton(
         return cls(match["key"], int(match["user"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if interaction.user.id != self.requester_id and not interaction.permissions.manage_messages:
+        bot = cast("ImageBot", interaction.client)
+        scheduler = bot.services.scheduler
+        ticket = scheduler.find(self.key)
+        if ticket is None or not ticket.cancellable:
+            await send_ephemeral(interaction, TOO_LATE)
+            return
+        # Judged by the request itself, not by what the custom_id claims: its requester, or a moderator of the
+        # server it was made in.
+        moderator = interaction.permissions.manage_messages and ticket.guild_id == interaction.guild_id
+        if interaction.user.id != ticket.user_id and not (moderator and ticket.guild_id is not None):
             await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
             return
-        bot = cast("ImageBot", interaction.client)
-        if not bot.services.scheduler.cancel(self.key):
+        if ticket.user_id != self.requester_id or not shows_request(interaction.message, self.key):
+            await send_ephemeral(interaction, NOT_ON_THIS)
+            return
+        if not scheduler.cancel(self.key):
             await send_ephemeral(interaction, TOO_LATE)
             return
         # The request's own job now edits the message to say it was cancelled and not charged.
@@ -156,6 +170,18 @@ class CancelButton(
             await interaction.response.defer()
         except discord.HTTPException as exc:
             log.info("could not acknowledge the cancel of %s: %s", self.key, exc)
+
+
+def shows_request(message: discord.Message | None, key: str) -> bool:
+    """Whether `message` is the one that shows the request with this scheduler key: the response to the
+    interaction `key` (`cogs.ui.flow.run_interaction`), or the reply to the message `key` (`run_message`)."""
+    if message is None:
+        return False
+    metadata = message.interaction_metadata
+    reference = message.reference
+    return (metadata is not None and str(metadata.id) == key) or (
+        reference is not None and str(reference.message_id) == key
+    )
 
 
 def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
