@@ -29,7 +29,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
@@ -46,6 +46,7 @@ from bot.errors import (
     OperatorError,
     PromptBlocked,
     Suspended,
+    UpstreamError,
 )
 from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
 from bot.ports import (
@@ -61,12 +62,14 @@ from bot.ports import (
     Scheduler,
 )
 from bot.providers import ImageProvider
-from bot.providers.billing import Bill
+from bot.providers.billing import Bill, describe
 from bot.providers.retry import RetryPolicy, call_with_retries
 from bot.relax import RelaxLane
 from bot.relax.steps import RelaxSteps
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=BaseException)
 
 # Sizes a result can be re-rendered at (the buttons under it): the larger ones worth paying for.
 RENDER_SIZES = ("2K", "4K")
@@ -92,16 +95,20 @@ class Pipeline(RelaxSteps):
         relax: RelaxLane | None = None,
         input_refusals: InputRefusals | None = None,
         max_loading: int = DEFAULTS.image_workers,
+        sole_provider: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """`relax`: the relax lane (None: relax requests are refused).
         `input_refusals`: members who keep sending unusable images are refused before the download.
         `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
-        so the bytes and decoded pixels in memory do not grow with the number of requests."""
+        so the bytes and decoded pixels in memory do not grow with the number of requests. `sole_provider`: the
+        name and label of the only provider, when there is one: the scheduler's gate is then that provider's, so
+        what the gate refuses (an open circuit) is told as that provider's."""
         self.generations = generations
         self.relax = relax
         self.provider = provider
+        self.sole_provider = sole_provider
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
@@ -172,7 +179,7 @@ class Pipeline(RelaxSteps):
                 self.input_refusals.check(request.user_id)
             accepted = await self.accept(request, key=key)
         except BotError as exc:
-            await door.refused(exc)
+            await door.refused(self._blamed(exc))
             return None
         self._enter()
         try:
@@ -234,8 +241,14 @@ class Pipeline(RelaxSteps):
             return await self._generate(request, accepted, door, sources, context)
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
             # (a relax request the bot stopped, `Suspended`, stays open for the next start and is told so)
-            await door.fail(exc)
+            await door.fail(self._blamed(exc))
             return None
+
+    def _blamed(self, exc: E) -> E:
+        """An upstream error that names no provider is the sole provider's, when there is one."""
+        if isinstance(exc, UpstreamError) and self.sole_provider is not None:
+            exc.blame(*self.sole_provider)
+        return exc
 
     async def _turns(self, accepted: Accepted) -> tuple[Turn, ...]:
         """The model's own earlier answers to send back with an edit (Gemini 3 multi-turn editing): only for a
@@ -291,7 +304,7 @@ class Pipeline(RelaxSteps):
                 raise
         queued_at = self.clock()
         started_at: float | None = None
-        bill = Bill(accepted.price.estimate_usd)
+        bill = Bill(accepted.price.estimate_usd, accepted.spec.id)
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
@@ -338,7 +351,8 @@ class Pipeline(RelaxSteps):
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
             larger = tuple(s for s in accepted.spec.larger_sizes(request.options.size or "") if s in RENDER_SIZES)
-            turns = len(context.turns) if context else 0
+            # Only what the model really received: a gateway that took over got the picture, not the turns.
+            turns = image.memory_turns
             delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, turns, larger)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
@@ -361,15 +375,18 @@ class Pipeline(RelaxSteps):
                 credits=reservation.credits,
                 model=accepted.spec.id,
             )
-            await self.quota.commit(reservation, generation_id, bill.total_usd)
+            costs = bill.costs()
+            await self.quota.commit(reservation, generation_id, bill.total_usd, costs)
             log.info(
-                "generation %s delivered: %s %s, %d credit(s), $%.4f real cost (%d call(s))",
+                "generation %s delivered by %s: %s %s, %d credit(s), $%.4f real cost (%d call(s)%s)",
                 generation_id,
+                image.provider or "?",
                 image.model,
                 request.options.size,
                 reservation.credits,
                 bill.total_usd,
                 bill.calls,
+                describe(costs),
             )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
@@ -400,19 +417,24 @@ class Pipeline(RelaxSteps):
             log.error("OPERATOR ACTION NEEDED: the image provider refused the bot's setup: %s", exc)
         elif not isinstance(exc, BotError):
             log.error("generation %s failed unexpectedly", generation_id, exc_info=exc)
-        billed = bill.total_usd
+        billed, costs = bill.total_usd, bill.costs()
+        provider = exc.provider if isinstance(exc, UpstreamError) else None
         if billed:
             log.info(
-                "generation %s failed (%s) after %d call(s) that may cost $%.4f",
+                "generation %s failed (%s from %s) after %d call(s) that may cost $%.4f%s",
                 generation_id,
                 kind,
+                provider or "no single provider",
                 bill.calls,
                 billed,
+                describe(costs, always=True),
             )
         try:
-            await self.generations.failed(generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at))
+            await self.generations.failed(
+                generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at), provider=provider
+            )
         finally:
-            await self.quota.refund(reservation, kind, billed)
+            await self.quota.refund(reservation, kind, billed, costs)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
 

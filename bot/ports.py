@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bot.editing.generations import Generation, InputSource
 from bot.errors import BotError, ImageBlocked, PromptBlocked
-from bot.models import GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
+from bot.models import Cost, GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
 from bot.providers.registry import ModelRegistry, ModelSpec
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class Moderator(Protocol):
         `ModerationBlocked` or return."""
 
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
-        """Audit a refusal by Google's own filter."""
+        """Audit a refusal by the provider's own filter (Google's or a gateway's: `exc.provider_label`)."""
 
 
 class Quota(Protocol):
@@ -45,12 +45,17 @@ class Quota(Protocol):
     def attempt(self, reservation: Reservation) -> None:
         """One more upstream call is made for this request (recorded without holding it up)."""
 
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
-        """Count the credits as spent and the real cost in the spend; False if the reservation had already ended."""
+    async def commit(
+        self, reservation: Reservation, generation_id: int, cost_usd: float, costs: Sequence[Cost] = ()
+    ) -> bool:
+        """Count the credits as spent and the real cost in the spend (`costs`: per provider); False if the
+        reservation had already ended."""
 
-    async def refund(self, reservation: Reservation, reason: str, billed_usd: float = 0.0) -> bool:
-        """Give the credits back, recording why and what the upstream may bill anyway; False if the reservation
-        had already ended."""
+    async def refund(
+        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, costs: Sequence[Cost] = ()
+    ) -> bool:
+        """Give the credits back, recording why and what the upstream may bill anyway (`costs`: per provider);
+        False if the reservation had already ended."""
 
     async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
         """The held unit with the user's numbers as they stand now, for what the result shows."""

@@ -30,7 +30,7 @@ from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.relax import RelaxJob, RelaxJobs, RelaxLane, RelaxTimings, RelaxUpstream
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
-from bot.scheduler.lanes import UNLIMITED, GateLane
+from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
@@ -92,7 +92,7 @@ def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | Non
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return GateLane(config.name, gate, clock)
+    return GateLane(config.name, gate, clock, label=config.label, rpm=config.rpm, concurrency=config.concurrency)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -302,7 +302,7 @@ def build_ai_moderator(
 
         async def charge(call: AICall) -> None:
             # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
-            await ledger.add_spend(call.guild_id, call.cost_usd)
+            await ledger.add_spend(call.guild_id, call.cost_usd, provider=GOOGLE, model=call.model)
 
         ai.on_cost = charge
     return ai
@@ -378,6 +378,7 @@ class Services:
                 limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
             ),
             max_loading=settings.image_workers,
+            sole_provider=provider.only,
             clock=clock,
         )
         judge = build_input_judge(images, settings)
@@ -398,6 +399,11 @@ class Services:
             relax,
             resumable,
         )
+
+    def provider_gates(self) -> list[LaneReport]:
+        """Each provider's own gate, in the order they are tried (none for a single provider: the scheduler's
+        gate is its gate)."""
+        return [m.lane.report() for m in self.provider.members if isinstance(m.lane, GateLane)]
 
     def take_resumable(self) -> list[RelaxJob]:
         """The relax jobs to resume, once (the caller starts each with `pipeline.resume`)."""

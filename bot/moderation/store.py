@@ -14,7 +14,8 @@ pipeline calls it once the door has answered the user, since a model call can ou
 blocks are recorded like the others (tier "ai") and can be appealed (`appeal`, see `bot.moderation.appeals`).
 
 `on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
-recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
+recorded block, ours or a provider's (Google's, a gateway's), after it is stored; its failures are logged and
+never reach the user.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 TermKind = Literal["block", "allow"]
-BlockSource = Literal["bot", "google"]  # the bot's moderation (word lists or AI tier), or Google's filter
+# The bot's moderation (word lists or AI tier), or the image provider's filter ("google" in the table since Google
+# was the only one; which provider refused is `AuditEntry.provider`).
+BlockSource = Literal["bot", "google"]
 Tier = Literal["local", "ai"]  # which tier of the bot's moderation decided
 TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
 MAX_TERM_CHARS = 100
@@ -81,6 +84,7 @@ class AuditEntry:
     detail: str
     tier: Tier = "local"
     overturned_at: float | None = None  # an appeal overturned this block: it no longer counts toward a cool-down
+    provider: str | None = None  # "google" blocks: the name users read for the provider that refused (None: Google)
 
 
 # Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
@@ -190,7 +194,9 @@ class Moderation:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.cooldown_until, _ = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.cooldown_until, _ = await self._record(
+            request, request.prompt, exc.reason, None, "google", detail, provider=exc.provider_label
+        )
 
     async def _record(
         self,
@@ -201,6 +207,8 @@ class Moderation:
         source: BlockSource,
         detail: str,
         tier: Tier = "local",
+        *,
+        provider: str | None = None,
     ) -> tuple[float | None, int]:
         """Store the block; returns the end of the cool-down it started (None: it started none) and its id."""
         now = self.clock()
@@ -217,12 +225,13 @@ class Moderation:
             source=source,
             detail=detail[:MAX_AUDIT_TEXT_CHARS],
             tier=tier,
+            provider=provider,
         )
         until = None
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
-                " source, detail, tier, overturned_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " source, detail, tier, overturned_at, provider) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 astuple(entry)[1:],
             )
             entry = replace(entry, id=cursor.lastrowid or 0)

@@ -137,8 +137,8 @@ def result_message(delivery: Delivery, requester: discord.abc.User | str, size_l
         embed.add_field(name="The model says", value=clip(escape(image.text), 1024), inline=False)
     options = delivery.request.options
     footer = " · ".join(p for p in (delivery.model_name, options.size, image.model) if p)
-    if image.fallback:  # the first provider failed or was skipped: say who made it
-        footer += f" · via {image.provider}"
+    if image.fallback:  # the first provider failed or was skipped: say who made it, by the name users read
+        footer += f" · via {image.provider_label or image.provider}"
     if request.relax:
         footer += f" · 🐢 relax ({'Batch' if image.tier == 'batch' else 'Flex'})"
     if delivery.depth:

@@ -194,8 +194,8 @@ async def test_spend_without_an_image_counts_toward_cost_caps_on_its_day_but_in_
     """What the moderation model costs: in the server's and the bot's spend (so in the caps), not in images."""
     clock = Clock()
     ledger = make(db, clock, daily_quota=5, default_price=Price(1, 0.04), server_daily_cost_cap_usd=0.10)
-    await ledger.add_spend(GUILD, 0.07)
-    await ledger.add_spend(None, 0.01)  # a DM: the bot's spend only
+    await ledger.add_spend(GUILD, 0.07, provider="gemini", model="gemini-2.5-flash-lite")
+    await ledger.add_spend(None, 0.01, provider="gemini", model="gemini-2.5-flash-lite")  # a DM: the bot's only
     with pytest.raises(BudgetExhausted) as refused:  # 0.07 spent + 0.04 > 0.10
         await ledger.reserve(ask())
     assert refused.value.scope == "server"
