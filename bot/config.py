@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     # Keep input images in the database (needed only to edit images whose Discord message is gone).
     keep_input_images: bool = False
 
+    # --- scale-out ---
+    # A process holds its reservations under a lease it renews every third of this; when it dies, its members'
+    # credits stay held until the lease runs out, then any live process refunds them.
+    process_lease_seconds: float = Field(60.0, gt=0)
+    # This process's name across restarts (a restart under the same name reclaims its earlier run's reservations
+    # at once). Unset: the host name plus the shard ids this process runs.
+    instance_id: str | None = None
+
     @field_validator("quota_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -134,6 +142,11 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("instance_id")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
 
     @field_validator("discord_token", "gemini_api_key")
     @classmethod

@@ -5,6 +5,7 @@ needs, so a command builds only what it uses (`python -m bot sync` builds none o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
+from bot.storage.leases import Owner, ProcessLease, default_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,9 @@ def build_scheduler(
     return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
 
 
-def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+def build_quota(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, owner: Owner | None = None
+) -> QuotaLedger:
     return QuotaLedger(
         db,
         daily_quota=settings.daily_quota,
@@ -83,7 +87,17 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
         server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
         global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
         clock=clock,
+        owner=owner,
     )
+
+
+def build_lease(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, suffix: str = ""
+) -> ProcessLease:
+    """`suffix` names a helper process (the CLI) apart from the bot's instance, so it never reclaims the bot's
+    reservations as its own earlier run."""
+    instance = settings.instance_id or default_instance_id()
+    return ProcessLease(db, instance_id=instance + suffix, lease_seconds=settings.process_lease_seconds, clock=clock)
 
 
 def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> Moderation:
@@ -110,22 +124,27 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    lease: ProcessLease
 
     @classmethod
     async def start(
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, recover: bool = True
     ) -> Services:
-        """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
-        CLI process beside a running bot would otherwise refund the bot's requests in flight."""
+        """`recover`: this is the bot (not a CLI helper): it reclaims its instance's earlier run and sweeps what
+        dead processes left open, at start and every third of a lease. Without it the process still holds a
+        lease of its own (under a name of its own), so the bot's sweeps leave its request alone."""
         db = await Database.open(settings.database_path)
-        quota = build_quota(db, settings, clock=clock)
+        lease = build_lease(db, settings, clock=clock, suffix="" if recover else f"-cli-{os.getpid()}")
+        quota = build_quota(db, settings, clock=clock, owner=lease.owner)
         try:
+            await lease.register()
             refunded = await quota.recover() if recover else 0
         except BaseException:
             await db.close()
             raise
         if refunded:
-            log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+            log.warning("refunded %d reservation(s) left open by an earlier run or a dead process", refunded)
+        lease.start(quota.recover if recover else None)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         provider = build_provider(http, settings)
@@ -144,7 +163,7 @@ class Services:
             history_depth=settings.conversation_max_depth,
             clock=clock,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
+        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, lease)
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,
@@ -157,4 +176,5 @@ class Services:
     async def close(self) -> None:
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
+        await self.lease.close()
         await self.db.close()

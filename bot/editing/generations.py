@@ -79,7 +79,7 @@ class Generations:
             "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
         ):
             depth = await self.depth(request.parent_id) + 1
-        generation_id = await self.db.execute(
+        generation_id = await self.db.insert(
             "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, options_json,"
             " input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (

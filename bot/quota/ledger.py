@@ -46,11 +46,29 @@ from bot.quota.limits import (
     to_limit,
 )
 from bot.storage.db import Database
+from bot.storage.leases import Owner
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
+
+# Why recovery refunds an entry: no owner recorded, an earlier run of this instance, a lease that ran out.
+RECOVERY_REASONS = ("crash-recovery", "restarted", "lease-expired")
+
+# Refund every open entry no live process answers for, in one statement (a process that registers meanwhile can
+# not lose its entries): its owner's lease ran out or is unknown, or its owner is an earlier run of this instance.
+# Entries from before owners were recorded have none and are refunded, as recovery always did.
+# Parameters: now, instance, process, now, instance, process.
+_RECOVER = """
+UPDATE quota_entries SET state = 'refunded', ended_at = ?, reason = CASE
+    WHEN owner IS NULL THEN 'crash-recovery'
+    WHEN owner IN (SELECT process_id FROM process_leases WHERE instance_id = ? AND process_id != ?) THEN 'restarted'
+    ELSE 'lease-expired' END
+WHERE state = 'open' AND (owner IS NULL OR NOT EXISTS (
+    SELECT 1 FROM process_leases p WHERE p.process_id = quota_entries.owner AND p.lease_until >= ?
+    AND (p.instance_id != ? OR p.process_id = ?)))
+"""
 
 
 def _set_or_clear(table: str, keys: dict[str, int], limit: int | None) -> tuple[str, tuple[int, ...]]:
@@ -81,8 +99,12 @@ class QuotaLedger:
         server_daily_cost_cap_usd: float = -1.0,
         global_daily_cost_cap_usd: float = -1.0,
         clock: Callable[[], float] = time.time,
+        # The process holding the reservations (its lease protects them from other processes' recovery); None
+        # for a ledger outside any process lease (tests): its entries are anyone's to recover.
+        owner: Owner | None = None,
     ) -> None:
         self.db = db
+        self.owner = owner
         self.daily_quota = daily_quota
         self.days = QuotaDays(timezone)
         self.price_micros = to_micros(price_per_image_usd)
@@ -93,6 +115,9 @@ class QuotaLedger:
         self.clock = clock
         self._batch = GroupCommit(db)
         self._orphans: set[asyncio.Future[bool]] = set()
+        # Commits that found their entry refunded by recovery (the owner's lease had run out): the member got the
+        # image free. Logged as warnings; an operator sees them here and as "(delivered)" in the entry's reason.
+        self.late_commits = 0
 
     # --- the pipeline's side ----------------------------------------------------------------------------------
 
@@ -113,8 +138,8 @@ class QuotaLedger:
         if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap):
             raise BudgetExhausted("global", resets_at)
         entry_id = conn.execute(
-            "INSERT INTO quota_entries (day, guild_id, user_id, cost_micros, created_at) VALUES (?,?,?,?,?)",
-            (day, guild, request.user_id, self.price_micros, now),
+            "INSERT INTO quota_entries (day, guild_id, user_id, cost_micros, created_at, owner) VALUES (?,?,?,?,?,?)",
+            (day, guild, request.user_id, self.price_micros, now, self.owner and self.owner.process_id),
         ).lastrowid
         assert entry_id is not None
         remaining = None if status.left is None else status.left - 1
@@ -154,10 +179,39 @@ class QuotaLedger:
             await asyncio.gather(*self._orphans, return_exceptions=True)
 
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
-        """The image was delivered. False (and nothing changes) if the reservation had already ended."""
+        """The image was delivered. False (and nothing changes) if the reservation had already ended; when it had
+        been refunded, the image went out free: that is logged as a warning, counted in `late_commits` and noted
+        in the entry's reason."""
         sql = ", generation_id = ?, cost_micros = ?"
         extra = (generation_id, to_micros(cost_usd))
-        return await self._end(reservation, "committed", "delivered", sql, extra)
+        if await self._end(reservation, "committed", "delivered", sql, extra):
+            return True
+        late = await self._batch.run(self._mark_late, reservation.id, generation_id)
+        if late is not None:
+            self.late_commits += 1
+            log.warning(
+                "quota entry %s was delivered after it had been refunded (%s): its owner's lease had run out or "
+                "another process reclaimed it, so the image was free",
+                reservation.id,
+                late,
+            )
+        return False
+
+    @staticmethod
+    def _mark_late(conn: sqlite3.Connection, entry_id: int, generation_id: int) -> str | None:
+        """The reason an entry refunded by recovery had, now marked delivered; None when recovery did not end it
+        (an ordinary refund, or a commit that came twice: the first ending wins and nothing changes)."""
+        row = conn.execute(
+            "SELECT reason FROM quota_entries WHERE id = ? AND state = 'refunded' AND reason IN (?,?,?)",
+            (entry_id, *RECOVERY_REASONS),
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute(
+            "UPDATE quota_entries SET reason = reason || ' (delivered)', generation_id = ? WHERE id = ?",
+            (generation_id, entry_id),
+        )
+        return str(row[0])
 
     async def refund(self, reservation: Reservation, reason: str) -> bool:
         """Give the unit back; `reason` is why the request ended (the pipeline passes the exception's class name).
@@ -176,15 +230,13 @@ class QuotaLedger:
         return changed
 
     async def recover(self) -> int:
-        """Refund every reservation left open by an earlier run (crash, kill). Call once at start, before any
-        request is accepted. Returns how many were refunded."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE quota_entries SET state = 'refunded', reason = 'crash-recovery', ended_at = ?"
-                " WHERE state = 'open'",
-                (self.clock(),),
-            )
-            return cursor.rowcount
+        """Refund the reservations no live process answers for (see `bot.storage.leases`): those of processes whose
+        lease ran out, and those of earlier runs of this ledger's instance. Called at start, before any request is
+        accepted, and by every live process's periodic sweep. Returns how many were refunded."""
+        now = self.clock()
+        me = self.owner or Owner("", "")
+        params = (now, me.instance_id, me.process_id, now, me.instance_id, me.process_id)
+        return await self._batch.run(lambda conn: conn.execute(_RECOVER, params).rowcount)
 
     # --- what users and admins see ----------------------------------------------------------------------------
 

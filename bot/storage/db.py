@@ -104,7 +104,13 @@ class Database:
             return await self.conn._execute(_in_transaction, self.conn._conn, fn, args)
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """One write statement in its own transaction; returns lastrowid."""
+        """One write statement in its own transaction; returns how many rows it changed."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, tuple(params))
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """One INSERT in its own transaction; returns the new row's id."""
         async with self.transaction() as conn:
             cursor = await conn.execute(sql, tuple(params))
             return cursor.lastrowid or 0

@@ -82,6 +82,8 @@ TABLE_OWNERS = {
     r"generations|generation_inputs": ("bot/editing/generations.py",),
     r"quota_\w+": ("bot/quota/ledger.py", "bot/quota/facts.py"),
     r"moderation_\w+": ("bot/moderation/store.py",),
+    # The ledger's recovery reads the leases in the same statement as its refunds (bot.storage.leases).
+    r"process_leases": ("bot/storage/leases.py", "bot/quota/ledger.py"),
 }
 
 
