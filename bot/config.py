@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     keep_input_images: bool = False
 
     # --- scale-out ---
+    # Unset: the SQLite file at DATABASE_PATH (sqlite:///<DATABASE_PATH>). postgresql://user:password@host/db puts
+    # every process's ledger, moderation rules and results in one PostgreSQL database.
+    database_url: SecretStr | None = None
+    # Most PostgreSQL connections one process opens.
+    database_pool_size: int = Field(10, ge=1, le=100)
     # A process holds its reservations under a lease it renews every third of this; when it dies, its members'
     # credits stay held until the lease runs out, then any live process refunds them.
     process_lease_seconds: float = Field(60.0, gt=0)
@@ -143,6 +148,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
     @field_validator("instance_id")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -158,6 +172,14 @@ class Settings(BaseSettings):
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.quota_timezone)
+
+    @property
+    def database(self) -> str:
+        """Where the database is: DATABASE_URL, else DATABASE_PATH as a sqlite:/// URL (password included: never
+        log it; `bot.storage.db.redact_url` hides it)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.database_path}"
 
 
 # Every default, once: constructors that have defaults read them from here (no environment is read).

@@ -133,7 +133,7 @@ class Services:
         """`recover`: this is the bot (not a CLI helper): it reclaims its instance's earlier run and sweeps what
         dead processes left open, at start and every third of a lease. Without it the process still holds a
         lease of its own (under a name of its own), so the bot's sweeps leave its request alone."""
-        db = await Database.open(settings.database_path)
+        db = await Database.open(settings.database, pool_size=settings.database_pool_size)
         lease = build_lease(db, settings, clock=clock, suffix="" if recover else f"-cli-{os.getpid()}")
         quota = build_quota(db, settings, clock=clock, owner=lease.owner)
         try:

@@ -199,10 +199,12 @@ class Generations:
             )
             for position, source in enumerate(sources)
         ]
-        async with self.db.transaction() as conn:
-            await conn.executemany(
-                "INSERT OR REPLACE INTO generation_inputs (generation_id, position, channel_id, message_id,"
-                " attachment_id, mime_type, data) VALUES (?,?,?,?,?,?,?)",
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO generation_inputs (generation_id, position, channel_id, message_id, attachment_id,"
+                " mime_type, data) VALUES (?,?,?,?,?,?,?) ON CONFLICT (generation_id, position) DO UPDATE SET"
+                " channel_id = excluded.channel_id, message_id = excluded.message_id,"
+                " attachment_id = excluded.attachment_id, mime_type = excluded.mime_type, data = excluded.data",
                 rows,
             )
 

@@ -2,13 +2,16 @@
 and is refunded on every other ending. Each entry says why it ended.
 
 Every decision (the member's limit, their usage today, the server's and the bot's spend) is read inside the same
-`BEGIN IMMEDIATE` transaction as the row it leads to, so concurrent requests, even from another process on the
-same file, can never overshoot a limit or a cap. A refused request writes nothing. Open reservations count
-against the member's quota and against the spending caps, so a burst of queued jobs cannot slip past either.
+transaction as the row it leads to, under the ledger's lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory
+lock `LEDGER_LOCK`), so concurrent requests, even from other processes on the same database, can never overshoot a
+limit or a cap. A refused request writes nothing. Open reservations count against the member's quota and against
+the spending caps, so a burst of queued jobs cannot slip past either.
 
-Reserve, commit and refund are synchronous functions run whole on the database thread, and those that arrive
+Reserve, commit and refund are operations of a transaction (`async def op(tx, ...)`), and those that arrive
 together share one transaction (`bot.quota.batch`): nothing can interleave between a read and its write, and a
-burst costs one round trip to the database thread instead of one per statement (see bench/quota.py).
+burst costs one round trip to SQLite's database thread, or one lock and one commit on PostgreSQL, instead of one
+per request (see bench/quota.py and bench/scale.py). Each reservation records the process that holds it, and
+recovery refunds only what no live process answers for (`bot.storage.leases`).
 
 How limits combine and what a quota day is: see `bot.quota.limits`. Admins' changes (limits, grants, resets) are
 written together with their audit row (who, when, what) in one transaction and answer with the resulting state;
@@ -20,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,7 +32,7 @@ from bot.config import DEFAULTS
 from bot.errors import BudgetExhausted, InvalidRequest, QuotaExceeded
 from bot.models import ImageRequest, Reservation
 from bot.quota.batch import GroupCommit
-from bot.quota.facts import FACTS, Facts, facts_params, read_facts, to_micros
+from bot.quota.facts import Facts, read_facts, to_micros
 from bot.quota.limits import (
     GLOBAL_DEFAULT,
     MAX_LIMIT,
@@ -45,13 +47,16 @@ from bot.quota.limits import (
     resolve_limit,
     to_limit,
 )
-from bot.storage.db import Database
+from bot.storage.db import Database, Tx
 from bot.storage.leases import Owner
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
+# Every transaction that writes the ledger takes this lock: decisions take turns across processes (PostgreSQL;
+# SQLite's single writer already makes them), exactly as they do within one.
+LEDGER_LOCK = "gib:quota-ledger"
 
 # Why recovery refunds an entry: no owner recorded, an earlier run of this instance, a lease that ran out.
 RECOVERY_REASONS = ("crash-recovery", "restarted", "lease-expired")
@@ -69,6 +74,14 @@ WHERE state = 'open' AND (owner IS NULL OR NOT EXISTS (
     SELECT 1 FROM process_leases p WHERE p.process_id = quota_entries.owner AND p.lease_until >= ?
     AND (p.instance_id != ? OR p.process_id = ?)))
 """
+
+
+async def _rowcount(tx: Tx, sql: str, params: tuple[Any, ...]) -> int:
+    return await tx.execute(sql, params)
+
+
+async def _changes_one(tx: Tx, sql: str, params: tuple[Any, ...]) -> bool:
+    return await tx.execute(sql, params) == 1
 
 
 def _set_or_clear(table: str, keys: dict[str, int], limit: int | None) -> tuple[str, tuple[int, ...]]:
@@ -113,7 +126,7 @@ class QuotaLedger:
         self.server_cost_cap = None if server_daily_cost_cap_usd < 0 else to_micros(server_daily_cost_cap_usd)
         self.global_cost_cap = None if global_daily_cost_cap_usd < 0 else to_micros(global_daily_cost_cap_usd)
         self.clock = clock
-        self._batch = GroupCommit(db)
+        self._batch = GroupCommit(db, lock=LEDGER_LOCK)
         self._orphans: set[asyncio.Future[bool]] = set()
         # Commits that found their entry refunded by recovery (the owner's lease had run out): the member got the
         # image free. Logged as warnings; an operator sees them here and as "(delivered)" in the entry's reason.
@@ -126,10 +139,10 @@ class QuotaLedger:
         server or global cap). The member's quota is checked first: it is the answer they can act on."""
         return await self._batch.run(self._reserve, request, self.clock(), orphan=self._refund_orphan)
 
-    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, now: float) -> Reservation:
+    async def _reserve(self, tx: Tx, request: ImageRequest, now: float) -> Reservation:
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
-        facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
+        facts = await read_facts(tx, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
         if status.left is not None and status.left < 1:
             raise QuotaExceeded(status.allowance or 0, resets_at)
@@ -137,11 +150,11 @@ class QuotaLedger:
             raise BudgetExhausted("server", resets_at)
         if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap):
             raise BudgetExhausted("global", resets_at)
-        entry_id = conn.execute(
+        # The only write, after every check: a refusal leaves nothing to undo.
+        entry_id = await tx.insert(
             "INSERT INTO quota_entries (day, guild_id, user_id, cost_micros, created_at, owner) VALUES (?,?,?,?,?,?)",
             (day, guild, request.user_id, self.price_micros, now, self.owner and self.owner.process_id),
-        ).lastrowid
-        assert entry_id is not None
+        )
         remaining = None if status.left is None else status.left - 1
         return Reservation(entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at)
 
@@ -198,16 +211,16 @@ class QuotaLedger:
         return False
 
     @staticmethod
-    def _mark_late(conn: sqlite3.Connection, entry_id: int, generation_id: int) -> str | None:
+    async def _mark_late(tx: Tx, entry_id: int, generation_id: int) -> str | None:
         """The reason an entry refunded by recovery had, now marked delivered; None when recovery did not end it
         (an ordinary refund, or a commit that came twice: the first ending wins and nothing changes)."""
-        row = conn.execute(
+        row = await tx.fetchone(
             "SELECT reason FROM quota_entries WHERE id = ? AND state = 'refunded' AND reason IN (?,?,?)",
             (entry_id, *RECOVERY_REASONS),
-        ).fetchone()
+        )
         if row is None:
             return None
-        conn.execute(
+        await tx.execute(
             "UPDATE quota_entries SET reason = reason || ' (delivered)', generation_id = ? WHERE id = ?",
             (generation_id, entry_id),
         )
@@ -224,7 +237,7 @@ class QuotaLedger:
         # Only an open entry can end, so a second commit or refund (or one after the other) changes nothing.
         sql = f"UPDATE quota_entries SET state = ?, reason = ?, ended_at = ?{extra_sql} WHERE id = ? AND state = 'open'"
         params = (state, reason, self.clock(), *extra, reservation.id)
-        changed = await self._batch.run(lambda conn: conn.execute(sql, params).rowcount == 1)
+        changed = await self._batch.run(_changes_one, sql, params)
         if not changed:
             log.debug("quota entry %s already ended; %s ignored", reservation.id, state)
         return changed
@@ -236,7 +249,7 @@ class QuotaLedger:
         now = self.clock()
         me = self.owner or Owner("", "")
         params = (now, me.instance_id, me.process_id, now, me.instance_id, me.process_id)
-        return await self._batch.run(lambda conn: conn.execute(_RECOVER, params).rowcount)
+        return await self._batch.run(_rowcount, _RECOVER, params)
 
     # --- what users and admins see ----------------------------------------------------------------------------
 
@@ -245,8 +258,7 @@ class QuotaLedger:
         now = self.clock()
         day = self.days.day_key(now)
         # A plain read, outside the write lock: a display may be a moment behind, a decision never is.
-        rows = await self.db.conn.execute_fetchall(FACTS, facts_params(guild, user_id, role_ids, day))
-        facts = Facts.from_rows(rows)
+        facts = await read_facts(self.db, guild, user_id, role_ids, day)
         return self._status(user_id, guild, day, self.days.next_reset(now), facts)
 
     async def spend(self, guild_id: int | None) -> Spend:
@@ -391,9 +403,9 @@ class QuotaLedger:
     ) -> int:
         """Apply one change and its audit row atomically; returns how many rows the change touched, which is the
         audited value when `value_is_count` (a reset records how many units it forgave)."""
-        async with self.db.transaction() as conn:
-            touched = (await conn.execute(sql, params)).rowcount
-            await conn.execute(
+        async with self.db.transaction(lock=LEDGER_LOCK) as tx:
+            touched = await tx.execute(sql, params)
+            await tx.execute(
                 "INSERT INTO quota_audit (at, guild_id, actor_id, action, user_id, role_id, value)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (self.clock(), guild_id, actor_id, action, user_id, role_id, touched if value_is_count else value),

@@ -4,21 +4,20 @@ caller cancelled mid-way never leaves a unit held."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
 from bot.quota.batch import GroupCommit
-from bot.storage.db import Database
+from bot.storage.db import Database, Tx
 from tests.unit.test_quota import GUILD, ask, entries, make
 
 
-def insert(conn: sqlite3.Connection, value: int) -> int:
-    return conn.execute("INSERT INTO scratch (value) VALUES (?)", (value,)).lastrowid or 0
+async def insert(tx: Tx, value: int) -> int:
+    return await tx.insert("INSERT INTO scratch (value) VALUES (?)", (value,))
 
 
-def insert_then_fail(conn: sqlite3.Connection, value: int) -> int:
-    insert(conn, value)
+async def insert_then_fail(tx: Tx, value: int) -> int:
+    await insert(tx, value)
     raise ValueError(f"refused {value}")
 
 
