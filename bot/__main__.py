@@ -1,4 +1,4 @@
-"""Command line: `python -m bot` runs the bot; `check`, `generate` and `sync` help the operator.
+"""Command line: `python -m bot` runs the bot; `check`, `generate`, `sync` and `migrate` help the operator.
 
 python -m bot                       run the bot
 python -m bot check                 validate the configuration and say what is wrong
@@ -6,6 +6,7 @@ python -m bot generate "a red fox" --aspect-ratio 16:9 -o fox.png
                                     one image through the same pipeline, without Discord (tests the key)
 python -m bot sync [--global | --guild ID]
                                     publish the slash commands (globally takes up to an hour to show)
+python -m bot migrate               bring the database's schema up to date, then exit
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
+from bot.storage.db import dialect_of, redact_url, sqlite_path
 
 log = logging.getLogger("bot")
 
@@ -45,6 +47,7 @@ def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     if settings is not None:
         secrets = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
+        secrets += settings.url_passwords()
         handler.addFilter(RedactSecrets(secrets))
         level = settings.log_level
     logging.basicConfig(level=level, handlers=[handler], force=True)
@@ -64,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     scope = sync.add_mutually_exclusive_group()
     scope.add_argument("--global", dest="everywhere", action="store_true", help="in every server (default)")
     scope.add_argument("--guild", type=int, help="in one server, at once")
+    sub.add_parser("migrate", help="apply the database migrations (the bot also does at start) and exit")
     args = parser.parse_args(argv)
     command = args.command or "run"
 
-    needs = ("GEMINI_API_KEY",) if command == "generate" else ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    needs = {"generate": ("GEMINI_API_KEY",), "migrate": ()}.get(command, ("DISCORD_TOKEN", "GEMINI_API_KEY"))
     try:
         settings = load_settings(require=needs)
     except ConfigError as exc:
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(generate(settings, args.prompt, args.aspect_ratio, args.output))
     if command == "sync":
         return asyncio.run(sync_commands(settings, args.guild))
+    if command == "migrate":
+        return asyncio.run(migrate(settings))
     return run(settings)
 
 
@@ -88,12 +94,33 @@ def check(settings: Settings, *, quiet: bool = False) -> int:
         print("Configuration is valid:")
         for name, value in settings.model_dump().items():
             print(f"  {name.upper()} = {value}")  # SecretStr dumps as '**********'
-    path = settings.database_path
+    if settings.database_url is not None and dialect_of(settings.database) == "postgresql":
+        return 0  # a server: `python -m bot migrate` connects to it
+    path = Path(sqlite_path(settings.database))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        print(f"DATABASE_PATH: cannot create {path.parent}: {exc}", file=sys.stderr)
+        name = "DATABASE_URL" if settings.database_url is not None else "DATABASE_PATH"
+        print(f"{name}: cannot create {path.parent}: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+async def migrate(settings: Settings) -> int:
+    from bot.storage.db import Database, migrations
+
+    where = redact_url(settings.database)
+    try:
+        db = await Database.open(settings.database, pool_size=1)
+    except (OSError, ValueError) as exc:
+        print(f"Cannot open the database at {where}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        version = await db.version()
+    finally:
+        await db.close()
+    latest = migrations(db.dialect)[-1][1]
+    print(f"The {db.dialect} database at {where} is at version {version} ({latest}).")
     return 0
 
 

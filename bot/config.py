@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -172,6 +173,11 @@ class Settings(BaseSettings):
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.quota_timezone)
+
+    def url_passwords(self) -> list[str]:
+        """The passwords inside the service URLs, for the log filter."""
+        urls = [self.database_url]
+        return [p for url in urls if url is not None and (p := urlsplit(url.get_secret_value()).password)]
 
     @property
     def database(self) -> str:

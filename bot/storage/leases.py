@@ -70,6 +70,7 @@ class ProcessLease:
         self.lapses = 0
         self._sweep: Callable[[], Awaitable[int]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def interval(self) -> float:
@@ -150,7 +151,10 @@ class ProcessLease:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self.tick()
             except Exception:  # a database hiccup must not end the heartbeat; the next tick tries again
@@ -159,8 +163,8 @@ class ProcessLease:
     async def close(self) -> None:
         """Stop renewing and give the lease up: whatever this process still holds is anyone's to refund."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not cancelled: a tick stopped half-way could leave its transaction open on the connection.
+            self._stopping.set()
+            await self._task
             self._task = None
         await self.db.execute("DELETE FROM process_leases WHERE process_id = ?", (self.owner.process_id,))

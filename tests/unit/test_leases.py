@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -29,12 +28,13 @@ class Process:
 
 
 @pytest.fixture
-async def start(tmp_path: Path, clock: Clock) -> AsyncIterator:
-    """`await start("blue")` starts a process of instance "blue" as the bot does: lease, recovery, sweeps."""
+async def start(db: Database, clock: Clock) -> AsyncIterator:
+    """`await start("blue")` starts a process of instance "blue" as the bot does, with a connection of its own to
+    the test's database (either engine): lease, recovery, sweeps."""
     opened: list[Database] = []
 
     async def launch(instance: str) -> Process:
-        db = await Database.open(tmp_path / "bot.sqlite3")
+        db = await Database.open(url)
         opened.append(db)
         lease = ProcessLease(db, instance_id=instance, lease_seconds=LEASE, clock=clock)
         ledger = QuotaLedger(db, daily_quota=100, clock=clock, owner=lease.owner)
@@ -43,9 +43,10 @@ async def start(tmp_path: Path, clock: Clock) -> AsyncIterator:
         lease._sweep = ledger.recover  # the background loop's job, run by hand through tick()
         return Process(db, lease, ledger)
 
+    url = db.url
     yield launch
-    for db in opened:
-        await db.close()
+    for each in opened:
+        await each.close()
 
 
 @pytest.fixture
@@ -143,12 +144,12 @@ async def test_a_process_that_stops_cleanly_gives_its_lease_up(start, clock):
     assert [tuple(r) for r in await live.db.fetchall("SELECT instance_id FROM process_leases")] == [("green",)]
 
 
-async def test_the_bot_sweeps_in_the_background_and_a_cli_helper_never_reclaims_the_bot_s_entries(tmp_path):
+async def test_the_bot_sweeps_in_the_background_and_a_cli_helper_never_reclaims_the_bot_s_entries(db):
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         discord_token="t",
         gemini_api_key="k",
-        database_path=tmp_path / "bot.sqlite3",
+        database_url=db.url,
         instance_id="blue",
         process_lease_seconds=0.3,
     )

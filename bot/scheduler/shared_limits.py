@@ -1,4 +1,4 @@
-"""The upstream gate's limits shared by every process through Redis: the same rules as `bot.gate.Gate`.
+"""The upstream gate's limits shared by every process through Redis: the same rules as `bot.scheduler.gate.Gate`.
 
 A start is allowed only when all agree, judged atomically by one Lua script on the Redis server's clock (`TIME`),
 so processes on machines whose clocks differ still share one timeline:
@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 
 from bot.errors import BudgetExhausted
-from bot.ratelimit import DailyCounter
+from bot.scheduler.ratelimit import DailyCounter
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,17 @@ class SharedGate:
         wall = time.time()
         lease_id = uuid.uuid4().hex
         keys = [k["starts"], k["weights"], k["total"], k["leases"], k["pause"], self._rpd_key(wall)]
-        args = [lease_id, lim.rpm, self._span, lim.concurrency, lim.tpm, charge, self._lease, lim.rpd, 2 * 86400]
+        args: list[str | int] = [
+            lease_id,
+            lim.rpm,
+            self._span,
+            lim.concurrency,
+            lim.tpm,
+            charge,
+            self._lease,
+            lim.rpd,
+            2 * 86400,
+        ]
         code, at, now = (int(v) for v in await self._acquire(keys, args))
         if code == 0:
             lease = Lease(lease_id, at / _US, charge)
