@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     # Most PostgreSQL connections one process opens.
     database_pool_size: int = Field(10, ge=1, le=100)
+    # Unset: each process gates its own upstream calls. redis://host:6379/0 makes every process share one gate:
+    # UPSTREAM_RPM, _CONCURRENCY, _TPM, _RPD and the 429 pause then hold for the whole bot.
+    redis_url: SecretStr | None = None
     # A process holds its reservations under a lease it renews every third of this; when it dies, its members'
     # credits stay held until the lease runs out, then any live process refunds them.
     process_lease_seconds: float = Field(60.0, gt=0)
@@ -158,6 +161,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("instance_id")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
@@ -176,7 +188,7 @@ class Settings(BaseSettings):
 
     def url_passwords(self) -> list[str]:
         """The passwords inside the service URLs, for the log filter."""
-        urls = [self.database_url]
+        urls = [self.database_url, self.redis_url]
         return [p for url in urls if url is not None and (p := urlsplit(url.get_secret_value()).password)]
 
     @property

@@ -23,6 +23,7 @@ from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
+from bot.scheduler.shared_limits import SharedGate, SharedLimits
 from bot.storage.db import Database
 from bot.storage.leases import Owner, ProcessLease, default_instance_id
 
@@ -58,6 +59,7 @@ def build_scheduler(
     prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
+    margin = settings.upstream_window_margin_seconds * scale if margin is None else margin
     gate = Gate(
         rpm=settings.upstream_rpm,
         concurrency=settings.upstream_concurrency,
@@ -66,12 +68,34 @@ def build_scheduler(
         failure_threshold=settings.circuit_failure_threshold,
         cooldown=settings.circuit_cooldown_seconds,
         window=window,
-        margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
+        margin=margin,
         tokens_per_request=settings.upstream_tokens_per_request,
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+    shared = build_shared_gate(settings, window=window, margin=margin)
+    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock, shared=shared)
+
+
+def build_shared_gate(settings: Settings, *, window: float, margin: float) -> SharedGate | None:
+    """With REDIS_URL, the gate every process shares: the same limits, judged for the whole bot."""
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    limits = SharedLimits(
+        rpm=settings.upstream_rpm,
+        concurrency=settings.upstream_concurrency,
+        tpm=settings.upstream_tpm,
+        rpd=settings.upstream_rpd,
+        window=window,
+        margin=margin,
+        tokens_per_request=settings.upstream_tokens_per_request,
+        default_retry_after=settings.upstream_429_pause_seconds * window / 60,
+        # A process killed with -9 holds its upstream slots as long as its members' credits: one lease.
+        lease_seconds=settings.process_lease_seconds,
+    )
+    return SharedGate(Redis.from_url(settings.redis_url.get_secret_value()), limits)
 
 
 def build_quota(
@@ -174,6 +198,10 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        shared = self.scheduler.shared
+        if shared is not None:
+            await shared.close()
+            await shared.redis.aclose()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.lease.close()

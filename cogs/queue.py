@@ -39,7 +39,7 @@ class QueueCog(commands.Cog):
         """See how many pictures are waiting for the image model and how busy it is."""
         settings = self.bot.settings
         text = queue_text(
-            self.bot.services.scheduler.stats(),
+            await self.bot.services.scheduler.current_stats(),
             rpm=settings.upstream_rpm,
             concurrency=settings.upstream_concurrency,
             window=settings.upstream_window_seconds,

@@ -5,11 +5,18 @@ token and daily budgets, 429 pause, circuit breaker). Nothing polls: the queue i
 changes (a request arrives or is cancelled, an attempt ends) and by one timer set for the moment the gate will
 next allow a start. While a request waits, its position and estimated start are reported through its progress
 callback, which runs in a task of its own so a slow or failing callback never holds up the gate.
+
+Several processes (REDIS_URL): a request the local gate lets through also waits for a start at the `SharedGate`
+all processes share (its window, concurrency, tokens, daily budget and pause are the whole bot's), before it is
+told "generating". This process's requests reach the shared gate one at a time, in the fair queue's order, so
+fairness between members holds within each process; between processes, the next start goes to whichever asks
+first once one is allowed. A 429 pauses every process. The circuit breaker and the ETAs stay each process's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ from bot.scheduler.gate import (
     Slot,
 )
 from bot.scheduler.ratelimit import Clock, SystemClock, TimerHandle
+from bot.scheduler.shared_limits import Lease, SharedGate
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +96,15 @@ class Scheduler:
         user_max_pending: int,
         eta_tolerance: float = 1.0,
         clock: Clock | None = None,
+        shared: SharedGate | None = None,
     ) -> None:
-        """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it."""
+        """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it. `shared`:
+        the gate every process shares, when there are several (see the module's docstring)."""
         if user_max_pending < 1:
             raise ValueError("user_max_pending must be >= 1")
         self.gate = gate
+        self.shared = shared
+        self._releases: set[asyncio.Future[None]] = set()
         self._clock: Clock = clock or SystemClock()
         self._user_max = user_max_pending
         self._eta_tolerance = eta_tolerance
@@ -197,6 +209,23 @@ class Scheduler:
     def stats(self) -> SchedulerStats:
         return self.gate.stats(self._clock.monotonic(), self._clock.time(), queued=len(self._queue))
 
+    async def current_stats(self) -> SchedulerStats:
+        """`stats`, with the whole bot's starts, tokens, daily count, slots in use and pause when the gate is
+        shared between processes (the line and the circuit stay this process's)."""
+        local = self.stats()
+        if self.shared is None:
+            return local
+        shared = await self.shared.stats()
+        paused = self._clock.time() + shared.paused_for if shared.paused_for > 0 else local.paused_until
+        return dataclasses.replace(
+            local,
+            in_flight=shared.in_flight,
+            starts_in_window=shared.starts_in_window,
+            tokens_in_window=shared.tokens_in_window,
+            requests_today=shared.requests_today,
+            paused_until=paused,
+        )
+
     # --- serving the queue -----------------------------------------------------------------------------------
 
     def _refusal(self) -> BotError | None:
@@ -249,9 +278,14 @@ class Scheduler:
         if ticket._killed:  # granted, but the grace period ran out before it could start
             self._end(ticket, Outcome.NEUTRAL, measured=False)
             raise ShuttingDown()
-        self._notify(ticket, Progress("generating"))
+        shared, lease = self.shared, None
 
         async def started() -> T:
+            nonlocal lease
+            if shared is not None:
+                lease = await shared.acquire()  # cancelled (shutdown), it leaks no slot
+                await shared.restamp(lease)  # as the local gate's restamp below: count from the real start
+            self._notify(ticket, Progress("generating"))
             if ticket._slot is not None:
                 self.gate.restamp(ticket._slot, self._clock.monotonic())
             return await job()
@@ -268,6 +302,8 @@ class Scheduler:
             raise
         except RateLimited as exc:
             self.gate.pause(exc.retry_after, self._clock.monotonic())
+            if shared is not None:
+                await self._pause_everyone(shared, exc.retry_after)
             raise
         except (UpstreamUnavailable, UpstreamTimeout):
             outcome, measured = Outcome.FAILURE, True
@@ -283,6 +319,27 @@ class Scheduler:
             return result
         finally:
             self._end(ticket, outcome, measured=measured, tokens=tokens)
+            if lease is not None and shared is not None:
+                self._release_shared(shared, lease, tokens)
+
+    async def _pause_everyone(self, shared: SharedGate, retry_after: float | None) -> None:
+        try:
+            await shared.pause(retry_after)
+        except Exception:  # this process pauses anyway; the others hear of it from their own 429, if any
+            log.exception("could not pause the gate shared with the other processes")
+
+    def _release_shared(self, shared: SharedGate, lease: Lease, tokens: int) -> None:
+        """Give the shared slot back (correcting the token charge) without holding up this request's caller."""
+        task = asyncio.ensure_future(shared.release(lease, tokens=tokens or None))
+        self._releases.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Future[None]) -> None:
+        self._releases.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "could not free a slot of the shared gate (its lease runs out instead)", exc_info=task.exception()
+            )
 
     def _end(self, ticket: Ticket, outcome: Outcome, *, measured: bool, tokens: int = 0) -> None:
         self._running.discard(ticket)
