@@ -7,12 +7,12 @@ upper-case name. `.env.example` and the README's configuration table list the sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import ASPECT_RATIOS
@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # This process's name across restarts (a restart under the same name reclaims its earlier run's reservations
     # at once). Unset: the host name plus the shard ids this process runs.
     instance_id: str | None = None
+    # Gateway shards of the whole bot (unset: Discord's recommendation), and which of them this process runs
+    # ("0,1" or "0-3"; unset: all). Each process of a split bot runs its own subset; the one with shard 0 gets the
+    # direct messages and publishes the commands to DISCORD_GUILD_ID.
+    shard_count: int | None = Field(None, ge=1)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
     @field_validator("quota_timezone")
     @classmethod
@@ -169,6 +174,36 @@ class Settings(BaseSettings):
         if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        """ "0,2" and "0-3" (a range, both ends included) as a tuple of ids."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        ids: list[int] = []
+        for part in value.replace(" ", "").split(","):
+            first, dash, last = part.partition("-")
+            if not first.isdigit() or (dash and not last.isdigit()):
+                raise ValueError(f"{part!r} is not a shard id or a range like 0-3")
+            ids.extend(range(int(first), int(last or first) + 1))
+        return tuple(sorted(set(ids)))
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT (the number of shards of the whole bot)")
+            if not self.shard_ids or max(self.shard_ids) >= self.shard_count:
+                raise ValueError(f"SHARD_IDS must be between 0 and SHARD_COUNT - 1 ({self.shard_count - 1})")
+        return self
+
+    @property
+    def holds_shard_zero(self) -> bool:
+        """Whether this process runs shard 0: it publishes the commands and receives direct messages."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
     @field_validator("instance_id")
     @classmethod
@@ -221,7 +256,10 @@ def load_settings(require: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY")
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         # err["input"] is deliberately never shown: it may be a secret.
-        problems = [f"  - {str(err['loc'][0]).upper()}: {err['msg']}." for err in exc.errors() if err["loc"]]
+        problems = [
+            f"  - {str(err['loc'][0]).upper()}: {err['msg']}." if err["loc"] else f"  - {err['msg']}."
+            for err in exc.errors()
+        ]
     given = {k: v for k, v in overrides.items() if k in _Secrets.model_fields}
     secrets = settings or _Secrets(**given)  # type: ignore[arg-type]
     missing = [

@@ -120,7 +120,7 @@ def build_lease(
 ) -> ProcessLease:
     """`suffix` names a helper process (the CLI) apart from the bot's instance, so it never reclaims the bot's
     reservations as its own earlier run."""
-    instance = settings.instance_id or default_instance_id()
+    instance = settings.instance_id or default_instance_id(settings.shard_ids)
     return ProcessLease(db, instance_id=instance + suffix, lease_seconds=settings.process_lease_seconds, clock=clock)
 
 

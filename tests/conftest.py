@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.storage.db import Database
 from tests.fakes.discord import FakeDiscord, fake_discord  # noqa: F401  (a fixture)
 from tests.fakes.gemini import FakeGemini
-from tests.servers import PostgresServer, postgres_server, redis_server, redis_url  # noqa: F401  (fixtures)
+from tests.servers import PostgresServer, postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
 
 # Every test that takes `db` runs on each engine: a SQLite file and a PostgreSQL database of its own.
 BACKENDS = ("sqlite", "postgresql")

@@ -87,14 +87,17 @@ class FakeDiscord(World):
         attachment_size_limit: int = DEFAULT_SIZE_LIMIT,
         portal_intents: int = PRIVILEGED_INTENTS,
         timeout: float = 5.0,
+        shard_count: int = 1,
     ) -> None:
         """`portal_intents`: the privileged intents enabled in the developer portal; asking for others at
         IDENTIFY closes the gateway with 4014, and REST reads strip content without MESSAGE_CONTENT.
-        `timeout`: how long every wait_for* helper waits (a test may change `fake.timeout`)."""
+        `timeout`: how long every wait_for* helper waits (a test may change `fake.timeout`). `shard_count`: the
+        number of shards GET /gateway/bot recommends (each session gets the guilds of its own shard)."""
         self.gateway = Gateway(self)  # first: building the world asks whether a bot is connected
         super().__init__(attachment_size_limit=attachment_size_limit)
         self.token = token
         self.portal_intents = portal_intents
+        self.shard_count = shard_count
         self.timeout = timeout
         self.identify: dict[str, Any] | None = None
         self.requests: list[RecordedRequest] = []
