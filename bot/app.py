@@ -20,7 +20,14 @@ from cogs.ui.wording import user_message
 log = logging.getLogger(__name__)
 
 # Loaded in this order in setup_hook; each module ends with `async def setup(bot)`.
-EXTENSIONS: tuple[str, ...] = ("cogs.imagine", "cogs.edit", "cogs.quota", "cogs.moderation", "cogs.queue")
+EXTENSIONS: tuple[str, ...] = (
+    "cogs.imagine",
+    "cogs.edit",
+    "cogs.quota",
+    "cogs.models",
+    "cogs.moderation",
+    "cogs.queue",
+)
 
 
 _PERMISSION_NAMES = {

@@ -14,13 +14,17 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
-from bot.errors import ConfigError
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.gemini import GeminiProvider
+from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.factory import build_chain
+from bot.providers.failover import FailoverProvider
+from bot.providers.registry import ModelRegistry
 from bot.providers.retry import RetryPolicy
+from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
+from bot.scheduler.lanes import UNLIMITED, GateLane
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.scheduler.shared_limits import SharedGate, SharedLimits
@@ -30,16 +34,58 @@ from bot.storage.leases import Owner, ProcessLease, default_instance_id
 log = logging.getLogger(__name__)
 
 
-def build_provider(http: aiohttp.ClientSession, settings: Settings) -> GeminiProvider:
-    if settings.gemini_api_key is None:
-        raise ConfigError("GEMINI_API_KEY is not set")
-    return GeminiProvider(
+def build_registry(settings: Settings) -> ModelRegistry:
+    """The models and prices; models the bot does not know are allowed, with a warning."""
+    registry = settings.registry()
+    for spec in registry.enabled:
+        if not spec.known:
+            log.warning(
+                "model %s is unknown to this bot: it is used with conservative capabilities (1K, 10 ratios, 3 input "
+                "images, no multi-turn edits) at $%.3f an image; set its price with MODEL_PRICES",
+                spec.id,
+                registry.price_usd(spec, spec.default_size),
+            )
+        elif spec.legacy:
+            log.warning(
+                "model %s is a legacy model: Google serves it only to projects that used it before (new projects get "
+                "404). Consider %s; `python -m bot check --probe` tells whether this project can use it",
+                spec.id,
+                registry.replacement(spec.id),
+            )
+    return registry
+
+
+def build_provider(
+    http: aiohttp.ClientSession, settings: Settings, registry: ModelRegistry, *, clock: Clock | None = None
+) -> FailoverProvider:
+    """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
+    return build_chain(
         http,
-        settings.gemini_api_key,
-        base_url=settings.gemini_base_url,
-        model=settings.gemini_model,
-        attempt_timeout=settings.gemini_attempt_timeout_seconds,
+        settings,
+        load_providers(settings),
+        registry=registry,
+        lane_for=lambda config: build_lane(settings, config, clock=clock),
+        clock=clock,
+        download_max_bytes=settings.provider_download_max_bytes,
+        download_timeout=settings.provider_download_timeout_seconds,
     )
+
+
+def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | None = None) -> GateLane:
+    """One provider's own gate: the bot's circuit and 429 settings, its own rate and concurrency if configured.
+    Times scale with the rate window like the scheduler's (tests run it shortened)."""
+    scale = settings.upstream_window_seconds / 60
+    gate = Gate(
+        rpm=config.rpm or UNLIMITED,
+        concurrency=config.concurrency or UNLIMITED,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=settings.upstream_window_seconds,
+        margin=settings.upstream_window_margin_seconds * scale,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return GateLane(config.name, gate, clock)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -101,17 +147,35 @@ def build_shared_gate(settings: Settings, *, window: float, margin: float) -> Sh
 def build_quota(
     db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, owner: Owner | None = None
 ) -> QuotaLedger:
+    registry = settings.registry()
+    default = registry.default
     return QuotaLedger(
         db,
         daily_quota=settings.daily_quota,
         timezone=settings.quota_timezone,
-        price_per_image_usd=settings.price_per_image_usd,
+        default_price=registry.price(default, default.fit_size(settings.default_image_size)),
         server_daily_image_cap=settings.server_daily_image_cap,
         global_daily_image_cap=settings.global_daily_image_cap,
         server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
         global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
+        user_global_daily_credits=settings.user_global_daily_credits,
+        user_daily_upstream_attempts=settings.user_daily_upstream_attempts,
+        max_admin_limit=settings.max_admin_limit,
+        max_admin_grant=settings.max_admin_grant,
         clock=clock,
         owner=owner,
+    )
+
+
+def build_access(
+    db: Database, settings: Settings, registry: ModelRegistry, *, clock: Callable[[], float] = time.time
+) -> ModelAccess:
+    return ModelAccess(
+        db,
+        registry,
+        default_size=settings.default_image_size,
+        default_ratio=settings.default_aspect_ratio,
+        clock=clock,
     )
 
 
@@ -142,8 +206,10 @@ class Services:
     settings: Settings
     db: Database
     http: aiohttp.ClientSession
-    provider: GeminiProvider
+    registry: ModelRegistry
+    provider: FailoverProvider
     quota: QuotaLedger
+    access: ModelAccess
     moderation: Moderation
     scheduler: Scheduler
     pipeline: Pipeline
@@ -171,23 +237,34 @@ class Services:
         lease.start(quota.recover if recover else None)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
-        provider = build_provider(http, settings)
+        registry = build_registry(settings)
+        provider = build_provider(http, settings, registry)
+        access = build_access(db, settings, registry, clock=clock)
         moderation = build_moderation(db, settings, clock=clock)
         scheduler = build_scheduler(settings)
-        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
+        generations = Generations(
+            db,
+            keep_input_images=settings.keep_input_images,
+            max_turn_bytes=settings.edit_history_max_bytes,
+            clock=clock,
+        )
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
             moderator=moderation,
             quota=quota,
             scheduler=scheduler,
+            planner=access,
             retry_policy=build_retry_policy(settings),
             prompt_max_chars=settings.prompt_max_chars,
-            price_per_image_usd=settings.price_per_image_usd,
             history_depth=settings.conversation_max_depth,
+            history_turns=settings.edit_history_turns,
+            history_max_bytes=settings.edit_history_max_bytes,
             clock=clock,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, lease)
+        return cls(
+            settings, db, http, registry, provider, quota, access, moderation, scheduler, pipeline, generations, lease
+        )
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,

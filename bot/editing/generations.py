@@ -1,10 +1,11 @@
-"""The `generations` and `generation_inputs` tables, and the only code with SQL on them: the pipeline records
-each request's start and ending here; the editing doors read results back (a result by its message, the latest
-result in a thread, a chain's instructions and depth, where each input image came from, so a Reroll can fetch it
-again)."""
+"""The `generations`, `generation_inputs` and `generation_turns` tables, and the only code with SQL on them: the
+pipeline records each request's start and ending here (model, size, real cost, the model's answer as received);
+the editing doors read results back (a result by its message, the latest result in a thread, a chain's
+instructions, depth and kept answers, where each input image came from, so a Reroll can fetch it again)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -13,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import DEFAULTS
-from bot.editing.conversation import History, Step, walk
-from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind
+from bot.editing.conversation import History, Step, StoredTurn, as_turns, choose_turns, walk
+from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind, Turn
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 _COLUMNS = (
-    "id, user_id, guild_id, channel_id, kind, prompt, options_json, input_images, parent_id, status, message_id,"
-    " deleted_at"
+    "id, user_id, guild_id, channel_id, kind, prompt, model, options_json, input_images, parent_id, status,"
+    " message_id, deleted_at, model_version"
 )
 
 
@@ -33,12 +34,13 @@ class Generation:
     channel_id: int
     kind: RequestKind
     prompt: str
-    options: ImageOptions
+    options: ImageOptions  # with the model and size it was made with (older rows: the model only)
     input_count: int
     parent_id: int | None
     status: GenerationStatus
     message_id: int | None  # the Discord message that shows the result
     deleted: bool  # that message was deleted
+    model_version: str | None = None  # the model that really answered
 
     @property
     def shown(self) -> bool:
@@ -63,25 +65,29 @@ class Generations:
         db: Database,
         *,
         keep_input_images: bool = DEFAULTS.keep_input_images,
+        max_turn_bytes: int = DEFAULTS.edit_history_max_bytes,
         clock: Callable[[], float] = time.time,
     ):
         self.db = db
         self.keep_input_images = keep_input_images
+        # An answer larger than this could never be sent back within the budget, so it is not kept.
+        self.max_turn_bytes = max_turn_bytes
         self.clock = clock
 
     # --- the pipeline's side: one row per request that got a reservation -----------------------------------
 
     async def start(self, request: ImageRequest, model: str) -> tuple[int, int]:
-        """Record a request as it starts; returns its id and how many edits deep it is (0 when its parent is
-        unknown, which then is not recorded either)."""
+        """Record a request as it starts (its options name the model and size chosen for it; `model` is used
+        when they do not); returns its id and how many edits deep it is (0 when its parent is unknown, which then
+        is not recorded either)."""
         depth = 0
         if request.parent_id is not None and await self.db.fetchone(
             "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
         ):
             depth = await self.depth(request.parent_id) + 1
         generation_id = await self.db.insert(
-            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, options_json,"
-            " input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, size,"
+            " options_json, input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 self.clock(),
                 request.user_id,
@@ -89,8 +95,9 @@ class Generations:
                 request.channel_id,
                 request.kind.value,
                 request.prompt,
-                model,
-                json.dumps({"aspect_ratio": request.options.aspect_ratio}),
+                request.options.model or model,
+                request.options.size,
+                json.dumps(request.options.as_json()),
                 len(request.images),
                 request.parent_id if depth else None,
             ),
@@ -105,23 +112,71 @@ class Generations:
         message_id: int | None,
         queued_ms: float | None,
         upstream_ms: float | None,
+        cost_usd: float | None = None,
+        credits: int | None = None,
+        model: str | None = None,
     ) -> None:
-        await self.db.execute(
-            "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
-            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
-            (
-                self.clock(),
-                image.usage.prompt_tokens,
-                image.usage.output_tokens,
-                image.usage.total_tokens,
-                queued_ms,
-                upstream_ms,
-                image.mime_type,
-                len(image.data),
-                message_id,
-                generation_id,
-            ),
+        """The result reached its user: its usage, real cost and the model that answered, and (for signed
+        answers of `model`, under the byte budget) the answer as received, for later multi-turn edits."""
+        usage = image.usage
+        answer = None
+        if image.content is not None and model:
+            # Megabytes of JSON for a large picture: serialised off the event loop.
+            answer = await asyncio.to_thread(json.dumps, image.content, separators=(",", ":"))
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
+                " total_tokens=?, image_tokens=?, thinking_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?,"
+                " image_bytes=?, message_id=?, model_version=?, cost_micros=?, credits=? WHERE id=?",
+                (
+                    self.clock(),
+                    usage.prompt_tokens,
+                    usage.output_tokens,
+                    usage.total_tokens,
+                    usage.image_tokens,
+                    usage.thinking_tokens,
+                    queued_ms,
+                    upstream_ms,
+                    image.mime_type,
+                    len(image.data),
+                    message_id,
+                    image.model,
+                    None if cost_usd is None else round(cost_usd * 1_000_000),
+                    credits,
+                    generation_id,
+                ),
+            )
+            if answer is not None and len(answer) <= self.max_turn_bytes:
+                await tx.execute(
+                    "INSERT INTO generation_turns (generation_id, model, content) VALUES (?,?,?)"
+                    " ON CONFLICT (generation_id) DO UPDATE SET model = excluded.model, content = excluded.content",
+                    (generation_id, model, answer),
+                )
+
+    async def turns(self, generation_id: int, model: str, max_turns: int, max_bytes: int) -> tuple[Turn, ...]:
+        """The kept answers to send back with an edit of `generation_id` made by `model`: the newest steps of its
+        chain from the same model, within `max_turns` and `max_bytes`, oldest first (empty: send the picture as
+        a fresh image). See `bot.editing.conversation.choose_turns`."""
+        if max_turns <= 0:
+            return ()
+        rows = await self.db.fetchall(
+            "WITH RECURSIVE chain(id, parent_id, n) AS ("
+            " SELECT id, parent_id, 0 FROM generations WHERE id=?"
+            " UNION ALL SELECT g.id, g.parent_id, n+1 FROM generations g JOIN chain c ON g.id=c.parent_id"
+            " WHERE n < ?)"
+            " SELECT c.id, g.prompt, t.model, COALESCE(LENGTH(t.content), 0) FROM chain c"
+            " JOIN generations g ON g.id=c.id LEFT JOIN generation_turns t ON t.generation_id=c.id ORDER BY c.n",
+            (generation_id, max_turns - 1),
         )
+        chosen = choose_turns([StoredTurn(*row) for row in rows], model, max_turns, max_bytes)
+        if not chosen:
+            return ()
+        ids = [step.generation_id for step in chosen]
+        found = await self.db.fetchall(
+            f"SELECT generation_id, content FROM generation_turns WHERE generation_id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        return as_turns(chosen, {row[0]: row[1] for row in found})
 
     async def failed(self, generation_id: int, error_kind: str, detail: str, *, queued_ms: float | None) -> None:
         await self.db.execute(
@@ -221,7 +276,9 @@ class Generations:
 
 
 def _generation(row: Any) -> Generation:
-    options = json.loads(row["options_json"] or "{}")
+    options = ImageOptions.from_json(json.loads(row["options_json"] or "{}"))
+    if options.model is None:  # rows from before models could be chosen name it only in their own column
+        options = ImageOptions(options.aspect_ratio, row["model"], options.size, options.tier)
     return Generation(
         id=row["id"],
         user_id=row["user_id"],
@@ -229,10 +286,11 @@ def _generation(row: Any) -> Generation:
         channel_id=row["channel_id"],
         kind=RequestKind(row["kind"]),
         prompt=row["prompt"],
-        options=ImageOptions(aspect_ratio=options.get("aspect_ratio")),
+        options=options,
         input_count=row["input_images"],
         parent_id=row["parent_id"],
         status=GenerationStatus(row["status"]),
         message_id=row["message_id"],
         deleted=row["deleted_at"] is not None,
+        model_version=row["model_version"],
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -41,7 +42,8 @@ async def test_check_names_a_bad_setting_and_never_prints_secrets(tmp_path):
     secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
     code, out, err = await run("check", cwd=tmp_path, **secrets, DAILY_QUOTA="lots")
     assert code == 2 and "DAILY_QUOTA" in err
-    code, out, err = await run("check", cwd=tmp_path, **secrets)
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"]) as gemini:  # check lists the models with the key
+        code, out, err = await run("check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url)
     assert code == 0 and "DAILY_QUOTA = 10" in out
     assert "very-secret" not in out + err
 
@@ -141,8 +143,11 @@ async def test_migrate_brings_either_database_up_to_date_and_hides_the_password(
         assert code == 0, err
         assert f"postgresql database at {url.replace('pw-very-secret-3', '***')} is at version {latest[0]}" in out
         assert "very-secret" not in out + err
-        code, out, err = await run("check", cwd=tmp_path, DATABASE_URL=url, DISCORD_TOKEN="t", GEMINI_API_KEY="k")
-        assert code == 0 and "DATABASE_URL = **********" in out and "very-secret" not in out + err
+        async with FakeGemini(api_key="key-1") as gemini:
+            env = {"DATABASE_URL": url, "DISCORD_TOKEN": "t", "GEMINI_API_KEY": "key-1"}
+            code, out, err = await run("check", cwd=tmp_path, GEMINI_BASE_URL=gemini.base_url, **env)
+        assert code == 0, err
+        assert "DATABASE_URL = **********" in out and "very-secret" not in out + err
     finally:
         await postgres_server.drop_database(name)
 
@@ -152,3 +157,46 @@ async def test_migrate_says_when_the_database_cannot_be_reached(tmp_path):
     code, out, err = await run("migrate", cwd=tmp_path, DATABASE_URL=url)
     assert code == 2 and "Cannot open the database at postgresql://bot:***@127.0.0.1:1/bot" in err
     assert "very-secret" not in out + err and "Traceback" not in err
+
+
+async def test_check_lists_the_models_against_googles_and_warns_about_the_legacy_one(tmp_path):
+    secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
+    models = "gemini-3-pro-image,gemini-2.5-flash-image"
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"]) as gemini:
+        code, out, err = await run(
+            "check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url, GEMINI_MODELS=models
+        )
+        assert code == 0, err
+        assert "ok gemini-nano-banana-2.1" in out and "ok gemini-3-pro-image" in out
+        assert "WARNING gemini-2.5-flash-image: legacy model" in out and "check --probe" in out
+        assert "gemini-3-pro-image (Nano Banana Pro): 1K 4 cr ($0.134), 2K 4 cr ($0.134), 4K 8 cr ($0.240)" in out
+        assert [r.kind for r in gemini.requests] == ["models.list"]  # listing costs nothing
+        assert gemini.served == []
+
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"], models=("gemini-nano-banana-2.1",)) as gemini:
+        code, out, err = await run(
+            "check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url, GEMINI_MODELS="gemini-3-pro-image"
+        )
+    assert code == 2 and "PROBLEM gemini-3-pro-image: not listed for this key" in err
+    assert "very-secret" not in out + err
+
+
+async def test_check_probe_makes_one_smallest_picture_per_model_and_finds_the_404(tmp_path):
+    secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
+    models = "gemini-3.1-flash-image,gemini-2.5-flash-image"
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"], new_project=True) as gemini:
+        code, out, err = await run(
+            "check", "--probe", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url, GEMINI_MODELS=models
+        )
+        sent = [(r.model, r.image_size, r.status) for r in gemini.requests if r.kind == "generateContent"]
+    assert code == 2
+    # The smallest size each model makes: 1K for 2.1, 512 for 3.1 Flash, none to send for 2.5.
+    assert sent == [
+        ("gemini-nano-banana-2.1", "1K", 200),
+        ("gemini-3.1-flash-image", "512", 200),
+        ("gemini-2.5-flash-image", None, 404),
+    ]
+    assert re.search(r"ok gemini-nano-banana-2\.1 at 1K: \d+\.\d s, \$0\.03\d\d real cost \(1120 image", out)
+    assert re.search(r"ok gemini-3\.1-flash-image at 512: \d+\.\d s, \$0\.04\d\d real cost \(747 image", out)
+    assert "PROBLEM gemini-2.5-flash-image: 404 NOT_FOUND: this project cannot use it" in err
+    assert "very-secret" not in out + err
