@@ -275,10 +275,7 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
-        shared = self.scheduler.shared
-        if shared is not None:
-            await shared.close()
-            await shared.redis.aclose()
+        await self.scheduler.aclose()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.lease.close()

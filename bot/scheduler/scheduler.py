@@ -329,17 +329,18 @@ class Scheduler:
             log.exception("could not pause the gate shared with the other processes")
 
     def _release_shared(self, shared: SharedGate, lease: Lease, tokens: int) -> None:
-        """Give the shared slot back (correcting the token charge) without holding up this request's caller."""
+        """Give the shared slot back (correcting the token charge) without holding up this request's caller; if
+        Redis cannot be reached, the slot's lease runs out instead."""
         task = asyncio.ensure_future(shared.release(lease, tokens=tokens or None))
         self._releases.add(task)
-        task.add_done_callback(self._released)
+        task.add_done_callback(self._releases.discard)
 
-    def _released(self, task: asyncio.Future[None]) -> None:
-        self._releases.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "could not free a slot of the shared gate (its lease runs out instead)", exc_info=task.exception()
-            )
+    async def aclose(self) -> None:
+        """After `shutdown`: free the shared gate's slots still held and close its connection."""
+        if self.shared is not None:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+            await self.shared.close()
+            await self.shared.redis.aclose()
 
     def _end(self, ticket: Ticket, outcome: Outcome, *, measured: bool, tokens: int = 0) -> None:
         self._running.discard(ticket)

@@ -49,21 +49,20 @@ class Upstream:
 
 @pytest.fixture
 async def processes(redis_url) -> AsyncIterator[Callable[..., Scheduler]]:
-    made: list[SharedGate] = []
+    made: list[Scheduler] = []
 
     def make(rpm: int = 4, concurrency: int = 4, **limits: object) -> Scheduler:
         client = aioredis.Redis.from_url(redis_url)
         shared = SharedGate(
             client, SharedLimits(rpm=rpm, concurrency=concurrency, window=WINDOW, margin=MARGIN, **limits)
         )
-        made.append(shared)
         local = Gate(rpm=rpm, concurrency=concurrency, window=WINDOW, margin=MARGIN)
-        return Scheduler(local, user_max_pending=100, shared=shared)
+        made.append(Scheduler(local, user_max_pending=100, shared=shared))
+        return made[-1]
 
     yield make
-    for shared in made:
-        await shared.close()
-        await shared.redis.aclose()
+    for scheduler in made:
+        await scheduler.aclose()
 
 
 async def until(condition: Callable[[], bool]) -> None:
