@@ -22,34 +22,46 @@ from pathlib import Path
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, IMAGE_SIZES, ImageOptions, ImageRequest, RequestKind
+from bot.providers.config import load_providers
 from bot.storage.db import dialect_of, redact_url, sqlite_path
 
 log = logging.getLogger("bot")
 
 
-class RedactSecrets(logging.Filter):
-    """Defence in depth: whatever a library logs, the token and key never reach the log output."""
+class RedactingFormatter(logging.Formatter):
+    """Defence in depth: whatever a library logs, the token and keys never reach the log output. The finished
+    line is redacted (message, exception text, traceback and stack), not only `record.msg`: a secret in an
+    exception's message shows up in the traceback's last line, and in its source line if it was a literal."""
 
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 8]
+    def __init__(self, fmt: str, secrets: list[str]) -> None:
+        super().__init__(fmt)
+        # Longest first, so a secret that contains another is replaced whole; short values would redact noise.
+        self.secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        for secret in self.secrets:
+            line = line.replace(secret, "[redacted]")
+        return line
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """The Discord token, the Gemini key, every gateway's key (PROVIDER_<NAME>_API_KEY) and the passwords in
+    DATABASE_URL and REDIS_URL."""
+    found = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
+    found += settings.url_passwords()
+    try:
+        found += [p.api_key.get_secret_value() for p in load_providers(settings) if p.api_key is not None]
+    except ConfigError:  # a bad provider setting is reported by `load_settings`; the rest are still redacted
+        pass
+    return found
 
 
 def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    secrets = secrets_of(settings) if settings is not None else []
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", secrets))
     if settings is not None:
-        secrets = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
-        secrets += settings.url_passwords()
-        handler.addFilter(RedactSecrets(secrets))
         level = settings.log_level
     logging.basicConfig(level=level, handlers=[handler], force=True)
 

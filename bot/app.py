@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.services import Services
 from cogs.ui.common import send_ephemeral
+from cogs.ui.lanes import ChannelLanes
 from cogs.ui.views import PERSISTENT_ITEMS, ResultActions
 from cogs.ui.wording import user_message
 
@@ -64,6 +65,10 @@ class ImageBot(commands.AutoShardedBot):
         self.settings = settings
         self.clock = clock
         self.serving = serving
+        # What the bot wrote in each channel lately, so progress never takes a slot a result needs.
+        self.channel_lanes = ChannelLanes(
+            writes=settings.discord_channel_writes, window=settings.discord_channel_window_seconds
+        )
 
     async def setup_hook(self) -> None:
         if self.serving:  # `python -m bot sync` only needs the command tree: no database, no HTTP session

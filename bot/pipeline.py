@@ -3,7 +3,8 @@
     accept:  validate -> history from the parent -> plan (model, size, price) -> moderation.check
              -> scheduler.admit -> quota.reserve (credits, estimated dollars)
     serve:   door.show -> load the input images (and the model's own earlier turns, for an edit) ->
-             scheduler.run(provider.generate), retried through the gate -> record the inputs -> door.deliver
+             moderation.second_opinion (the AI moderator, if any) -> scheduler.run(provider.generate), retried
+             through the gate -> record the inputs -> door.deliver
              -> quota.commit (real cost) | quota.refund (what the calls may cost anyway) -> door.fail otherwise
 
 Rejections happen before anything is reserved (the door hears them through `refused`): a model, size or ratio
@@ -23,19 +24,23 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import with_images
+from bot.editing.inputs import InputRefusals, with_images
 from bot.errors import (
     BotError,
     ChoiceRefused,
     ImageBlocked,
+    ImageRefused,
     InvalidRequest,
     ModelUnavailable,
+    ModerationBlocked,
     OperatorError,
     PromptBlocked,
+    UpstreamError,
 )
 from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
 from bot.ports import (
@@ -51,10 +56,12 @@ from bot.ports import (
     Scheduler,
 )
 from bot.providers import ImageProvider
-from bot.providers.billing import Bill
+from bot.providers.billing import Bill, describe
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=BaseException)
 
 # Sizes a result can be re-rendered at (the buttons under it): the larger ones worth paying for.
 RENDER_SIZES = ("2K", "4K")
@@ -77,11 +84,20 @@ class Pipeline:
         history_depth: int,
         history_turns: int = 0,
         history_max_bytes: int = 0,
+        input_refusals: InputRefusals | None = None,
+        max_loading: int = DEFAULTS.image_workers,
+        sole_provider: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """`input_refusals`: members who keep sending unusable images are refused before the download.
+        `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
+        so the bytes and decoded pixels in memory do not grow with the number of requests. `sole_provider`: the
+        name and label of the only provider, when there is one: the scheduler's gate is then that provider's, so
+        what the gate refuses (an open circuit) is told as that provider's."""
         self.generations = generations
         self.provider = provider
+        self.sole_provider = sole_provider
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
@@ -92,6 +108,8 @@ class Pipeline:
         self.history_turns = history_turns
         self.history_max_bytes = history_max_bytes
         self.retry_policy = retry_policy
+        self.input_refusals = input_refusals
+        self._loading = asyncio.Semaphore(max_loading)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -129,7 +147,7 @@ class Pipeline:
         plan = await self.planner.plan(request, original.options if original else None)
         request = plan.request
         await self.moderator.check(request)
-        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
+        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex, guild_id=request.guild_id)
         try:
             reservation = await self.quota.reserve(request, plan.price)
         except BaseException:
@@ -143,9 +161,11 @@ class Pipeline:
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
         told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
         try:
+            if load is not None and self.input_refusals is not None:
+                self.input_refusals.check(request.user_id)
             accepted = await self.accept(request, key=key)
         except BotError as exc:
-            await door.refused(exc)
+            await door.refused(self._blamed(exc))
             return None
         self._enter()
         try:
@@ -183,11 +203,19 @@ class Pipeline:
         reservation = accepted.reservation
         try:
             shown = await door.show()
-            sources = list(await load()) if shown and load else []
+            sources: list[InputSource] = []
+            if shown and load:
+                async with self._loading:
+                    sources = list(await load())
             turns = await self._turns(accepted)
             request, context = self._with_inputs(accepted, sources, turns)
+            if shown:
+                await self.moderator.second_opinion(request)
         except BaseException as exc:
-            await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
+            if isinstance(exc, ImageRefused) and self.input_refusals is not None:
+                self.input_refusals.refused(accepted.request.user_id)
+            reason = "input-refused" if isinstance(exc, BotError) else "internal"
+            await self.quota.refund(reservation, "ModerationBlocked" if isinstance(exc, ModerationBlocked) else reason)
             if not isinstance(exc, Exception):
                 raise
             await door.fail(exc)
@@ -198,8 +226,14 @@ class Pipeline:
         try:
             return await self._generate(request, accepted, door, sources, context)
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
-            await door.fail(exc)
+            await door.fail(self._blamed(exc))
             return None
+
+    def _blamed(self, exc: E) -> E:
+        """An upstream error that names no provider is the sole provider's, when there is one."""
+        if isinstance(exc, UpstreamError) and self.sole_provider is not None:
+            exc.blame(*self.sole_provider)
+        return exc
 
     async def _turns(self, accepted: Accepted) -> tuple[Turn, ...]:
         """The model's own earlier answers to send back with an edit (Gemini 3 multi-turn editing): only for a
@@ -249,7 +283,7 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
-        bill = Bill(accepted.price.estimate_usd)
+        bill = Bill(accepted.price.estimate_usd, accepted.spec.id)
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
@@ -286,7 +320,8 @@ class Pipeline:
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
             larger = tuple(s for s in accepted.spec.larger_sizes(request.options.size or "") if s in RENDER_SIZES)
-            turns = len(context.turns) if context else 0
+            # Only what the model really received: a gateway that took over got the picture, not the turns.
+            turns = image.memory_turns
             delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, turns, larger)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
@@ -305,15 +340,18 @@ class Pipeline:
                 credits=reservation.credits,
                 model=accepted.spec.id,
             )
-            await self.quota.commit(reservation, generation_id, bill.total_usd)
+            costs = bill.costs()
+            await self.quota.commit(reservation, generation_id, bill.total_usd, costs)
             log.info(
-                "generation %s delivered: %s %s, %d credit(s), $%.4f real cost (%d call(s))",
+                "generation %s delivered by %s: %s %s, %d credit(s), $%.4f real cost (%d call(s)%s)",
                 generation_id,
+                image.provider or "?",
                 image.model,
                 request.options.size,
                 reservation.credits,
                 bill.total_usd,
                 bill.calls,
+                describe(costs),
             )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
@@ -344,19 +382,24 @@ class Pipeline:
             log.error("OPERATOR ACTION NEEDED: the image provider refused the bot's setup: %s", exc)
         elif not isinstance(exc, BotError):
             log.error("generation %s failed unexpectedly", generation_id, exc_info=exc)
-        billed = bill.total_usd
+        billed, costs = bill.total_usd, bill.costs()
+        provider = exc.provider if isinstance(exc, UpstreamError) else None
         if billed:
             log.info(
-                "generation %s failed (%s) after %d call(s) that may cost $%.4f",
+                "generation %s failed (%s from %s) after %d call(s) that may cost $%.4f%s",
                 generation_id,
                 kind,
+                provider or "no single provider",
                 bill.calls,
                 billed,
+                describe(costs, always=True),
             )
         try:
-            await self.generations.failed(generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at))
+            await self.generations.failed(
+                generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at), provider=provider
+            )
         finally:
-            await self.quota.refund(reservation, kind, billed)
+            await self.quota.refund(reservation, kind, billed, costs)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
 

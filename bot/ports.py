@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.editing.generations import Generation, InputSource
 from bot.errors import BotError, ImageBlocked, PromptBlocked
-from bot.models import GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
+from bot.models import Cost, GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
 from bot.providers.registry import ModelRegistry, ModelSpec
 
 T = TypeVar("T")
@@ -27,8 +27,12 @@ class Moderator(Protocol):
     async def check(self, request: ImageRequest) -> None:
         """Raise `ModerationBlocked` or `CoolingDown`, or return to let the request through."""
 
+    async def second_opinion(self, request: ImageRequest) -> None:
+        """The slower check (a model's), once the user was answered and the input images are loaded: raise
+        `ModerationBlocked` or return."""
+
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
-        """Audit a refusal by Google's own filter."""
+        """Audit a refusal by the provider's own filter (Google's or a gateway's: `exc.provider_label`)."""
 
 
 class Quota(Protocol):
@@ -38,12 +42,17 @@ class Quota(Protocol):
     def attempt(self, reservation: Reservation) -> None:
         """One more upstream call is made for this request (recorded without holding it up)."""
 
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
-        """Count the credits as spent and the real cost in the spend; False if the reservation had already ended."""
+    async def commit(
+        self, reservation: Reservation, generation_id: int, cost_usd: float, costs: Sequence[Cost] = ()
+    ) -> bool:
+        """Count the credits as spent and the real cost in the spend (`costs`: per provider); False if the
+        reservation had already ended."""
 
-    async def refund(self, reservation: Reservation, reason: str, billed_usd: float = 0.0) -> bool:
-        """Give the credits back, recording why and what the upstream may bill anyway; False if the reservation
-        had already ended."""
+    async def refund(
+        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, costs: Sequence[Cost] = ()
+    ) -> bool:
+        """Give the credits back, recording why and what the upstream may bill anyway (`costs`: per provider);
+        False if the reservation had already ended."""
 
     async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
         """The held unit with the user's numbers as they stand now, for what the result shows."""
@@ -71,8 +80,9 @@ TicketT = TypeVar("TicketT")
 
 
 class Scheduler(Protocol[TicketT]):
-    def admit(self, user_id: int, key: str) -> TicketT:
-        """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
+    def admit(self, user_id: int, key: str, *, guild_id: int | None = None) -> TicketT:
+        """Take one of the user's pending slots at once, or raise `QueueFull`, `BotBusy`, `ShuttingDown` or
+        `CircuitOpen`. `guild_id` (None: a DM) is whose turn it waits for: servers take turns, then members.
         Synchronous so that no other request can slip in between the check and the count."""
 
     async def run(self, ticket: TicketT, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:

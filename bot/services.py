@@ -14,9 +14,12 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.editing.images import ImageWorkers
+from bot.editing.inputs import InputJudge, InputRefusals
+from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
-from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
 from bot.providers.registry import ModelRegistry
@@ -24,7 +27,7 @@ from bot.providers.retry import RetryPolicy
 from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
-from bot.scheduler.lanes import UNLIMITED, GateLane
+from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.scheduler.shared_limits import SharedGate, SharedLimits
@@ -85,7 +88,7 @@ def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | Non
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return GateLane(config.name, gate, clock)
+    return GateLane(config.name, gate, clock, label=config.label, rpm=config.rpm, concurrency=config.concurrency)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -102,7 +105,8 @@ def build_scheduler(
     settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
+    as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     margin = settings.upstream_window_margin_seconds * scale if margin is None else margin
@@ -119,8 +123,16 @@ def build_scheduler(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    shared = build_shared_gate(settings, window=window, margin=margin)
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock, shared=shared)
+    return Scheduler(
+        gate,
+        user_max_pending=settings.user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
+        eta_tolerance=scale,
+        clock=clock,
+        shared=build_shared_gate(settings, window=window, margin=margin),
+    )
 
 
 def build_shared_gate(settings: Settings, *, window: float, margin: float) -> SharedGate | None:
@@ -188,7 +200,30 @@ def build_lease(
     return ProcessLease(db, instance_id=instance + suffix, lease_seconds=settings.process_lease_seconds, clock=clock)
 
 
-def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> Moderation:
+def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
+    return InputJudge(
+        images,
+        max_bytes=settings.max_input_image_bytes,
+        max_pixels=settings.max_input_pixels,
+        max_converted_pixels=settings.max_converted_input_pixels,
+        max_side=settings.converted_input_max_side,
+    )
+
+
+def build_moderation(
+    db: Database,
+    settings: Settings,
+    *,
+    http: aiohttp.ClientSession | None = None,
+    quota: QuotaLedger | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Moderation:
+    """The store, with the AI second opinion and the appeal model when they are set and `http` is given; their
+    calls count in `quota`'s spend."""
+    ai = appeal_model = None
+    if http is not None:
+        ai = build_ai_moderator(http, settings, settings.moderation_ai_model, SYSTEM, quota)
+        appeal_model = build_ai_moderator(http, settings, settings.moderation_appeal_model, APPEAL_SYSTEM, quota)
     return Moderation(
         db,
         enabled=settings.moderation_enabled,
@@ -197,8 +232,42 @@ def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], fl
         cooldown_seconds=settings.moderation_cooldown_seconds,
         retention_days=settings.moderation_log_retention_days,
         max_terms=settings.moderation_max_server_terms,
+        ai=ai,
+        appeal_model=appeal_model,
+        appeals_per_day=settings.moderation_appeals_per_day,
         clock=clock,
     )
+
+
+def build_ai_moderator(
+    http: aiohttp.ClientSession, settings: Settings, model: str, system: str, quota: QuotaLedger | None
+) -> AIModerator | None:
+    """A Gemini text model judging prompts (None when `model` is empty or there is no key)."""
+    if not model or settings.gemini_api_key is None:
+        return None
+    ai = AIModerator(
+        http,
+        settings.gemini_api_key,
+        model,
+        base_url=settings.gemini_base_url,
+        timeout=settings.moderation_ai_timeout_seconds,
+        on_error=settings.moderation_ai_on_error,
+        images=settings.moderation_ai_images,
+        min_confidence=settings.moderation_ai_min_confidence,
+        cache_size=settings.moderation_ai_cache_size,
+        input_usd_per_mtok=settings.moderation_ai_input_usd_per_mtok,
+        output_usd_per_mtok=settings.moderation_ai_output_usd_per_mtok,
+        system=system,
+    )
+    if quota is not None:
+        ledger = quota
+
+        async def charge(call: AICall) -> None:
+            # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
+            await ledger.add_spend(call.guild_id, call.cost_usd, provider=GOOGLE, model=call.model)
+
+        ai.on_cost = charge
+    return ai
 
 
 @dataclass
@@ -214,6 +283,8 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
+    inputs: InputJudge
     lease: ProcessLease
 
     @classmethod
@@ -240,7 +311,7 @@ class Services:
         registry = build_registry(settings)
         provider = build_provider(http, settings, registry)
         access = build_access(db, settings, registry, clock=clock)
-        moderation = build_moderation(db, settings, clock=clock)
+        moderation = build_moderation(db, settings, http=http, quota=quota, clock=clock)
         scheduler = build_scheduler(settings)
         generations = Generations(
             db,
@@ -248,6 +319,7 @@ class Services:
             max_turn_bytes=settings.edit_history_max_bytes,
             clock=clock,
         )
+        images = ImageWorkers(settings.image_workers)
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
@@ -260,11 +332,35 @@ class Services:
             history_depth=settings.conversation_max_depth,
             history_turns=settings.edit_history_turns,
             history_max_bytes=settings.edit_history_max_bytes,
+            input_refusals=InputRefusals(
+                limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
+            ),
+            max_loading=settings.image_workers,
+            sole_provider=provider.only,
             clock=clock,
         )
+        judge = build_input_judge(images, settings)
         return cls(
-            settings, db, http, registry, provider, quota, access, moderation, scheduler, pipeline, generations, lease
+            settings,
+            db,
+            http,
+            registry,
+            provider,
+            quota,
+            access,
+            moderation,
+            scheduler,
+            pipeline,
+            generations,
+            images,
+            judge,
+            lease,
         )
+
+    def provider_gates(self) -> list[LaneReport]:
+        """Each provider's own gate, in the order they are tried (none for a single provider: the scheduler's
+        gate is its gate)."""
+        return [m.lane.report() for m in self.provider.members if isinstance(m.lane, GateLane)]
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,
@@ -276,6 +372,7 @@ class Services:
 
     async def close(self) -> None:
         await self.scheduler.aclose()
+        self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.lease.close()

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "id, user_id, guild_id, channel_id, kind, prompt, model, options_json, input_images, parent_id, status,"
-    " message_id, deleted_at, model_version"
+    " message_id, deleted_at, model_version, provider"
 )
 
 
@@ -41,6 +41,7 @@ class Generation:
     message_id: int | None  # the Discord message that shows the result
     deleted: bool  # that message was deleted
     model_version: str | None = None  # the model that really answered
+    provider: str | None = None  # the configured provider that made it (or whose error ended it)
 
     @property
     def shown(self) -> bool:
@@ -116,7 +117,8 @@ class Generations:
         credits: int | None = None,
         model: str | None = None,
     ) -> None:
-        """The result reached its user: its usage, real cost and the model that answered, and (for signed
+        """The result reached its user: its usage, real cost, the model that answered and the provider that made
+        it (`image.provider`), and (for signed
         answers of `model`, under the byte budget) the answer as received, for later multi-turn edits."""
         usage = image.usage
         answer = None
@@ -127,7 +129,7 @@ class Generations:
             await tx.execute(
                 "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
                 " total_tokens=?, image_tokens=?, thinking_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?,"
-                " image_bytes=?, message_id=?, model_version=?, cost_micros=?, credits=? WHERE id=?",
+                " image_bytes=?, message_id=?, model_version=?, cost_micros=?, credits=?, provider=? WHERE id=?",
                 (
                     self.clock(),
                     usage.prompt_tokens,
@@ -143,6 +145,7 @@ class Generations:
                     image.model,
                     None if cost_usd is None else round(cost_usd * 1_000_000),
                     credits,
+                    image.provider or None,
                     generation_id,
                 ),
             )
@@ -178,11 +181,20 @@ class Generations:
         )
         return as_turns(chosen, {row[0]: row[1] for row in found})
 
-    async def failed(self, generation_id: int, error_kind: str, detail: str, *, queued_ms: float | None) -> None:
+    async def failed(
+        self,
+        generation_id: int,
+        error_kind: str,
+        detail: str,
+        *,
+        queued_ms: float | None,
+        provider: str | None = None,
+    ) -> None:
+        """The request ended without a delivery; `provider`: whose error ended it, when it was one provider's."""
         await self.db.execute(
-            "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?"
-            " WHERE id=?",
-            (self.clock(), error_kind, detail[:500], queued_ms, generation_id),
+            "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?,"
+            " provider=? WHERE id=?",
+            (self.clock(), error_kind, detail[:500], queued_ms, provider, generation_id),
         )
 
     async def depth(self, generation_id: int) -> int:
@@ -293,4 +305,5 @@ def _generation(row: Any) -> Generation:
         message_id=row["message_id"],
         deleted=row["deleted_at"] is not None,
         model_version=row["model_version"],
+        provider=row["provider"],
     )

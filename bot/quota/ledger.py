@@ -6,7 +6,9 @@ ends it holds what the upstream may bill for it (the real cost of its answers, t
 timed out or failed after it was sent, nothing for a call that was refused or never made), refunded or not. The
 spending caps read those dollars, so a member who is refunded for an answer without a picture still uses up the
 server's and the bot's budget, and each member has a daily number of upstream calls
-(`user_daily_upstream_attempts`) so such answers cannot repeat without end.
+(`user_daily_upstream_attempts`) so such answers cannot repeat without end. An ending may say what each provider
+may bill (`bot.models.Cost`); those rows (`quota_costs`) are written with the ending and add up to the entry's
+dollars, so spend can be shown per provider and model (`spend_by_provider`).
 
 Every decision (the member's limit, their usage today, the server's and the bot's spend) is read inside the same
 transaction as the row it leads to, under the ledger's lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory
@@ -29,17 +31,17 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DEFAULTS
 from bot.errors import AttemptsExhausted, BudgetExhausted, QuotaExceeded
-from bot.models import ImageRequest, Price, Reservation
+from bot.models import Cost, ImageRequest, Price, Reservation
 from bot.quota.admin import LEDGER_LOCK, QuotaAdmin
 from bot.quota.batch import GroupCommit
 from bot.quota.facts import Facts, read_facts, to_micros
-from bot.quota.limits import QuotaDays, QuotaStatus, Spend, capped, resolve_limit
+from bot.quota.limits import ProviderSpend, QuotaDays, QuotaStatus, Spend, SpendLine, capped, resolve_limit
 from bot.storage.db import Database, Tx
 from bot.storage.leases import Owner
 
@@ -70,10 +72,6 @@ WHERE state = 'open' AND (owner IS NULL OR NOT EXISTS (
 
 async def _rowcount(tx: Tx, sql: str, params: tuple[Any, ...]) -> int:
     return await tx.execute(sql, params)
-
-
-async def _changes_one(tx: Tx, sql: str, params: tuple[Any, ...]) -> bool:
-    return await tx.execute(sql, params) == 1
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
@@ -216,12 +214,17 @@ class QuotaLedger(QuotaAdmin):
         )
         future.add_done_callback(_log_failure)
 
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
+    async def commit(
+        self, reservation: Reservation, generation_id: int, cost_usd: float, costs: Sequence[Cost] = ()
+    ) -> bool:
         """The image was delivered; `cost_usd` is what the request's upstream calls cost (real, where the answer
-        said). False (and nothing changes) if the reservation had already ended."""
-        sql = ", generation_id = ?, cost_micros = ?"
-        extra = (generation_id, to_micros(cost_usd))
-        if await self._end(reservation, "committed", "delivered", sql, extra):
+        said), `costs` the same per provider (when given, the entry holds their sum). False (and nothing changes)
+        if the reservation had already ended; when it had been refunded by recovery, the image went out free:
+        that is logged as a warning, counted in `late_commits` and noted in the entry's reason."""
+        micros, rows = _costs(cost_usd, costs)
+        if await self._end(
+            reservation, "committed", "delivered", ", generation_id = ?", (generation_id,), micros, rows
+        ):
             return True
         late = await self._batch.run(self._mark_late, reservation.id, generation_id)
         if late is not None:
@@ -250,27 +253,53 @@ class QuotaLedger(QuotaAdmin):
         )
         return str(row[0])
 
-    async def refund(self, reservation: Reservation, reason: str, billed_usd: float = 0.0) -> bool:
+    async def refund(
+        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, costs: Sequence[Cost] = ()
+    ) -> bool:
         """Give the credits back; `reason` is why the request ended (the pipeline passes the exception's class
         name), `billed_usd` what its upstream calls may cost anyway (it stays in the server's and the bot's
-        spend). False (and nothing changes) if the reservation had already ended."""
-        return await self._end(reservation, "refunded", reason, ", cost_micros = ?", (to_micros(billed_usd),))
+        spend), `costs` the same per provider. False (and nothing changes) if the reservation had already ended."""
+        micros, rows = _costs(billed_usd, costs)
+        return await self._end(reservation, "refunded", reason, "", (), micros, rows)
 
-    async def add_spend(self, guild_id: int | None, cost_usd: float) -> None:
-        """Spend that holds no image (a call of the moderation model): it counts toward the server's and the
-        bot's spend and cost caps today, like a generation's cost, but not toward any credits or image count."""
+    async def add_spend(self, guild_id: int | None, cost_usd: float, *, provider: str, model: str) -> None:
+        """Spend that holds no image (a call of the moderation model `model` at `provider`): it counts toward the
+        server's and the bot's spend and cost caps today, like a generation's cost, but not toward any credits or
+        image count; spend per provider shows it as a check."""
         micros = to_micros(cost_usd)
         if micros > 0:
             day = self.days.day_key(self.clock())
-            await self._batch.run(_add_spend, day, guild_id or NO_GUILD, micros)
+            await self._batch.run(_add_spend, day, guild_id or NO_GUILD, micros, provider, model)
 
     async def _end(
-        self, reservation: Reservation, state: str, reason: str, extra_sql: str, extra: tuple[object, ...]
+        self,
+        reservation: Reservation,
+        state: str,
+        reason: str,
+        extra_sql: str,
+        extra: tuple[object, ...],
+        micros: int,
+        costs: Sequence[tuple[str, str, int, int, int]],
     ) -> bool:
         # Only an open entry can end, so a second commit or refund (or one after the other) changes nothing.
-        sql = f"UPDATE quota_entries SET state = ?, reason = ?, ended_at = ?{extra_sql} WHERE id = ? AND state = 'open'"
-        params = (state, reason, self.clock(), *extra, reservation.id)
-        changed = await self._batch.run(_changes_one, sql, params)
+        sql = (
+            f"UPDATE quota_entries SET state = ?, reason = ?, ended_at = ?, cost_micros = ?{extra_sql}"
+            " WHERE id = ? AND state = 'open'"
+        )
+        params = (state, reason, self.clock(), micros, *extra, reservation.id)
+
+        async def end(tx: Tx) -> bool:
+            if await tx.execute(sql, params) != 1:
+                return False
+            # Each row takes the entry's day and server.
+            await tx.executemany(
+                "INSERT INTO quota_costs (entry_id, day, guild_id, provider, model, pictures, failed, cost_micros)"
+                " SELECT id, day, guild_id, ?, ?, ?, ?, ? FROM quota_entries WHERE id = ?",
+                [(*row, reservation.id) for row in costs],
+            )
+            return True
+
+        changed = await self._batch.run(end)
         if not changed:
             log.debug("quota entry %s already ended; %s ignored", reservation.id, state)
         return changed
@@ -319,6 +348,32 @@ class QuotaLedger(QuotaAdmin):
             self.days.next_reset(now),
         )
 
+    async def spend_by_provider(self, guild_id: int | None) -> ProviderSpend:
+        """Today's spend of one server (or the whole bot: None) per provider and model, what running requests hold,
+        and what no provider can be named for. One statement, so the parts add up to the total."""
+        day = self.days.day_key(self.clock())
+        scope = GLOBAL_SCOPE if guild_id is None else guild_id
+        where = "day = ?" + ("" if guild_id is None else " AND guild_id = ?")
+        params = (day,) if guild_id is None else (day, guild_id)
+        rows = await self.db.fetchall(
+            "SELECT 0, provider, model, CAST(SUM(pictures) AS BIGINT), CAST(SUM(failed) AS BIGINT),"
+            " CAST(SUM(checks) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT) FROM quota_costs"
+            f" WHERE {where} GROUP BY provider, model"
+            " UNION ALL SELECT 1, '', '', COUNT(*), 0, 0, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)"
+            f" FROM quota_entries WHERE {where} AND state = 'open'"
+            " UNION ALL SELECT 2, '', '', images, 0, 0, cost_micros FROM quota_spend WHERE day = ? AND scope = ?",
+            (*params, *params, day, scope),
+        )
+        lines = sorted(
+            (SpendLine(r[1], r[2], r[3], r[4], r[6] / 1_000_000, checks=r[5]) for r in rows if r[0] == 0),
+            key=lambda line: (-line.cost_usd, line.provider, line.model),
+        )
+        open_requests, open_micros = next(((r[3], r[6]) for r in rows if r[0] == 1), (0, 0))
+        total_micros = next((r[6] for r in rows if r[0] == 2), 0)
+        attributed = sum(r[6] for r in rows if r[0] == 0)
+        other = max(0, total_micros - open_micros - attributed)
+        return ProviderSpend(tuple(lines), open_requests, open_micros / 1_000_000, other / 1_000_000)
+
     def _status(self, user_id: int, guild: int, day: str, resets_at: float, facts: Facts) -> QuotaStatus:
         limit, source, role_id = resolve_limit(
             global_default=self.daily_quota,
@@ -345,10 +400,30 @@ class QuotaLedger(QuotaAdmin):
         )
 
 
-async def _add_spend(tx: Tx, day: str, guild: int, micros: int) -> None:
-    """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`."""
+def _costs(total_usd: float, costs: Sequence[Cost]) -> tuple[int, list[tuple[str, str, int, int, int]]]:
+    """The entry's micro-dollars and its rows per provider: with a breakdown, its rounded parts and their sum (so
+    spend per provider always adds up to the entry's); without, the total."""
+    merged: dict[tuple[str, str], list[int]] = {}
+    for c in costs:  # one row per provider and model, however the parts were given
+        part = merged.setdefault((c.provider, c.model), [0, 0, 0])
+        part[0] += c.pictures
+        part[1] += c.failed
+        part[2] += to_micros(c.usd)
+    rows = [
+        (provider, model, pictures, failed, micros) for (provider, model), (pictures, failed, micros) in merged.items()
+    ]
+    return (sum(row[4] for row in rows) if rows else to_micros(total_usd)), rows
+
+
+async def _add_spend(tx: Tx, day: str, guild: int, micros: int, provider: str, model: str) -> None:
+    """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`, and its row
+    per provider."""
     await tx.execute(
         "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
         " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = quota_spend.cost_micros + excluded.cost_micros",
         (day, guild, micros, day, GLOBAL_SCOPE, micros),
+    )
+    await tx.execute(
+        "INSERT INTO quota_costs (day, guild_id, provider, model, checks, cost_micros) VALUES (?, ?, ?, ?, 1, ?)",
+        (day, guild, provider, model, micros),
     )

@@ -64,14 +64,21 @@ async def run_interaction(
     bot: ImageBot, interaction: discord.Interaction, request: ImageRequest, load: Loader | None = None
 ) -> Delivery | None:
     """A slash command, context menu, modal or button: refusals are ephemeral, the rest shows publicly."""
-    job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
+    job = InteractionJob(
+        interaction, edit_interval=bot.settings.progress_edit_interval_seconds, images=bot.services.images
+    )
     return await bot.services.pipeline.serve(request, job, key=str(interaction.id), load=load)
 
 
 async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:
     """A reply or a thread message: everything, refusals included, is answered as a reply to it."""
     job = MessageJob(
-        message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
+        message,
+        edit_interval=bot.settings.progress_edit_interval_seconds,
+        size_limit=upload_limit(message),
+        images=bot.services.images,
+        lanes=bot.channel_lanes,
+        me=bot.user,
     )
     return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
 

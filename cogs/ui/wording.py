@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.errors import (
     AttemptsExhausted,
+    BotBusy,
     BudgetExhausted,
     Cancelled,
     ChoiceRefused,
@@ -25,10 +27,12 @@ from bot.errors import (
     RateLimited,
     ShuttingDown,
     TextOnlyAnswer,
+    TooManyRefusedImages,
+    UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.moderation import CATEGORY_DESCRIPTIONS
+from bot.moderation import AI_UNAVAILABLE, CATEGORY_DESCRIPTIONS, AppealResult
 from bot.quota import ROLE, QuotaStatus
 
 
@@ -39,14 +43,28 @@ class UserMessage:
     ephemeral: bool = True
 
 
+# Every character Discord's markdown gives a meaning: emphasis, spoilers, code, quotes, headings, lists, masked
+# links, mentions and timestamps (`<...>`), and the backslash itself, so a user's own `\` cannot escape ours.
+_MARKDOWN = re.compile(r"([\\*_~|`>#+\-\[\]()<])")
+
+
+def escape(text: str) -> str:
+    """User or model text as typed, with nothing in it read as markup: no masked link, heading, spoiler or
+    mention can come out of it. Discord drops a backslash before any punctuation character and shows the
+    character, so escaping more than needed changes nothing the reader sees. (discord.utils.escape_markdown
+    escapes only the first of two masked links.)"""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def relative_time(ts: float) -> str:
     """A Discord timestamp that reads \"in 5 minutes\" in each reader's client."""
     return f"<t:{int(ts)}:R>"
 
 
 def _quote(text: str, limit: int = 1500) -> str:
-    """Discord quote markup, clipped after quoting: many short lines would otherwise pass Discord's 2000."""
-    quoted = "\n".join("> " + line for line in text.strip().splitlines() or [""])
+    """Someone else's words (the model's, Google's) as a Discord quote, escaped, and clipped after quoting: many
+    short lines would otherwise pass Discord's 2000."""
+    quoted = "\n".join("> " + escape(line) for line in text.strip().splitlines() or [""])
     return quoted if len(quoted) <= limit else quoted[: limit - 1] + "…"
 
 
@@ -58,6 +76,48 @@ def _cooldown_note(exc: ModerationBlocked | PromptBlocked | ImageBlocked) -> str
     return f"\n⏸️ That makes too many blocked prompts in a short time: you can generate again {relative_time(until)}."
 
 
+def _whose(exc: UpstreamError, thing: str, *, start: bool = False, owner: str = "") -> str:
+    """ "Google's image model", "OpenRouter's safety filter": the provider that raised it, by the name users read
+    (PROVIDER_N_DISPLAY_NAME), as it was written; neutral words ("the image model", or the `owner`'s) when no single
+    provider did (every provider of several failed). `start`: at the start of a sentence."""
+    if exc.provider_label:
+        return f"{exc.provider_label}'s {thing}"
+    whose = f"{owner}'s {thing}" if owner else thing
+    return f"{'The' if start else 'the'} {whose}"
+
+
+def _rule(exc: UpstreamError) -> str:
+    return _whose(exc, "rule", owner="image provider")
+
+
+def _ai_block(exc: ModerationBlocked, public: bool) -> str:
+    """A block by the AI second opinion: the model's short reason (to the member only; none for csam, which would
+    coach), and the Appeal button under it when the block can be appealed."""
+    appeal = exc.appeal_id is not None
+    if exc.category == AI_UNAVAILABLE:
+        lines = ["🤖 The AI moderator could not check that prompt just now, so it was held back."]
+        ask = " Try again in a moment" + (", or press **Appeal**." if appeal else ".")
+    else:
+        rule = CATEGORY_DESCRIPTIONS.get(exc.category, exc.category)
+        lines = [f"🤖 The AI moderator judged that prompt as **{rule}**."]
+        if exc.reason and not public and exc.category != "csam":
+            lines.append(_quote(exc.reason, 300))
+        ask = " If you think it got this wrong, press **Appeal**." if appeal else ""
+    lines.append("Nothing was sent to the image model and your quota was not charged." + ask)
+    return "\n".join(lines) + _cooldown_note(exc)
+
+
+def appeal_text(result: AppealResult) -> str:
+    """What the member reads once their appeal was decided."""
+    left = f"You have {result.appeals_left} appeal{'' if result.appeals_left == 1 else 's'} left today."
+    reason = _quote(result.reason, 300) if result.reason else ""
+    if result.outcome == "overturned":
+        return "\n".join(filter(None, ["⚖️ Appeal accepted.", reason, "Send the prompt again and it will go through."]))
+    if result.outcome == "upheld":
+        return "\n".join(filter(None, ["⚖️ Appeal turned down: the block stands.", reason, left]))
+    return f"⚖️ Your appeal was recorded for the moderators to review. {left}"
+
+
 def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology. `public`: the
     words go to a channel, not only to the user, so a blocked term is not repeated there."""
@@ -67,8 +127,15 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage(choice_refused(exc))
         case InvalidRequest():
             return UserMessage(str(exc))
+        case TooManyRefusedImages(limit=limit, until_ts=until):
+            return UserMessage(
+                f"The last {limit} images you sent couldn't be used (damaged, too large or not images), so I'm not "
+                f"reading new images from you until {relative_time(until)}. Requests without images still work."
+            )
+        case ModerationBlocked(tier="ai"):
+            return UserMessage(_ai_block(exc, public))
         case ModerationBlocked(category=category, term=term):
-            said = f" (matched “{term}”)" if term and not public else ""
+            said = f" (matched “{escape(term)}”)" if term and not public else ""
             rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"
             what = "an earlier instruction of this picture's conversation" if exc.in_history else "that prompt"
             if category == "csam":  # nobody can switch this rule off, so nobody is worth asking
@@ -82,10 +149,14 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 + (f" If you think this is a mistake,{ask}" if ask else "")
                 + _cooldown_note(exc)
             )
-        case CoolingDown(until_ts=until):
+        case CoolingDown(until_ts=until, elsewhere=elsewhere):
+            who = (
+                "It began in another server or in direct messages with the bot and applies everywhere the bot is."
+                if elsewhere
+                else "A moderator can lift this sooner."
+            )
             return UserMessage(
-                f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. "
-                "A moderator can lift this sooner."
+                f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. {who}"
             )
         case QuotaExceeded(scope="everywhere", limit=limit, needed=needed, left=left, resets_at_ts=reset):
             return UserMessage(
@@ -123,6 +194,11 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage(
                 f"You already have {limit} requests waiting or running. Wait for one to finish, then try again."
             )
+        case BotBusy(limit=limit):
+            return UserMessage(
+                f"The bot is very busy: {limit} pictures are already waiting or being made, the most it takes on "
+                "at once. Please try again in a few minutes; your quota was not charged."
+            )
         case NotAllowed(action=action):
             return UserMessage(
                 f"Only the person who asked for this picture, or a moderator who can manage messages, can {action} it."
@@ -134,15 +210,18 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 "The bot is restarting, so your request was stopped before it finished." + refunded, False
             )
         case PromptBlocked(reason=reason):
+            who, rule = _whose(exc, "safety filter", start=True, owner="image provider"), _rule(exc)
             return UserMessage(
-                f"🛡️ Google's safety filter refused this prompt ({reason}). This is Google's rule, not this "
-                "server's: try rephrasing." + refunded + _cooldown_note(exc)
+                f"🛡️ {who} refused this prompt ({reason}). This is {rule}, not this server's: try rephrasing."
+                + refunded
+                + _cooldown_note(exc)
             )
         case ImageBlocked(reason=reason, message=message):
+            who, rule = _whose(exc, "safety filter", start=True, owner="image provider"), _rule(exc)
             extra = f"\n{_quote(message)}" if message else ""
             return UserMessage(
-                f"🛡️ Google's safety filter stopped the image it was making ({reason}). This is Google's rule, "
-                f"not this server's: try describing it differently.{refunded}{_cooldown_note(exc)}{extra}"
+                f"🛡️ {who} stopped the image it was making ({reason}). This is {rule}, not this server's: try "
+                f"describing it differently.{refunded}{_cooldown_note(exc)}{extra}"
             )
         case TextOnlyAnswer(text=text):
             return UserMessage(
@@ -153,16 +232,22 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
         case GenerationFailed(reason=reason):
             return UserMessage(f"The model finished without an image ({reason}). Please try again." + refunded)
         case RateLimited() | UpstreamUnavailable():
-            return UserMessage("Google's image model is overloaded right now. Please try again in a minute." + refunded)
+            return UserMessage(
+                f"{_whose(exc, 'image model', start=True)} is overloaded right now. Please try again in a minute."
+                + refunded
+            )
         case CircuitOpen(until_ts=until):
             return UserMessage(
-                "Google's image model has been failing repeatedly, so the bot paused sending until "
-                f"{relative_time(until)}." + refunded
+                f"{_whose(exc, 'image model', start=True)} has been failing repeatedly, so the bot paused sending "
+                f"until {relative_time(until)}." + refunded
             )
         case ModelUnavailable():
+            account = f"bot's {exc.provider_label} account" if exc.provider_label else "bot's account"
+            if exc.provider_label == "Google":
+                account = "bot's Google project"
             return UserMessage(
                 "The image model this bot is set up to use isn't available to it (the model was retired or this "
-                "bot's Google project can't use it). This is not your fault: please tell the bot's operator." + refunded
+                f"{account} can't use it). This is not your fault: please tell the bot's operator." + refunded
             )
         case OperatorError():
             return UserMessage(

@@ -166,10 +166,13 @@ async def test_two_processes_share_the_window_the_credits_and_a_dead_one_s_holds
             guilds.values()
         )
         assert gemini.rate_limit_hits == 0 and len(gemini.served) == 5 + len(others)
-        rows = await query(
-            postgres_url, "SELECT state, SUM(credits) FROM quota_entries WHERE user_id = $1 GROUP BY state", alice.id
-        )
-        assert {r[0]: r[1] for r in rows} == {"committed": 5}
+        sql = "SELECT state, SUM(credits) FROM quota_entries WHERE user_id = $1 GROUP BY state"
+        for _ in range(200):  # a picture shows before its process records the commit
+            credits = {r[0]: r[1] for r in await query(postgres_url, sql, alice.id)}
+            if "open" not in credits:
+                break
+            await asyncio.sleep(0.05)
+        assert credits == {"committed": 5}
 
         # --- a process killed with -9 while its requests wait on Gemini ---------------------------------------
         gemini.latency = lambda record: 60.0 if "slowly" in record.prompt else 0.0

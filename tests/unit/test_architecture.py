@@ -81,7 +81,8 @@ def test_the_core_never_imports_the_discord_side():
 TABLE_OWNERS = {
     r"generations|generation_inputs|generation_turns": ("bot/editing/generations.py",),
     r"quota_\w+": ("bot/quota/ledger.py", "bot/quota/facts.py", "bot/quota/admin.py", "bot/quota/access.py"),
-    r"moderation_\w+": ("bot/moderation/store.py",),
+    r"moderation_appeals": ("bot/moderation/appeals.py",),
+    r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py",),
     # The ledger's recovery reads the leases in the same statement as its refunds (bot.storage.leases).
     r"process_leases": ("bot/storage/leases.py", "bot/quota/ledger.py"),
 }
