@@ -5,6 +5,7 @@ needs, so a command builds only what it uses (`python -m bot sync` builds none o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
+from bot.scheduler.shared_limits import SharedGate, SharedLimits
 from bot.storage.db import Database
+from bot.storage.leases import Owner, ProcessLease, default_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,7 @@ def build_scheduler(
     as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
+    margin = settings.upstream_window_margin_seconds * scale if margin is None else margin
     gate = Gate(
         rpm=settings.upstream_rpm,
         concurrency=settings.upstream_concurrency,
@@ -114,7 +118,7 @@ def build_scheduler(
         failure_threshold=settings.circuit_failure_threshold,
         cooldown=settings.circuit_cooldown_seconds,
         window=window,
-        margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
+        margin=margin,
         tokens_per_request=settings.upstream_tokens_per_request,
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
@@ -127,10 +131,34 @@ def build_scheduler(
         report_limit=settings.queue_updates_per_report,
         eta_tolerance=scale,
         clock=clock,
+        shared=build_shared_gate(settings, window=window, margin=margin),
     )
 
 
-def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+def build_shared_gate(settings: Settings, *, window: float, margin: float) -> SharedGate | None:
+    """With REDIS_URL, the gate every process shares: the same limits, judged for the whole bot."""
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    limits = SharedLimits(
+        rpm=settings.upstream_rpm,
+        concurrency=settings.upstream_concurrency,
+        tpm=settings.upstream_tpm,
+        rpd=settings.upstream_rpd,
+        window=window,
+        margin=margin,
+        tokens_per_request=settings.upstream_tokens_per_request,
+        default_retry_after=settings.upstream_429_pause_seconds * window / 60,
+        # A process killed with -9 holds its upstream slots as long as its members' credits: one lease.
+        lease_seconds=settings.process_lease_seconds,
+    )
+    return SharedGate(Redis.from_url(settings.redis_url.get_secret_value()), limits)
+
+
+def build_quota(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, owner: Owner | None = None
+) -> QuotaLedger:
     registry = settings.registry()
     default = registry.default
     return QuotaLedger(
@@ -147,6 +175,7 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
         max_admin_limit=settings.max_admin_limit,
         max_admin_grant=settings.max_admin_grant,
         clock=clock,
+        owner=owner,
     )
 
 
@@ -160,6 +189,15 @@ def build_access(
         default_ratio=settings.default_aspect_ratio,
         clock=clock,
     )
+
+
+def build_lease(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, suffix: str = ""
+) -> ProcessLease:
+    """`suffix` names a helper process (the CLI) apart from the bot's instance, so it never reclaims the bot's
+    reservations as its own earlier run."""
+    instance = settings.instance_id or default_instance_id(settings.shard_ids)
+    return ProcessLease(db, instance_id=instance + suffix, lease_seconds=settings.process_lease_seconds, clock=clock)
 
 
 def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
@@ -247,22 +285,27 @@ class Services:
     generations: Generations
     images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
     inputs: InputJudge
+    lease: ProcessLease
 
     @classmethod
     async def start(
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, recover: bool = True
     ) -> Services:
-        """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
-        CLI process beside a running bot would otherwise refund the bot's requests in flight."""
-        db = await Database.open(settings.database_path)
-        quota = build_quota(db, settings, clock=clock)
+        """`recover`: this is the bot (not a CLI helper): it reclaims its instance's earlier run and sweeps what
+        dead processes left open, at start and every third of a lease. Without it the process still holds a
+        lease of its own (under a name of its own), so the bot's sweeps leave its request alone."""
+        db = await Database.open(settings.database, pool_size=settings.database_pool_size)
+        lease = build_lease(db, settings, clock=clock, suffix="" if recover else f"-cli-{os.getpid()}")
+        quota = build_quota(db, settings, clock=clock, owner=lease.owner)
         try:
+            await lease.register()
             refunded = await quota.recover() if recover else 0
         except BaseException:
             await db.close()
             raise
         if refunded:
-            log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+            log.warning("refunded %d reservation(s) left open by an earlier run or a dead process", refunded)
+        lease.start(quota.recover if recover else None)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         registry = build_registry(settings)
@@ -311,6 +354,7 @@ class Services:
             generations,
             images,
             judge,
+            lease,
         )
 
     def provider_gates(self) -> list[LaneReport]:
@@ -327,7 +371,9 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        await self.scheduler.aclose()
         self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
+        await self.lease.close()
         await self.db.close()

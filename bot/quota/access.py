@@ -249,9 +249,9 @@ class ModelAccess:
         detail: str,
     ) -> None:
         now = self.clock()
-        async with self.db.transaction() as conn:
-            await conn.execute(sql, params)
-            await conn.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(sql, params)
+            await tx.execute(
                 "INSERT INTO quota_audit (at, guild_id, actor_id, action, role_id, detail) VALUES (?,?,?,?,?,?)",
                 (now, guild_id, actor_id, action, role_id, detail),
             )

@@ -83,6 +83,8 @@ TABLE_OWNERS = {
     r"quota_\w+": ("bot/quota/ledger.py", "bot/quota/facts.py", "bot/quota/admin.py", "bot/quota/access.py"),
     r"moderation_appeals": ("bot/moderation/appeals.py",),
     r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py",),
+    # The ledger's recovery reads the leases in the same statement as its refunds (bot.storage.leases).
+    r"process_leases": ("bot/storage/leases.py", "bot/quota/ledger.py"),
 }
 
 
