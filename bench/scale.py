@@ -31,35 +31,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import in_processes  # noqa: E402
+from _common import GUILD, PER_USER, ROLE, in_processes, request  # noqa: E402
+from _common import make_ledger as common_ledger  # noqa: E402
 
 from bot.errors import QuotaExceeded  # noqa: E402
-from bot.models import ImageRequest, Price  # noqa: E402
 from bot.quota.ledger import QuotaLedger  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 
-GUILD = 1
-NOON = 1_717_243_200.0  # 2024-06-01 12:00 UTC
-ROLE = 77
-PER_USER = 10
-
-
-def request(user: int) -> ImageRequest:
-    return ImageRequest(user_id=user, channel_id=2, prompt="bench", guild_id=GUILD, role_ids=(ROLE, 78, 79))
-
 
 def make_ledger(db: Database, daily_quota: int) -> QuotaLedger:
-    return QuotaLedger(
-        db,
-        daily_quota=daily_quota,
-        default_price=Price(1, 0.039),
-        server_daily_image_cap=10**7,
-        global_daily_image_cap=10**7,
-        server_daily_cost_cap_usd=10**6,
-        global_daily_cost_cap_usd=10**6,
-        user_global_daily_credits=10**6,
-        clock=lambda: NOON,
-    )
+    """The per-member cap across servers checked too (none binds)."""
+    return common_ledger(db, daily_quota, user_global_daily_credits=10**6)
 
 
 async def pairs_in(url: str, first_user: int, pairs: int, concurrency: int) -> tuple[float, float]:
