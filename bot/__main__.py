@@ -1,4 +1,4 @@
-"""Command line: `python -m bot` runs the bot; `check`, `generate` and `sync` help the operator.
+"""Command line: `python -m bot` runs the bot; `check`, `generate`, `sync` and `migrate` help the operator.
 
 python -m bot                       run the bot
 python -m bot check [--probe]       validate the configuration, list the models against Google's; --probe makes
@@ -7,6 +7,7 @@ python -m bot generate "a red fox" --aspect-ratio 16:9 [--model ID] [--size 2K] 
                                     one image through the same pipeline, without Discord (tests the key)
 python -m bot sync [--global | --guild ID]
                                     publish the slash commands (globally takes up to an hour to show)
+python -m bot migrate               bring the database's schema up to date, then exit
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, IMAGE_SIZES, ImageOptions, ImageRequest, RequestKind
 from bot.providers.config import load_providers
+from bot.storage.db import dialect_of, redact_url, sqlite_path
 
 log = logging.getLogger("bot")
 
@@ -44,8 +46,10 @@ class RedactingFormatter(logging.Formatter):
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The Discord token, the Gemini key and every gateway's key (PROVIDER_<NAME>_API_KEY)."""
+    """The Discord token, the Gemini key, every gateway's key (PROVIDER_<NAME>_API_KEY) and the passwords in
+    DATABASE_URL and REDIS_URL."""
     found = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
+    found += settings.url_passwords()
     try:
         found += [p.api_key.get_secret_value() for p in load_providers(settings) if p.api_key is not None]
     except ConfigError:  # a bad provider setting is reported by `load_settings`; the rest are still redacted
@@ -79,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     scope = sync.add_mutually_exclusive_group()
     scope.add_argument("--global", dest="everywhere", action="store_true", help="in every server (default)")
     scope.add_argument("--guild", type=int, help="in one server, at once")
+    sub.add_parser("migrate", help="apply the database migrations (the bot also does at start) and exit")
     args = parser.parse_args(argv)
     command = args.command or "run"
 
-    needs = ("GEMINI_API_KEY",) if command == "generate" else ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    needs = {"generate": ("GEMINI_API_KEY",), "migrate": ()}.get(command, ("DISCORD_TOKEN", "GEMINI_API_KEY"))
     try:
         settings = load_settings(require=needs)
     except ConfigError as exc:
@@ -96,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(generate(settings, args.prompt, options, args.output))
     if command == "sync":
         return asyncio.run(sync_commands(settings, args.guild))
+    if command == "migrate":
+        return asyncio.run(migrate(settings))
     return run(settings)
 
 
@@ -116,12 +123,10 @@ async def check(settings: Settings, *, quiet: bool = False, probe: bool = False)
             mapped = f"; {settings.gemini_model} is {config.remote_model(settings.gemini_model)} there"
             print(f"  {config.name}: {config.kind} at {config.base_url}{mapped}" + (f" ({limits})" if limits else ""))
         print("Relax lane: " + relax_summary(settings, [c.name for c in load_providers(settings)]))
-    path = settings.database_path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"DATABASE_PATH: cannot create {path.parent}: {exc}", file=sys.stderr)
-        return 2
+    if dialect_of(settings.database) == "sqlite":  # a server is reached by `python -m bot migrate`
+        if (problem := _sqlite_folder_problem(settings)) is not None:
+            print(problem, file=sys.stderr)
+            return 2
     if quiet:  # the container's health check asks Google nothing
         return 0
     from bot.checks import check_models
@@ -140,6 +145,34 @@ def relax_summary(settings: Settings, providers: list[str]) -> str:
         f"Flex ({settings.relax_flex_attempts} tries), then Batch, through gemini; {allowance} per member; "
         f"{settings.relax_rpm} starts per minute, {settings.relax_concurrency} at once"
     )
+
+
+def _sqlite_folder_problem(settings: Settings) -> str | None:
+    path = Path(sqlite_path(settings.database))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        name = "DATABASE_URL" if settings.database_url is not None else "DATABASE_PATH"
+        return f"{name}: cannot create {path.parent}: {exc}"
+    return None
+
+
+async def migrate(settings: Settings) -> int:
+    from bot.storage.db import Database, migrations
+
+    where = redact_url(settings.database)
+    try:
+        db = await Database.open(settings.database, pool_size=1)
+    except (OSError, ValueError) as exc:
+        print(f"Cannot open the database at {where}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        version = await db.version()
+    finally:
+        await db.close()
+    latest = migrations(db.dialect)[-1][1]
+    print(f"The {db.dialect} database at {where} is at version {version} ({latest}).")
+    return 0
 
 
 async def generate(settings: Settings, prompt: str, options: ImageOptions, output: Path) -> int:

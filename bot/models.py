@@ -228,7 +228,7 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True)
-class Owner:
+class RequestOwner:
     """Who made a request that can still be cancelled, and in which server (None: a direct message): what decides
     who may cancel it, whatever a button claims."""
 

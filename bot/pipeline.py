@@ -34,10 +34,9 @@ from typing import Any, TypeVar
 from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import InputRefusals, with_images
+from bot.editing.inputs import InputRefusals, with_sources
 from bot.errors import (
     BotError,
-    ChoiceRefused,
     ImageBlocked,
     ImageRefused,
     InvalidRequest,
@@ -48,7 +47,7 @@ from bot.errors import (
     Suspended,
     UpstreamError,
 )
-from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
+from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Reservation, Turn
 from bot.ports import (
     Accepted,
     Deliver,
@@ -59,6 +58,7 @@ from bot.ports import (
     Planner,
     ProgressCallback,
     Quota,
+    RaisingDoor,
     Scheduler,
 )
 from bot.providers import ImageProvider
@@ -190,7 +190,7 @@ class Pipeline(RelaxSteps):
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
-        door = _RaisingDoor(deliver, progress)
+        door = RaisingDoor(deliver, progress)
         delivery = await self.serve(request, door)
         if delivery is None:
             raise door.error or RuntimeError("the request ended without a delivery or an error")
@@ -222,7 +222,8 @@ class Pipeline(RelaxSteps):
                 async with self._loading:
                     sources = list(await load())
             turns = await self._turns(accepted)
-            request, context = self._with_inputs(accepted, sources, turns)
+            parent_message = accepted.parent.message_id if accepted.parent else None
+            request, context = with_sources(accepted.request, accepted.spec, sources, turns, parent_message)
             if shown:
                 await self.moderator.second_opinion(request)
         except BaseException as exc:
@@ -257,30 +258,6 @@ class Pipeline(RelaxSteps):
         if parent is None or not spec.thinks or parent.options.model != spec.id:
             return ()
         return await self.generations.turns(parent.id, spec.id, self.history_turns, self.history_max_bytes)
-
-    def _with_inputs(
-        self, accepted: Accepted, sources: Sequence[InputSource], turns: tuple[Turn, ...]
-    ) -> tuple[ImageRequest, Context | None]:
-        """The request with the images to send, and the multi-turn context if there are turns. The parent's
-        picture is left out when the model's own turn that made it goes along (it is in there; a provider that
-        cannot take turns gets it back from the context), and the model's input limit counts every picture."""
-        request = accepted.request
-        parent_message = accepted.parent.message_id if accepted.parent and turns else None
-        picture = next((s.image for s in sources if parent_message and s.message_id == parent_message), None)
-        images = tuple(
-            s.image
-            for s in sources
-            if s.image is not None and (parent_message is None or s.message_id != parent_message)
-        )
-        sent = len(images) + len(turns)
-        if sent > accepted.spec.max_inputs:
-            raise ChoiceRefused(
-                "input images", str(sent), model=accepted.spec.name, possible=(str(accepted.spec.max_inputs),)
-            )
-        request = with_images(request, images, extra_bytes=sum(len(t.answer) + len(t.prompt) for t in turns))
-        if not turns:
-            return request, None
-        return request, Context(turns, provider_prompt(request.prompt, request.history), picture)
 
     async def _generate(
         self,
@@ -437,31 +414,6 @@ class Pipeline(RelaxSteps):
             await self.quota.refund(reservation, kind, billed, costs)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
-
-
-class _RaisingDoor:
-    """The CLI's door: nothing to show; the ending is kept for `Pipeline.run` to raise."""
-
-    def __init__(self, deliver: Deliver, progress: ProgressCallback | None) -> None:
-        self._deliver = deliver
-        self._progress = progress
-        self.error: Exception | None = None
-
-    async def refused(self, exc: BotError) -> None:
-        self.error = exc
-
-    async def show(self) -> bool:
-        return True
-
-    async def progress(self, progress: Progress) -> None:
-        if self._progress is not None:
-            await self._progress(progress)
-
-    async def deliver(self, delivery: Delivery) -> int:
-        return await self._deliver(delivery)
-
-    async def fail(self, exc: Exception) -> None:
-        self.error = exc
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

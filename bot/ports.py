@@ -147,3 +147,28 @@ class Delivery:
     larger_sizes: tuple[str, ...] = ()  # what the picture can be re-rendered at (the 2K / 4K buttons)
     # Set by the door when it had to re-encode the picture to fit the channel: the original's bytes and type.
     resized_from: tuple[int, str] | None = None
+
+
+class RaisingDoor:
+    """The CLI's door: nothing to show; the ending is kept for `Pipeline.run` to raise."""
+
+    def __init__(self, deliver: Deliver, progress: ProgressCallback | None) -> None:
+        self._deliver = deliver
+        self._progress = progress
+        self.error: Exception | None = None
+
+    async def refused(self, exc: BotError) -> None:
+        self.error = exc
+
+    async def show(self) -> bool:
+        return True
+
+    async def progress(self, progress: Progress) -> None:
+        if self._progress is not None:
+            await self._progress(progress)
+
+    async def deliver(self, delivery: Delivery) -> int:
+        return await self._deliver(delivery)
+
+    async def fail(self, exc: Exception) -> None:
+        self.error = exc

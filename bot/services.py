@@ -5,6 +5,7 @@ needs, so a command builds only what it uses (`python -m bot sync` builds none o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,30 +16,28 @@ from bot.config import Settings
 from bot.editing.generations import Generations
 from bot.editing.images import ImageWorkers
 from bot.editing.inputs import InputJudge, InputRefusals
-from bot.models import Owner
+from bot.models import RequestOwner
 from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
 from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
-from bot.providers.gemini import GeminiProvider
-from bot.providers.gemini_batch import GeminiBatches
 from bot.providers.registry import ModelRegistry
 from bot.providers.retry import RetryPolicy
 from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
-from bot.relax import RelaxJob, RelaxJobs, RelaxLane, RelaxTimings, RelaxUpstream
+from bot.relax import RelaxJob, RelaxJobs, RelaxLane
+from bot.relax.build import relax_lane
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
+from bot.scheduler.shared_limits import SharedGate, SharedLimits
 from bot.storage.db import Database
+from bot.storage.leases import Owner, ProcessLease, default_instance_id
 
 log = logging.getLogger(__name__)
-
-# Prior for a Flex call's duration in the relax lane's estimates (Google's target: 1-15 minutes).
-RELAX_EXPECTED_FLEX_SECONDS = 120.0
 
 
 def build_registry(settings: Settings) -> ModelRegistry:
@@ -113,6 +112,7 @@ def build_scheduler(
     as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
+    margin = settings.upstream_window_margin_seconds * scale if margin is None else margin
     gate = Gate(
         rpm=settings.upstream_rpm,
         concurrency=settings.upstream_concurrency,
@@ -121,7 +121,7 @@ def build_scheduler(
         failure_threshold=settings.circuit_failure_threshold,
         cooldown=settings.circuit_cooldown_seconds,
         window=window,
-        margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
+        margin=margin,
         tokens_per_request=settings.upstream_tokens_per_request,
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
@@ -134,7 +134,29 @@ def build_scheduler(
         report_limit=settings.queue_updates_per_report,
         eta_tolerance=scale,
         clock=clock,
+        shared=build_shared_gate(settings, window=window, margin=margin),
     )
+
+
+def build_shared_gate(settings: Settings, *, window: float, margin: float) -> SharedGate | None:
+    """With REDIS_URL, the gate every process shares: the same limits, judged for the whole bot."""
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    limits = SharedLimits(
+        rpm=settings.upstream_rpm,
+        concurrency=settings.upstream_concurrency,
+        tpm=settings.upstream_tpm,
+        rpd=settings.upstream_rpd,
+        window=window,
+        margin=margin,
+        tokens_per_request=settings.upstream_tokens_per_request,
+        default_retry_after=settings.upstream_429_pause_seconds * window / 60,
+        # A process killed with -9 holds its upstream slots as long as its members' credits: one lease.
+        lease_seconds=settings.process_lease_seconds,
+    )
+    return SharedGate(Redis.from_url(settings.redis_url.get_secret_value()), limits)
 
 
 def build_relax(
@@ -147,65 +169,16 @@ def build_relax(
     clock: Callable[[], float] = time.time,
     scheduler_clock: Clock | None = None,
 ) -> RelaxLane:
-    """The relax lane: Google's own endpoint (the provider named gemini, whatever its place in PROVIDERS) asked
-    for Flex and Batch, behind a scheduler of its own (RELAX_RPM, RELAX_CONCURRENCY, RELAX_USER_MAX_PENDING) that
-    scales with the rate window like the fast one. Without a gemini provider it has no upstream: relax requests
-    are refused, and jobs left from an earlier run end with a refund."""
-    registry = registry or settings.registry()
-    configs = load_providers(settings) if configs is None else configs
-    google = next((c for c in configs if c.name == GOOGLE and c.api_key is not None), None)
-    upstream = None
-    if google is not None and google.api_key is not None:
-        flex = GeminiProvider(
-            http,
-            google.api_key,
-            base_url=google.base_url,
-            registry=registry,
-            attempt_timeout=settings.relax_flex_timeout_seconds,
-        )
-        batches = GeminiBatches(http, google.api_key, base_url=google.base_url)
-        upstream = RelaxUpstream(flex=flex, batches=batches, registry=registry)
-    window = settings.upstream_window_seconds
-    scale = window / 60
-    gate = Gate(
-        rpm=settings.relax_rpm,
-        concurrency=settings.relax_concurrency,
-        failure_threshold=settings.circuit_failure_threshold,
-        cooldown=settings.circuit_cooldown_seconds,
-        window=window,
-        margin=settings.upstream_window_margin_seconds * scale,
-        default_retry_after=settings.upstream_429_pause_seconds * scale,
-        # Flex takes minutes, not seconds: the lane's own estimates start from that.
-        expected_duration=RELAX_EXPECTED_FLEX_SECONDS * scale,
-    )
-    # The line's cap and its reports (QUEUE_MAX_LENGTH, QUEUE_REPORT_INTERVAL_SECONDS, QUEUE_UPDATES_PER_REPORT)
-    # as in the fast lane: a long relax line costs the event loop no more than a long fast one.
-    scheduler = Scheduler(
-        gate,
-        user_max_pending=settings.relax_user_max_pending,
-        max_queued=settings.queue_max_length,
-        report_interval=settings.queue_report_interval_seconds * scale,
-        report_limit=settings.queue_updates_per_report,
-        eta_tolerance=scale * 10,
-        clock=scheduler_clock,
-    )
-    return RelaxLane(
-        store=RelaxJobs(db, clock=clock),
-        scheduler=scheduler,
-        upstream=upstream,
-        daily_quota=settings.relax_daily_quota,
-        timings=RelaxTimings(
-            flex_attempts=settings.relax_flex_attempts,
-            flex_backoff=settings.relax_flex_backoff_seconds,
-            poll_seconds=settings.relax_batch_poll_seconds,
-            max_hours=settings.relax_batch_max_hours,
-        ),
-        retry_policy=build_retry_policy(settings),
-        clock=clock,
+    """The relax lane (`bot.relax.build`), retrying as the fast lane does."""
+    retry = build_retry_policy(settings)
+    return relax_lane(
+        http, db, settings, registry, configs, retry_policy=retry, clock=clock, scheduler_clock=scheduler_clock
     )
 
 
-def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+def build_quota(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, owner: Owner | None = None
+) -> QuotaLedger:
     registry = settings.registry()
     default = registry.default
     return QuotaLedger(
@@ -223,6 +196,7 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
         max_admin_grant=settings.max_admin_grant,
         relax_daily_quota=settings.relax_daily_quota,
         clock=clock,
+        owner=owner,
     )
 
 
@@ -236,6 +210,15 @@ def build_access(
         default_ratio=settings.default_aspect_ratio,
         clock=clock,
     )
+
+
+def build_lease(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, suffix: str = ""
+) -> ProcessLease:
+    """`suffix` names a helper process (the CLI) apart from the bot's instance, so it never reclaims the bot's
+    reservations as its own earlier run."""
+    instance = settings.instance_id or default_instance_id(settings.shard_ids)
+    return ProcessLease(db, instance_id=instance + suffix, lease_seconds=settings.process_lease_seconds, clock=clock)
 
 
 def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
@@ -323,6 +306,7 @@ class Services:
     generations: Generations
     images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
     inputs: InputJudge
+    lease: ProcessLease
     relax: RelaxLane
     # Relax jobs an earlier run left waiting: the Discord side resumes them (`take_resumable`) once it can post.
     resumable: list[RelaxJob]
@@ -331,21 +315,28 @@ class Services:
     async def start(
         cls, settings: Settings, *, clock: Callable[[], float] = time.time, recover: bool = True
     ) -> Services:
-        """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
-        CLI process beside a running bot would otherwise refund the bot's requests in flight."""
-        db = await Database.open(settings.database_path)
-        quota = build_quota(db, settings, clock=clock)
+        """`recover`: this is the bot (not a CLI helper): it reclaims its instance's earlier run and sweeps what
+        dead processes left open, at start and every third of a lease. Without it the process still holds a
+        lease of its own (under a name of its own), so the bot's sweeps leave its request alone."""
+        db = await Database.open(settings.database, pool_size=settings.database_pool_size)
+        lease = build_lease(db, settings, clock=clock, suffix="" if recover else f"-cli-{os.getpid()}")
+        quota = build_quota(db, settings, clock=clock, owner=lease.owner)
         try:
-            # Relax jobs keep their reservations across a restart: the run that serves Discord resumes them.
+            await lease.register()
+            # Relax jobs keep their reservations across a restart: the run that serves Discord resumes those no
+            # live process carries on, and holds their reservations under its own lease from now on.
             resumable = await RelaxJobs(db, clock=clock).alive() if recover else []
-            refunded = await quota.recover(keep={job.entry_id for job in resumable}) if recover else 0
+            adopted = await quota.adopt({job.entry_id for job in resumable})
+            resumable = [job for job in resumable if job.entry_id in adopted]
+            refunded = await quota.recover() if recover else 0
         except BaseException:
             await db.close()
             raise
         if refunded:
-            log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+            log.warning("refunded %d reservation(s) left open by an earlier run or a dead process", refunded)
         if resumable:
             log.info("%d relax job(s) of an earlier run will be resumed", len(resumable))
+        lease.start(quota.recover if recover else None)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         registry = build_registry(settings)
@@ -396,6 +387,7 @@ class Services:
             generations,
             images,
             judge,
+            lease,
             relax,
             resumable,
         )
@@ -410,12 +402,12 @@ class Services:
         jobs, self.resumable = self.resumable, []
         return jobs
 
-    def owner(self, key: str) -> Owner | None:
+    def owner(self, key: str) -> RequestOwner | None:
         """Who made the request `key` and where, while it can still be cancelled: waiting in the fast line (or
         between its attempts), or a relax job at any stage."""
         ticket = self.scheduler.find(key)
         if ticket is not None:
-            return Owner(ticket.user_id, ticket.guild_id) if ticket.cancellable else None
+            return RequestOwner(ticket.user_id, ticket.guild_id) if ticket.cancellable else None
         return self.relax.owner(key)
 
     def cancel(self, key: str) -> bool:
@@ -434,7 +426,9 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        await self.scheduler.aclose()
         self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
+        await self.lease.close()
         await self.db.close()

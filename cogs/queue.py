@@ -113,7 +113,7 @@ class QueueCog(commands.Cog):
         services = self.bot.services
         only = services.provider.only
         text = queue_text(
-            services.scheduler.stats(),
+            await services.scheduler.current_stats(),
             rpm=settings.upstream_rpm,
             concurrency=settings.upstream_concurrency,
             window=settings.upstream_window_seconds,

@@ -86,7 +86,7 @@ class Generations:
             "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
         ):
             depth = await self.depth(request.parent_id) + 1
-        generation_id = await self.db.execute(
+        generation_id = await self.db.insert(
             "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, size,"
             " options_json, input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -125,8 +125,8 @@ class Generations:
         if image.content is not None and model:
             # Megabytes of JSON for a large picture: serialised off the event loop.
             answer = await asyncio.to_thread(json.dumps, image.content, separators=(",", ":"))
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(
                 "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
                 " total_tokens=?, image_tokens=?, thinking_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?,"
                 " image_bytes=?, message_id=?, model_version=?, cost_micros=?, credits=?, provider=? WHERE id=?",
@@ -150,8 +150,9 @@ class Generations:
                 ),
             )
             if answer is not None and len(answer) <= self.max_turn_bytes:
-                await conn.execute(
-                    "INSERT OR REPLACE INTO generation_turns (generation_id, model, content) VALUES (?,?,?)",
+                await tx.execute(
+                    "INSERT INTO generation_turns (generation_id, model, content) VALUES (?,?,?)"
+                    " ON CONFLICT (generation_id) DO UPDATE SET model = excluded.model, content = excluded.content",
                     (generation_id, model, answer),
                 )
 
@@ -265,10 +266,12 @@ class Generations:
             )
             for position, source in enumerate(sources)
         ]
-        async with self.db.transaction() as conn:
-            await conn.executemany(
-                "INSERT OR REPLACE INTO generation_inputs (generation_id, position, channel_id, message_id,"
-                " attachment_id, mime_type, data) VALUES (?,?,?,?,?,?,?)",
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO generation_inputs (generation_id, position, channel_id, message_id, attachment_id,"
+                " mime_type, data) VALUES (?,?,?,?,?,?,?) ON CONFLICT (generation_id, position) DO UPDATE SET"
+                " channel_id = excluded.channel_id, message_id = excluded.message_id,"
+                " attachment_id = excluded.attachment_id, mime_type = excluded.mime_type, data = excluded.data",
                 rows,
             )
 

@@ -81,15 +81,14 @@ class Appeals:
             outcome, decided_by, reason = await self._decide(block, guild_id)
         finally:
             self._checking.discard(block_id)
-        async with db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO moderation_appeals (created_at, block_id, user_id, guild_id, outcome, decided_by, reason)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (self.store.clock(), block_id, user_id, guild_id, outcome, decided_by, reason),
-            )
+        appeal_id = await db.insert(
+            "INSERT INTO moderation_appeals (created_at, block_id, user_id, guild_id, outcome, decided_by, reason)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (self.store.clock(), block_id, user_id, guild_id, outcome, decided_by, reason),
+        )
         if outcome == "overturned":
             await self.store.overturn(block_id)
-        result = AppealResult(cursor.lastrowid or 0, block_id, outcome, decided_by, reason, self.per_day - used - 1)
+        result = AppealResult(appeal_id, block_id, outcome, decided_by, reason, self.per_day - used - 1)
         log.info("appeal of moderation block %s by user %s: %s by %s", block_id, user_id, outcome, decided_by)
         if self.on_appeal is not None:
             try:

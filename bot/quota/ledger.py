@@ -11,13 +11,16 @@ may bill (`bot.models.Cost`); those rows (`quota_costs`) are written with the en
 dollars, so spend can be shown per provider and model (`spend_by_provider`).
 
 Every decision (the member's limit, their usage today, the server's and the bot's spend) is read inside the same
-`BEGIN IMMEDIATE` transaction as the row it leads to, so concurrent requests, even from another process on the
-same file, can never overshoot a limit or a cap. A refused request writes nothing. Open reservations count
-against the member's quota and against the spending caps, so a burst of queued jobs cannot slip past either.
+transaction as the row it leads to, under the ledger's lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory
+lock `LEDGER_LOCK`), so concurrent requests, even from other processes on the same database, can never overshoot a
+limit or a cap. A refused request writes nothing. Open reservations count against the member's quota and against
+the spending caps, so a burst of queued jobs cannot slip past either.
 
-Reserve, commit and refund are synchronous functions run whole on the database thread, and those that arrive
+Reserve, commit and refund are operations of a transaction (`async def op(tx, ...)`), and those that arrive
 together share one transaction (`bot.quota.batch`): nothing can interleave between a read and its write, and a
-burst costs one round trip to the database thread instead of one per statement (see bench/quota.py).
+burst costs one round trip to SQLite's database thread, or one lock and one commit on PostgreSQL, instead of one
+per request (see bench/quota.py and bench/scale.py). Each reservation records the process that holds it, and
+recovery refunds only what no live process answers for (`bot.storage.leases`).
 
 A relax request (`ImageRequest.relax`, priced at the Flex tier) holds its credits in the member's relax allowance
 instead (RELAX_DAILY_QUOTA, entries with lane 'relax'), apart from their credits here and everywhere; the
@@ -30,9 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -41,17 +42,57 @@ from zoneinfo import ZoneInfo
 from bot.config import DEFAULTS
 from bot.errors import AttemptsExhausted, BudgetExhausted, QuotaExceeded
 from bot.models import Cost, ImageRequest, Price, Reservation
-from bot.quota.admin import QuotaAdmin
+from bot.quota.admin import LEDGER_LOCK, QuotaAdmin
 from bot.quota.batch import GroupCommit
-from bot.quota.facts import FACTS, Facts, facts_params, read_facts, to_micros
+from bot.quota.facts import Facts, read_facts, to_micros
 from bot.quota.limits import ProviderSpend, QuotaDays, QuotaStatus, Spend, SpendLine, capped, resolve_limit, to_limit
-from bot.storage.db import Database
+from bot.storage.db import Database, Tx
+from bot.storage.leases import Owner
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
 ONE_CREDIT = Price(1, 0.0)
+# Why recovery refunds an entry: no owner recorded, an earlier run of this instance, a lease that ran out.
+RECOVERY_REASONS = ("crash-recovery", "restarted", "lease-expired")
+
+# Refund every open entry no live process answers for, in one statement (a process that registers meanwhile can
+# not lose its entries): its owner's lease ran out or is unknown, or its owner is an earlier run of this instance.
+# Entries from before owners were recorded have none and are refunded, as recovery always did. One whose upstream
+# call had started may have been billed: its estimate stays in the spend.
+# Parameters: now, instance, process, now, instance, process.
+_RECOVER = """
+UPDATE quota_entries SET state = 'refunded', ended_at = ?, reason = CASE
+    WHEN owner IS NULL THEN 'crash-recovery'
+    WHEN owner IN (SELECT process_id FROM process_leases WHERE instance_id = ? AND process_id != ?) THEN 'restarted'
+    ELSE 'lease-expired' END,
+    cost_micros = CASE WHEN attempts > 0 THEN cost_micros ELSE 0 END
+WHERE state = 'open' AND (owner IS NULL OR NOT EXISTS (
+    SELECT 1 FROM process_leases p WHERE p.process_id = quota_entries.owner AND p.lease_until >= ?
+    AND (p.instance_id != ? OR p.process_id = ?)))
+"""
+
+
+async def _rowcount(tx: Tx, sql: str, params: tuple[Any, ...]) -> int:
+    return await tx.execute(sql, params)
+
+
+# The entries `recover` would refund (same conditions), among a given few: these change owner instead.
+_ORPHANED = """
+state = 'open' AND (owner IS NULL OR NOT EXISTS (
+    SELECT 1 FROM process_leases p WHERE p.process_id = quota_entries.owner AND p.lease_until >= ?
+    AND (p.instance_id != ? OR p.process_id = ?)))
+"""
+
+
+async def _adopt(tx: Tx, entry_ids: list[int], owner: Owner, now: float) -> set[int]:
+    marks = ",".join("?" * len(entry_ids))
+    where = f"id IN ({marks}) AND {_ORPHANED}"
+    params = (*entry_ids, now, owner.instance_id, owner.process_id)
+    rows = await tx.fetchall(f"SELECT id FROM quota_entries WHERE {where}", params)
+    await tx.execute(f"UPDATE quota_entries SET owner = ? WHERE {where}", (owner.process_id, *params))
+    return {row[0] for row in rows}
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
@@ -85,8 +126,12 @@ class QuotaLedger(QuotaAdmin):
         max_admin_grant: int = 100_000,
         relax_daily_quota: int = DEFAULTS.relax_daily_quota,
         clock: Callable[[], float] = time.time,
+        # The process holding the reservations (its lease protects them from other processes' recovery); None
+        # for a ledger outside any process lease (tests): its entries are anyone's to recover.
+        owner: Owner | None = None,
     ) -> None:
         self.db = db
+        self.owner = owner
         self.daily_quota = daily_quota
         self.days = QuotaDays(timezone)
         self.default_price = default_price
@@ -100,8 +145,11 @@ class QuotaLedger(QuotaAdmin):
         self.max_admin_grant = max_admin_grant
         self.relax_daily_quota = relax_daily_quota  # -1 unlimited, 0 off
         self.clock = clock
-        self._batch = GroupCommit(db)
+        self._batch = GroupCommit(db, lock=LEDGER_LOCK)
         self._orphans: set[asyncio.Future[bool]] = set()
+        # Commits that found their entry refunded by recovery (the owner's lease had run out): the member got the
+        # image free. Logged as warnings; an operator sees them here and as "(delivered)" in the entry's reason.
+        self.late_commits = 0
 
     # --- the pipeline's side ----------------------------------------------------------------------------------
 
@@ -112,10 +160,10 @@ class QuotaLedger(QuotaAdmin):
         price = price or self.default_price
         return await self._batch.run(self._reserve, request, price, self.clock(), orphan=self._refund_orphan)
 
-    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, price: Price, now: float) -> Reservation:
+    async def _reserve(self, tx: Tx, request: ImageRequest, price: Price, now: float) -> Reservation:
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
-        facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
+        facts = await read_facts(tx, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
         relax_left = status.relax_left
         if request.relax:
@@ -145,13 +193,13 @@ class QuotaLedger(QuotaAdmin):
             raise BudgetExhausted("server", resets_at)
         if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap, estimate):
             raise BudgetExhausted("global", resets_at)
+        # The only write, after every check: a refusal leaves nothing to undo.
         lane = "relax" if request.relax else "fast"
-        entry_id = conn.execute(
-            "INSERT INTO quota_entries (day, guild_id, user_id, credits, cost_micros, created_at, lane)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (day, guild, request.user_id, price.credits, estimate, now, lane),
-        ).lastrowid
-        assert entry_id is not None
+        entry_id = await tx.insert(
+            "INSERT INTO quota_entries (day, guild_id, user_id, credits, cost_micros, created_at, owner, lane)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (day, guild, request.user_id, price.credits, estimate, now, self.owner and self.owner.process_id, lane),
+        )
         allowance, spendable = (
             (status.relax_limit, relax_left) if request.relax else (status.allowance, status.spendable)
         )
@@ -201,9 +249,9 @@ class QuotaLedger(QuotaAdmin):
         attempts, and tells crash recovery the request may have been billed. Queued, not awaited, so the call is
         not held up by a disk write; the request's commit or refund, submitted later, runs after it."""
         future = self._batch.submit(
-            lambda conn: conn.execute(
-                "UPDATE quota_entries SET attempts = attempts + 1 WHERE id = ? AND state = 'open'", (reservation.id,)
-            )
+            _rowcount,
+            "UPDATE quota_entries SET attempts = attempts + 1 WHERE id = ? AND state = 'open'",
+            (reservation.id,),
         )
         future.add_done_callback(_log_failure)
 
@@ -212,11 +260,39 @@ class QuotaLedger(QuotaAdmin):
     ) -> bool:
         """The image was delivered; `cost_usd` is what the request's upstream calls cost (real, where the answer
         said), `costs` the same per provider (when given, the entry holds their sum). False (and nothing changes)
-        if the reservation had already ended."""
+        if the reservation had already ended; when it had been refunded by recovery, the image went out free:
+        that is logged as a warning, counted in `late_commits` and noted in the entry's reason."""
         micros, rows = _costs(cost_usd, costs)
-        return await self._end(
+        if await self._end(
             reservation, "committed", "delivered", ", generation_id = ?", (generation_id,), micros, rows
+        ):
+            return True
+        late = await self._batch.run(self._mark_late, reservation.id, generation_id)
+        if late is not None:
+            self.late_commits += 1
+            log.warning(
+                "quota entry %s was delivered after it had been refunded (%s): its owner's lease had run out or "
+                "another process reclaimed it, so the image was free",
+                reservation.id,
+                late,
+            )
+        return False
+
+    @staticmethod
+    async def _mark_late(tx: Tx, entry_id: int, generation_id: int) -> str | None:
+        """The reason an entry refunded by recovery had, now marked delivered; None when recovery did not end it
+        (an ordinary refund, or a commit that came twice: the first ending wins and nothing changes)."""
+        row = await tx.fetchone(
+            "SELECT reason FROM quota_entries WHERE id = ? AND state = 'refunded' AND reason IN (?,?,?)",
+            (entry_id, *RECOVERY_REASONS),
         )
+        if row is None:
+            return None
+        await tx.execute(
+            "UPDATE quota_entries SET reason = reason || ' (delivered)', generation_id = ? WHERE id = ?",
+            (generation_id, entry_id),
+        )
+        return str(row[0])
 
     async def refund(
         self, reservation: Reservation, reason: str, billed_usd: float = 0.0, costs: Sequence[Cost] = ()
@@ -253,11 +329,11 @@ class QuotaLedger(QuotaAdmin):
         )
         params = (state, reason, self.clock(), micros, *extra, reservation.id)
 
-        def end(conn: sqlite3.Connection) -> bool:
-            if conn.execute(sql, params).rowcount != 1:
+        async def end(tx: Tx) -> bool:
+            if await tx.execute(sql, params) != 1:
                 return False
             # Each row takes the entry's day and server.
-            conn.executemany(
+            await tx.executemany(
                 "INSERT INTO quota_costs (entry_id, day, guild_id, provider, model, pictures, failed, cost_micros)"
                 " SELECT id, day, guild_id, ?, ?, ?, ?, ? FROM quota_entries WHERE id = ?",
                 [(*row, reservation.id) for row in costs],
@@ -269,18 +345,23 @@ class QuotaLedger(QuotaAdmin):
             log.debug("quota entry %s already ended; %s ignored", reservation.id, state)
         return changed
 
-    async def recover(self, keep: Collection[int] = ()) -> int:
-        """Refund every reservation left open by an earlier run (crash, kill), except those in `keep` (the relax
-        jobs the new run resumes). Call once at start, before any request is accepted. Returns how many were
-        refunded. One whose upstream call had started may have been billed: its estimate stays in the spend."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE quota_entries SET state = 'refunded', reason = 'crash-recovery', ended_at = ?,"
-                " cost_micros = IIF(attempts > 0, cost_micros, 0)"
-                " WHERE state = 'open' AND id NOT IN (SELECT value FROM json_each(?))",
-                (self.clock(), json.dumps(sorted(keep))),
-            )
-            return cursor.rowcount
+    async def adopt(self, entry_ids: Collection[int]) -> set[int]:
+        """Take over the open reservations `entry_ids` (relax jobs an earlier run left waiting) for this ledger's
+        process, among those recovery would refund (no live process answers for them), so that neither this
+        start's recovery nor any later sweep refunds them while this run carries them on. Returns the ids taken."""
+        if not entry_ids or self.owner is None:
+            return set()
+        return await self._batch.run(_adopt, sorted(entry_ids), self.owner, self.clock())
+
+    async def recover(self) -> int:
+        """Refund the reservations no live process answers for (see `bot.storage.leases`): those of processes whose
+        lease ran out, and those of earlier runs of this ledger's instance. Called at start, before any request is
+        accepted, and by every live process's periodic sweep. Returns how many were refunded. Relax jobs the new
+        run resumes are adopted first (`adopt`)."""
+        now = self.clock()
+        me = self.owner or Owner("", "")
+        params = (now, me.instance_id, me.process_id, now, me.instance_id, me.process_id)
+        return await self._batch.run(_rowcount, _RECOVER, params)
 
     # --- what users and admins see ----------------------------------------------------------------------------
 
@@ -289,8 +370,7 @@ class QuotaLedger(QuotaAdmin):
         now = self.clock()
         day = self.days.day_key(now)
         # A plain read, outside the write lock: a display may be a moment behind, a decision never is.
-        rows = await self.db.conn.execute_fetchall(FACTS, facts_params(guild, user_id, role_ids, day))
-        facts = Facts.from_rows(rows)
+        facts = await read_facts(self.db, guild, user_id, role_ids, day)
         return self._status(user_id, guild, day, self.days.next_reset(now), facts)
 
     async def spend(self, guild_id: int | None) -> Spend:
@@ -326,10 +406,11 @@ class QuotaLedger(QuotaAdmin):
         where = "day = ?" + ("" if guild_id is None else " AND guild_id = ?")
         params = (day,) if guild_id is None else (day, guild_id)
         rows = await self.db.fetchall(
-            "SELECT 0, provider, model, SUM(pictures), SUM(failed), SUM(checks), SUM(cost_micros) FROM quota_costs"
+            "SELECT 0, provider, model, CAST(SUM(pictures) AS BIGINT), CAST(SUM(failed) AS BIGINT),"
+            " CAST(SUM(checks) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT) FROM quota_costs"
             f" WHERE {where} GROUP BY provider, model"
-            " UNION ALL SELECT 1, '', '', COUNT(*), 0, 0, COALESCE(SUM(cost_micros), 0) FROM quota_entries"
-            f" WHERE {where} AND state = 'open'"
+            " UNION ALL SELECT 1, '', '', COUNT(*), 0, 0, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)"
+            f" FROM quota_entries WHERE {where} AND state = 'open'"
             " UNION ALL SELECT 2, '', '', images, 0, 0, cost_micros FROM quota_spend WHERE day = ? AND scope = ?",
             (*params, *params, day, scope),
         )
@@ -387,15 +468,15 @@ def _costs(total_usd: float, costs: Sequence[Cost]) -> tuple[int, list[tuple[str
     return (sum(row[4] for row in rows) if rows else to_micros(total_usd)), rows
 
 
-def _add_spend(conn: sqlite3.Connection, day: str, guild: int, micros: int, provider: str, model: str) -> None:
+async def _add_spend(tx: Tx, day: str, guild: int, micros: int, provider: str, model: str) -> None:
     """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`, and its row
     per provider."""
-    conn.execute(
+    await tx.execute(
         "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
-        " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = cost_micros + excluded.cost_micros",
+        " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = quota_spend.cost_micros + excluded.cost_micros",
         (day, guild, micros, day, GLOBAL_SCOPE, micros),
     )
-    conn.execute(
+    await tx.execute(
         "INSERT INTO quota_costs (day, guild_id, provider, model, checks, cost_micros) VALUES (?, ?, ?, ?, 1, ?)",
         (day, guild, provider, model, micros),
     )

@@ -41,7 +41,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageRequest, Owner, Price, Progress
+from bot.models import GeneratedImage, ImageRequest, Price, Progress, RequestOwner
 from bot.providers.billing import add_charges, attribute, may_be_billed
 from bot.providers.gemini import build_request, parse_response
 from bot.providers.gemini_batch import BatchStatus, rpc_error
@@ -324,12 +324,12 @@ class RelaxLane:
 
     # --- stopping ----------------------------------------------------------------------------------------
 
-    def owner(self, key: str) -> Owner | None:
+    def owner(self, key: str) -> RequestOwner | None:
         """Who asked for the live job `key` and where, while it can still be cancelled."""
         live = self._live.get(key)
         if live is None or live.stop.is_set():
             return None
-        return Owner(live.job.request.user_id, live.job.request.guild_id)
+        return RequestOwner(live.job.request.user_id, live.job.request.guild_id)
 
     def cancel(self, key: str) -> bool:
         """Cancel the live job `key` wherever it stands (a Batch job is cancelled upstream too); False when this

@@ -76,7 +76,7 @@ class RelaxJobs:
 
     async def add(self, key: str, generation_id: int, entry_id: int, request: ImageRequest, model: str) -> RelaxJob:
         now = self.clock()
-        job_id = await self.db.execute(
+        job_id = await self.db.insert(
             "INSERT INTO relax_jobs (key, generation_id, entry_id, user_id, guild_id, channel_id, request_json,"
             " model, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
             (

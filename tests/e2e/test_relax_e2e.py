@@ -226,6 +226,7 @@ async def test_a_relax_cancel_is_judged_by_the_job_and_the_message_it_is_on(run_
         await in_batch(fake, gemini, ix)
         other = await relax_request(fake, "an owl")
         await other.wait_for_original(lambda m: "relax" in m.content)
+        await fake.wait_for(lambda: len(bot.services.relax.jobs()) == 2, what="both relax jobs under way")
         key = cancel_id(ix).split(":")[2]
         # Carol names herself as the requester of the member's relax job, on its own message.
         press = await forged_click(fake, ix.original, f"gib:cancel:{key}:{carol.id}", carol)

@@ -1,4 +1,8 @@
-"""The fake Discord's websocket gateway: HELLO, heartbeats, IDENTIFY -> READY + GUILD_CREATE, dispatches."""
+"""The fake Discord's websocket gateway: HELLO, heartbeats, IDENTIFY -> READY + GUILD_CREATE, dispatches.
+
+Sharding as Discord does it: IDENTIFY's `shard` is `[shard_id, num_shards]` (absent: `[0, 1]`); a session
+receives the guilds, and the events of the guilds, whose `(guild_id >> 22) % num_shards` is its shard id, and
+shard 0 receives direct messages. An impossible shard closes the connection with 4010 (Invalid shard)."""
 
 from __future__ import annotations
 
@@ -22,7 +26,19 @@ DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, REQUEST_MEMBERS, INVALID_SESSIO
 )  # fmt: skip
 HEARTBEAT_INTERVAL_MS = 41250
 # Close codes (discord-api-docs, "Gateway close event codes").
-AUTHENTICATION_FAILED, INVALID_INTENTS, DISALLOWED_INTENTS = 4004, 4013, 4014
+AUTHENTICATION_FAILED, INVALID_SHARD, INVALID_INTENTS, DISALLOWED_INTENTS = 4004, 4010, 4013, 4014
+# Events whose guild is the payload itself rather than its guild_id.
+_GUILD_EVENTS = {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"}
+
+
+def shard_of(guild_id: int | None, num_shards: int) -> int:
+    """Which shard receives a guild's events (discord-api-docs, "Sharding"); direct messages go to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % num_shards
+
+
+def guild_of(event: str, data: dict[str, Any]) -> int | None:
+    found = data.get("id") if event in _GUILD_EVENTS else data.get("guild_id")
+    return int(found) if found is not None else None
 
 
 class Session:
@@ -30,6 +46,7 @@ class Session:
         self.ws = ws
         self.sequence = 0
         self.ready = False
+        self.shard = (0, 1)  # (shard id, number of shards), from IDENTIFY
         self.lock = asyncio.Lock()  # sequence numbers must reach the client in order
 
     async def send(self, op: int, data: Any, event: str | None = None) -> None:
@@ -93,6 +110,12 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~fake.portal_intents:
             await session.ws.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return
+        shard = data.get("shard", [0, 1])
+        if not (isinstance(shard, list) and len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            await session.ws.close(code=INVALID_SHARD, message=b"Invalid shard.")
+            return
+        session.shard = (shard[0], shard[1])
+        guilds = [g for g in fake.guilds.values() if shard_of(g.id, shard[1]) == shard[0]]
         fake.identify, fake.intents = data, intents
         ready = {
             "v": 10,
@@ -103,7 +126,7 @@ class Gateway:
                 "flags": 0,
                 "email": None,
             },
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in fake.guilds],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": uuid.uuid4().hex,
             "resume_gateway_url": fake.gateway_url,
             "application": {"id": str(fake.application_id), "flags": 0},
@@ -116,15 +139,17 @@ class Gateway:
         if "shard" in data:
             ready["shard"] = data["shard"]
         await session.send(DISPATCH, ready, "READY")
-        for guild in fake.guilds.values():
+        for guild in guilds:
             await session.send(DISPATCH, guild.payload(), "GUILD_CREATE")
         session.ready = True
         fake.notify()
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        sessions = [session for session in self.sessions if session.ready]
+        guild = guild_of(event, data)
+        sessions = [s for s in self.sessions if s.ready and shard_of(guild, s.shard[1]) == s.shard[0]]
         if not sessions:
-            raise RuntimeError(f"no bot is connected to the fake gateway to receive {event}")
+            where = f"guild {guild}" if guild is not None else "direct messages"
+            raise RuntimeError(f"no bot is connected to the fake gateway to receive {event} (of {where})")
         for session in sessions:
             await session.send(DISPATCH, data, event)
 

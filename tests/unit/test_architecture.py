@@ -84,6 +84,8 @@ TABLE_OWNERS = {
     r"moderation_appeals": ("bot/moderation/appeals.py",),
     r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py",),
     r"relax_jobs": ("bot/relax/store.py",),
+    # The ledger's recovery reads the leases in the same statement as its refunds (bot.storage.leases).
+    r"process_leases": ("bot/storage/leases.py", "bot/quota/ledger.py"),
 }
 
 

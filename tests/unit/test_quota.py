@@ -230,25 +230,20 @@ async def test_caps_reset_with_the_day(db):
 # --- crash recovery -----------------------------------------------------------------------------------------
 
 
-async def test_a_reservation_left_open_by_a_crash_is_refunded_by_the_next_process(tmp_path):
-    path = tmp_path / "bot.sqlite3"
-    first = await Database.open(path)
+async def test_a_reservation_left_open_by_a_crash_is_refunded_by_the_next_process(db):
+    first = await Database.open(db.url)
     ledger = make(first, daily_quota=2)
     await ledger.commit(await ledger.reserve(ask()), 1, 0.039)
     await ledger.reserve(ask())  # the process dies while this one waits upstream
     await first.close()
 
-    second = await Database.open(path)
-    try:
-        ledger = make(second, daily_quota=2)
-        assert await ledger.recover() == 1
-        assert await ledger.recover() == 0
-        assert await entries(second) == [(1, "committed", "delivered"), (1, "refunded", "crash-recovery")]
-        status = await ledger.status(1, GUILD)
-        assert (status.used, status.reserved, status.left, status.refunded) == (1, 0, 1, 1)
-        assert (await ledger.spend(GUILD)).images == 1
-    finally:
-        await second.close()
+    ledger = make(db, daily_quota=2)
+    assert await ledger.recover() == 1
+    assert await ledger.recover() == 0
+    assert await entries(db) == [(1, "committed", "delivered"), (1, "refunded", "crash-recovery")]
+    status = await ledger.status(1, GUILD)
+    assert (status.used, status.reserved, status.left, status.refunded) == (1, 0, 1, 1)
+    assert (await ledger.spend(GUILD)).images == 1
 
 
 async def test_from_settings_takes_every_quota_setting(db):

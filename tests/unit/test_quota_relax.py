@@ -1,6 +1,7 @@
 """The relax allowance in the ledger: relax requests hold their (Flex) price in it, never in the member's credits
 here or everywhere; each side runs out on its own and says which; the caps and the daily attempts count both;
-a restart keeps the reservations of the relax jobs it resumes. A fake clock, never a sleep."""
+a restart keeps the reservations of the relax jobs it resumes (tests/unit/test_leases.py). A fake clock, never a
+sleep."""
 
 from __future__ import annotations
 
@@ -97,21 +98,6 @@ async def test_caps_count_relax_at_its_own_estimate(db):
     await ledger.reserve(relaxed(), FLEX)  # two relax Pro pictures fit where one standard one does
     with pytest.raises(BudgetExhausted):
         await ledger.reserve(relaxed(), FLEX)
-
-
-async def test_recover_keeps_the_reservations_of_resumed_relax_jobs(db):
-    ledger = make(db, daily_quota=10, relax_daily_quota=10)
-    kept = await ledger.reserve(relaxed(), FLEX)
-    lost = await ledger.reserve(relaxed(), FLEX)
-    fast = await ledger.reserve(ask(), STANDARD)
-    assert await ledger.recover(keep={kept.id}) == 2
-    rows = await db.fetchall("SELECT id, state, reason, lane FROM quota_entries ORDER BY id")
-    assert [tuple(r) for r in rows] == [
-        (kept.id, "open", None, "relax"),
-        (lost.id, "refunded", "crash-recovery", "relax"),
-        (fast.id, "refunded", "crash-recovery", "fast"),
-    ]
-    assert await ledger.commit(kept, generation_id=1, cost_usd=0.067)  # the resumed job can still end it
 
 
 def test_the_relax_price_is_the_registrys_flex_price_rounded_up_to_whole_credits():
