@@ -146,6 +146,23 @@ class Settings(BaseSettings):
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.quota_timezone)
 
+    # --- operations ---
+    # Port of the /metrics, /healthz and /readyz endpoint; unset or empty: no endpoint.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    # Loopback by default: the endpoint has no authentication. Docker sets 0.0.0.0 and publishes the port.
+    metrics_host: str = "127.0.0.1"
+    # json: one JSON object per line (ts, level, logger, message, request_id, exc) for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # Prompts (and stored input images) older than this are redacted; 0 keeps them.
+    prompt_retention_days: int = Field(90, ge=0)
+    # Channel id that hears when the whole bot's daily cap reaches 80 % and 100 %; unset: no alert.
+    usage_alert_channel: int | None = None
+
+    @field_validator("metrics_port", "usage_alert_channel", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class _Secrets(BaseSettings):
     """Read with the same sources as Settings, so the secrets can be reported even when another field is bad."""
