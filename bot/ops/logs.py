@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -66,6 +66,17 @@ def secrets_of(settings: BaseModel) -> list[str]:
     return found
 
 
+# The ways a secret gets written inside a line: JSON strings (both escapings), URLs, reprs.
+_ENCODINGS: tuple[Callable[[str], str], ...] = (
+    lambda s: json.dumps(s)[1:-1],
+    lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+    lambda s: quote(s, safe=""),
+    quote_plus,
+    lambda s: repr(s)[1:-1],
+)
+ENCODING_DEPTH = 3  # e.g. a JSON body quoted in an exception's repr, inside a JSON log line
+
+
 class Redactor:
     """Replaces each secret, in every form it can take inside a log line, by `[redacted]`."""
 
@@ -74,16 +85,11 @@ class Redactor:
         for secret in secrets:
             if not secret:
                 continue
-            forms.update(
-                {
-                    secret,
-                    json.dumps(secret)[1:-1],
-                    json.dumps(secret, ensure_ascii=False)[1:-1],
-                    quote(secret, safe=""),
-                    quote_plus(secret),
-                    repr(secret)[1:-1],
-                }
-            )
+            layer = {secret}
+            for _ in range(ENCODING_DEPTH):
+                forms |= layer
+                layer = {encode(form) for form in layer for encode in _ENCODINGS} - forms
+            forms |= layer
         # Longest first, so a secret that contains another is replaced whole. Case-insensitive, because
         # percent-encoding may come back with lower-case hex; redacting a case variant too is harmless.
         ordered = sorted((f for f in forms if f), key=len, reverse=True)
@@ -99,7 +105,13 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, message, request_id, exc (the formatted traceback)."""
+    """One JSON object per line: ts, level, logger, message, request_id, exc (the formatted traceback).
+    `redact` runs on the message and the traceback before they are JSON-encoded (the handler redacts the final
+    line again): a secret escaped in a message becomes escaped twice in the line, and both must be caught."""
+
+    def __init__(self, redact: Callable[[str], str] = str) -> None:
+        super().__init__()
+        self.redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
         exc = None
@@ -113,9 +125,9 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": self.redact(record.getMessage()),
             "request_id": _request_id_of(record),
-            "exc": exc,
+            "exc": None if exc is None else self.redact(exc),
         }
         return json.dumps(line, ensure_ascii=False, default=str)
 
@@ -159,8 +171,9 @@ class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def make_handler(fmt: str = "text", secrets: Iterable[str] = (), stream: IO[str] | None = None) -> RedactingHandler:
-    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
-    return RedactingHandler(Redactor(secrets), formatter, stream)
+    redactor = Redactor(secrets)
+    formatter: logging.Formatter = JsonFormatter(redactor) if fmt == "json" else TextFormatter()
+    return RedactingHandler(redactor, formatter, stream)
 
 
 def configure_logging(
