@@ -14,6 +14,7 @@ Where each number lives is written once in `LedgerColumns`, so when the ledger m
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -196,6 +197,7 @@ async def _with_existing_columns(db: Rows, columns: LedgerColumns) -> LedgerColu
     return columns
 
 
+_PARAM = re.compile(r":([a-z]+)\b")
 OPEN = "('open')"
 REFUNDED = "('refunded')"
 
@@ -214,7 +216,14 @@ class _Queries:
         self.params.update(start=span.start, end=span.end)
 
     async def _rows(self, sql: str) -> list[Any]:
-        return await self.db.fetchall(sql, self.params)
+        # Written with names for reading; sent positionally, which every driver behind `fetchall` takes.
+        values: list[Any] = []
+
+        def take(match: re.Match[str]) -> str:
+            values.append(self.params[match.group(1)])
+            return "?"
+
+        return await self.db.fetchall(_PARAM.sub(take, sql), values)
 
     def _entries(self, states: str) -> str:
         return (

@@ -144,10 +144,17 @@ def render_table(report: UsageReport) -> str:
         lines += ["", "Busiest members"]
         rows = [(str(m.user_id), str(m.images), number(m.credits), usd(m.cost_usd)) for m in report.busiest]
         lines += _table(("member", "images", "credits", "cost"), rows, {1, 2, 3})
-    lines += ["", f"Refunds: {report.refunded}"]
-    lines += _table(("reason", "count"), [(r.reason, str(r.count)) for r in report.refunds], {1})
-    lines += ["", f"Blocks: {report.blocked}"]
-    lines += _table(("tier", "category", "count"), [(b.tier, b.category, str(b.count)) for b in report.blocks], {2})
-    lines += ["", f"Failures: {report.failed}"]
-    lines += _table(("error", "count"), [(f.reason, str(f.count)) for f in report.failures], {1})
+    sections = (
+        (f"Refunds: {report.refunded}", ("reason", "count"), [(r.reason, str(r.count)) for r in report.refunds]),
+        (
+            f"Blocks: {report.blocked}",
+            ("tier", "category", "count"),
+            [(b.tier, b.category, str(b.count)) for b in report.blocks],
+        ),
+        (f"Failures: {report.failed}", ("error", "count"), [(f.reason, str(f.count)) for f in report.failures]),
+    )
+    for title, header, rows in sections:
+        lines += ["", title]
+        if rows:  # the count is the last column
+            lines += _table(header, rows, {len(header) - 1})
     return "\n".join(lines) + "\n"

@@ -1,0 +1,166 @@
+"""A scripted day through the real core (pipeline, quota ledger, moderation, scheduler) into a real migrated SQLite
+database: what the usage report and the privacy functions are tested against. Only the image provider is
+scripted: each prompt says how its request ends."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from PIL import Image
+
+from bot.config import Settings
+from bot.db import Database
+from bot.errors import BotError, GenerationFailed, ImageBlocked, UpstreamTimeout
+from bot.models import GeneratedImage, ImageOptions, ImageRequest, InputImage, RequestKind, Usage
+from bot.moderation_store import Moderation
+from bot.pipeline import Delivery, Pipeline
+from bot.quota import QuotaLedger
+from bot.retry import RetryPolicy
+from bot.scheduler import Scheduler
+
+TZ = "Europe/Berlin"
+FLASH = "gemini-2.5-flash-image"
+PRO = "gemini-3-pro-image-preview"
+PRICES = {FLASH: 0.039, PRO: 0.134}
+SERVER, OTHER_SERVER = 1001, 2002
+ALICE, BOB, CAROL = 111, 222, 333
+
+# Prompts that end badly at the provider, and how.
+FAILURES: dict[str, BotError] = {
+    "a slow castle": UpstreamTimeout(),
+    "a broken castle": GenerationFailed("OTHER", "no image"),
+    "a refused castle": ImageBlocked("IMAGE_SAFETY", "refused by Google"),
+}
+
+
+def local(day: str, hour: int, minute: int = 0) -> float:
+    """Unix seconds of a wall-clock time in the quota time zone."""
+    return datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}").replace(tzinfo=ZoneInfo(TZ)).timestamp()
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(out, "PNG")
+    return out.getvalue()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ScriptedProvider:
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.image = png()
+
+    async def generate(
+        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+    ) -> GeneratedImage:
+        failure = FAILURES.get(prompt.strip())
+        if failure is not None:
+            raise failure
+        return GeneratedImage(self.image, "image/png", self.model, usage=Usage(12, 1290, 1302))
+
+
+@dataclass
+class Core:
+    db: Database
+    clock: Clock
+    ledger: QuotaLedger
+    moderation: Moderation
+    pipelines: dict[str, Pipeline]
+    message_ids: itertools.count = field(default_factory=lambda: itertools.count(900_001))
+    delivered: list[int] = field(default_factory=list)  # generation ids
+
+    async def ask(
+        self,
+        user: int,
+        guild: int | None,
+        prompt: str,
+        model: str = FLASH,
+        *,
+        at: float,
+        kind: RequestKind = RequestKind.IMAGINE,
+        parent_id: int | None = None,
+        images: tuple[InputImage, ...] = (),
+    ) -> Delivery | BotError:
+        """One request through the real pipeline; returns the delivery, or the error the user would have seen."""
+        self.clock.now = at
+        request = ImageRequest(
+            user_id=user,
+            channel_id=5000 + user,
+            prompt=prompt,
+            guild_id=guild,
+            kind=kind,
+            parent_id=parent_id,
+            images=images,
+        )
+
+        async def deliver(delivery: Delivery) -> int:
+            return next(self.message_ids)
+
+        try:
+            delivery = await self.pipelines[model].run(request, deliver)
+        except BotError as exc:
+            return exc
+        self.delivered.append(delivery.generation_id)
+        return delivery
+
+
+async def open_core(db: Database, clock: Clock, *, daily_quota: int = 10) -> Core:
+    settings = Settings(
+        _env_file=None,
+        upstream_rpm=10_000,
+        upstream_concurrency=8,
+        circuit_failure_threshold=1000,
+        daily_quota=daily_quota,
+        quota_timezone=TZ,
+        global_daily_image_cap=-1,
+        global_daily_cost_cap_usd=-1,
+    )
+    ledger = QuotaLedger.from_settings(db, settings, clock=clock)
+    moderation = Moderation.from_settings(db, settings, clock=clock)
+    scheduler = Scheduler.from_settings(settings)
+    pipelines = {
+        model: Pipeline(
+            db=db,
+            provider=ScriptedProvider(model),
+            moderator=moderation,
+            quota=ledger,
+            scheduler=scheduler,
+            retry_policy=RetryPolicy(max_attempts=1),
+            prompt_max_chars=settings.prompt_max_chars,
+            price_per_image_usd=price,
+            clock=clock,
+        )
+        for model, price in PRICES.items()
+    }
+    return Core(db, clock, ledger, moderation, pipelines)
+
+
+YESTERDAY, TODAY = "2026-03-09", "2026-03-10"
+
+
+async def scripted_day(core: Core) -> None:
+    """Yesterday: one image. Today, on SERVER: Alice gets three Flash images, Bob one Pro image, one timeout, one
+    broken answer, one refused by Google and one blocked by our filter; on OTHER_SERVER Carol gets two; in a DM
+    Alice gets one Pro image. Every refusal is refunded by the pipeline itself."""
+    await core.ask(ALICE, SERVER, "a fox at dawn", at=local(YESTERDAY, 15))
+    for minute in range(3):
+        await core.ask(ALICE, SERVER, f"a fox, take {minute}", at=local(TODAY, 9, minute))
+    await core.ask(BOB, SERVER, "a lighthouse in a storm", PRO, at=local(TODAY, 10))
+    for minute, prompt in enumerate(FAILURES):
+        await core.ask(BOB, SERVER, prompt, at=local(TODAY, 11, minute))
+    await core.ask(BOB, SERVER, "a gory photo of a decapitated man", at=local(TODAY, 12))
+    await core.ask(CAROL, OTHER_SERVER, "a cat", at=local(TODAY, 13))
+    await core.ask(CAROL, OTHER_SERVER, "a cat again", at=local(TODAY, 13, 5))
+    await core.ask(ALICE, None, "a private dragon", PRO, at=local(TODAY, 14))
+    await core.ledger.drain()
