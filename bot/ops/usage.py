@@ -212,7 +212,7 @@ class _Queries:
         # The ledger keys DMs as guild 0; the audit tables store NULL. A server report is for a real server.
         self.entry_scope = "" if guild_id is None else " AND e.guild_id = :guild"
         self.audit_scope = "" if guild_id is None else " AND guild_id = :guild"
-        self.params = {"guild": guild_id, "first": span.first_day, "last": span.last_day}
+        self.params: dict[str, object] = {"guild": guild_id, "first": span.first_day, "last": span.last_day}
         self.params.update(start=span.start, end=span.end)
 
     async def _rows(self, sql: str) -> list[Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,7 +118,7 @@ def render_png(report: UsageReport) -> bytes:
     return out.getvalue()
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> list[str]:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = []
     for row in (header, *rows):
@@ -138,13 +139,13 @@ def render_table(report: UsageReport) -> str:
     ]
     if report.by_model:
         lines += ["", "By model"]
-        rows = [(m.model, m.provider, str(m.images), number(m.credits), usd(m.cost_usd)) for m in report.by_model]
-        lines += _table(("model", "provider", "images", "credits", "cost"), rows, {2, 3, 4})
+        models = [(m.model, m.provider, str(m.images), number(m.credits), usd(m.cost_usd)) for m in report.by_model]
+        lines += _table(("model", "provider", "images", "credits", "cost"), models, {2, 3, 4})
     if report.busiest:
         lines += ["", "Busiest members"]
-        rows = [(str(m.user_id), str(m.images), number(m.credits), usd(m.cost_usd)) for m in report.busiest]
-        lines += _table(("member", "images", "credits", "cost"), rows, {1, 2, 3})
-    sections = (
+        members = [(str(m.user_id), str(m.images), number(m.credits), usd(m.cost_usd)) for m in report.busiest]
+        lines += _table(("member", "images", "credits", "cost"), members, {1, 2, 3})
+    sections: tuple[tuple[str, tuple[str, ...], list[tuple[str, ...]]], ...] = (
         (f"Refunds: {report.refunded}", ("reason", "count"), [(r.reason, str(r.count)) for r in report.refunds]),
         (
             f"Blocks: {report.blocked}",
