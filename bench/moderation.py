@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.moderation import evaluate  # noqa: E402
-from bot.moderation_terms import TERMS  # noqa: E402
+from bot.moderation.filter import evaluate  # noqa: E402
+from bot.moderation.terms import TERMS  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "moderation_corpus.jsonl"
 TARGET_PER_SECOND = 5_000

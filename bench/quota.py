@@ -28,10 +28,10 @@ import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.db import Database  # noqa: E402
 from bot.errors import QuotaExceeded  # noqa: E402
 from bot.models import ImageRequest  # noqa: E402
-from bot.quota import QuotaLedger  # noqa: E402
+from bot.quota.ledger import QuotaLedger  # noqa: E402
+from bot.storage.db import Database  # noqa: E402
 
 GUILD = 1
 DAY = "2024-06-01"

@@ -34,8 +34,8 @@ from aiolimiter import AsyncLimiter  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.errors import RateLimited  # noqa: E402
-from bot.gate import Gate  # noqa: E402
-from bot.scheduler import Scheduler  # noqa: E402
+from bot.scheduler.gate import Gate  # noqa: E402
+from bot.scheduler.scheduler import Scheduler  # noqa: E402
 
 
 @dataclass
@@ -78,7 +78,7 @@ async def with_retries(attempt: Callable[[], Awaitable[float]]) -> float:
 
 
 def ours(limit: int, window: float, concurrency: int) -> Send:
-    # What Scheduler.from_settings uses, scaled like the window.
+    # What bot.services.build_scheduler uses, scaled like the window.
     margin = Settings.model_fields["upstream_window_margin_seconds"].default * window / 60
     gate = Gate(rpm=limit, concurrency=concurrency, window=window, margin=margin, expected_duration=0.1)
     scheduler = Scheduler(gate, user_max_pending=10_000)

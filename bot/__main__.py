@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings, load_settings
-from bot.errors import BotError, ConfigError, user_message
+from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
 
 log = logging.getLogger("bot")
@@ -100,6 +100,7 @@ def check(settings: Settings, *, quiet: bool = False) -> int:
 async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, output: Path) -> int:
     from bot.pipeline import Delivery
     from bot.services import Services
+    from cogs.ui.wording import user_message
 
     services = await Services.start(settings, recover=False)  # a running bot may share the database
 

@@ -11,9 +11,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.errors import user_message
 from bot.services import Services
-from cogs.common import send_ephemeral
+from cogs.ui.common import send_ephemeral
+from cogs.ui.views import PERSISTENT_ITEMS, ResultActions
+from cogs.ui.wording import user_message
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ _PERMISSION_NAMES = {
 
 class ImageBot(commands.Bot):
     services: Services
+    # The editing cog, which does the work of the buttons under results (set while it is loaded).
+    result_actions: ResultActions | None = None
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time, serving: bool = True) -> None:
         """`serving`: this process answers Discord (False for `python -m bot sync`, which only logs in)."""
@@ -49,8 +52,10 @@ class ImageBot(commands.Bot):
         self.serving = serving
 
     async def setup_hook(self) -> None:
-        self.services = await Services.start(self.settings, clock=self.clock, recover=self.serving)
-        self.tree.on_error = self.on_app_command_error
+        if self.serving:  # `python -m bot sync` only needs the command tree: no database, no HTTP session
+            self.services = await Services.start(self.settings, clock=self.clock)
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        self.add_dynamic_items(*PERSISTENT_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.settings.discord_guild_id:

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
 
+# Every default, once: constructors that have defaults read them from here (no environment is read).
+DEFAULTS = Settings.model_construct()
+
+
 class _Secrets(BaseSettings):
     """Read with the same sources as Settings, so the secrets can be reported even when another field is bad."""
 
@@ -182,7 +186,8 @@ def load_settings(require: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY")
     except ValidationError as exc:
         # err["input"] is deliberately never shown: it may be a secret.
         problems = [f"  - {str(err['loc'][0]).upper()}: {err['msg']}." for err in exc.errors() if err["loc"]]
-    secrets = settings or _Secrets(**{k: v for k, v in overrides.items() if k in _Secrets.model_fields})
+    given = {k: v for k, v in overrides.items() if k in _Secrets.model_fields}
+    secrets = settings or _Secrets(**given)  # type: ignore[arg-type]
     missing = [
         f"  - {name} is not set. Set it in the environment or in a .env file in the working directory; "
         f"to get one, {SECRET_HELP[name]}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 # The ten ratios the Gemini image models accept (reference: gemini-api.md, "aspectRatio").
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -18,6 +19,14 @@ class RequestKind(StrEnum):
     THREAD = "thread"
     REROLL = "reroll"
     CLI = "cli"
+
+
+class GenerationStatus(StrEnum):
+    """How a recorded request stands: being made, shown to its user, or ended otherwise (refunded)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,6 @@ class Reservation:
 class Progress:
     """What the scheduler reports while a request waits: its place in line and an estimate, or that it started."""
 
-    state: str  # "queued" | "generating"
+    state: Literal["queued", "generating"]
     position: int = 0  # 1 = next to start
     eta_seconds: float | None = None

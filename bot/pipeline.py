@@ -1,30 +1,34 @@
-"""The one path every image request takes:
+"""The one lifecycle every image request goes through, whatever door it came in by:
 
-    accept:  validate -> moderation.check -> scheduler.admit -> quota.reserve
-    execute: scheduler.run(provider.generate), retried through the gate -> deliver -> quota.commit | quota.refund
+    accept:  validate -> history from the parent -> moderation.check -> scheduler.admit -> quota.reserve
+    serve:   door.show -> load the input images -> scheduler.run(provider.generate), retried through the gate
+             -> record the inputs -> door.deliver -> quota.commit | quota.refund -> door.fail on any other ending
 
-Rejections happen before anything is reserved. A reservation is committed only after `deliver` returned (the
-image reached the user) and refunded on every other ending, including cancellation and shutdown. Every request
-that got a reservation has a row in `generations` that says how it ended.
+Rejections happen before anything is reserved (the door hears them through `refused`). Once reserved, `serve`
+owns the reservation and the scheduler place: a unit is committed only after `deliver` returned (the image
+reached the user) and refunded on every other ending, including cancellation and shutdown, by the structure of
+`serve` (try/finally), not by doors remembering to. Every request that got a reservation has a row in
+`generations` (`bot.editing.generations` owns the table) that says how it ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
+import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from bot.db import Database
+from bot.editing.conversation import provider_prompt
+from bot.editing.generations import Generations, InputSource
+from bot.editing.inputs import with_images
 from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.providers import ImageProvider
-from bot.retry import RetryPolicy, call_with_retries
+from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ T = TypeVar("T")
 ProgressCallback = Callable[[Progress], Awaitable[None]]
 # Shows the image to the user; returns the id of the message that shows it (0 when there is none, e.g. CLI).
 Deliver = Callable[["Delivery"], Awaitable[int]]
+# Fetches and judges the request's input images (after the door showed the request, so it is answered in time).
+Loader = Callable[[], Awaitable[Sequence[InputSource]]]
 
 
 class Moderator(Protocol):
@@ -56,19 +62,17 @@ class Quota(Protocol):
         """The held unit with the user's numbers as they stand now, for what the result shows."""
 
 
-class Ticket(Protocol):
-    """A user's admitted place at the scheduler, held from admission until released (queued or running)."""
-
-    user_id: int
-    key: str
+# A user's admitted place at the scheduler, held from admission until released (queued or running); only the
+# scheduler looks inside it.
+TicketT = TypeVar("TicketT")
 
 
-class Scheduler(Protocol):
-    def admit(self, user_id: int, key: str) -> Ticket:
+class Scheduler(Protocol[TicketT]):
+    def admit(self, user_id: int, key: str) -> TicketT:
         """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
         Synchronous so that no other request can slip in between the check and the count."""
 
-    async def run(self, ticket: Ticket, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
+    async def run(self, ticket: TicketT, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
         """Wait until the upstream gate allows a start (reporting position through `progress`), then run one
         attempt of `job`. Called once per attempt, so retries go back through the gate. Raises `Cancelled` if
         `cancel(key)` was called while waiting."""
@@ -76,8 +80,28 @@ class Scheduler(Protocol):
     def cancel(self, key: str) -> bool:
         """Cancel a waiting request; False when it is not waiting (unknown, running or finished)."""
 
-    def release(self, ticket: Ticket) -> None:
+    def release(self, ticket: TicketT) -> None:
         """Give the user's slot back; called exactly once per admitted ticket, however the request ended."""
+
+
+class Door(Protocol):
+    """How one request talks to its user (an interaction, a message, the CLI). The pipeline calls these; a door
+    never touches the reservation."""
+
+    async def refused(self, exc: BotError) -> None:
+        """The request was refused before anything was spent."""
+
+    async def show(self) -> bool:
+        """Tell the user the request is in line; False when that is impossible (it is then refunded)."""
+
+    async def progress(self, progress: Progress) -> None:
+        """The request's place in line, or that it started."""
+
+    async def deliver(self, delivery: Delivery) -> int:
+        """Show the image; returns the id of the message that shows it (0 when there is none)."""
+
+    async def fail(self, exc: Exception) -> None:
+        """Tell the user how the request ended (it was refunded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +109,7 @@ class Accepted:
     """A request that passed every check and holds a scheduler slot and a quota reservation."""
 
     request: ImageRequest
-    ticket: Ticket
+    ticket: Any
     reservation: Reservation
 
 
@@ -102,24 +126,26 @@ class Pipeline:
     def __init__(
         self,
         *,
-        db: Database,
+        generations: Generations,
         provider: ImageProvider,
         moderator: Moderator,
         quota: Quota,
-        scheduler: Scheduler,
+        scheduler: Scheduler[Any],
         retry_policy: RetryPolicy,
         prompt_max_chars: int,
         price_per_image_usd: float,
+        history_depth: int,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.db = db
+        self.generations = generations
         self.provider = provider
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
         self.prompt_max_chars = prompt_max_chars
         self.price_per_image_usd = price_per_image_usd
+        self.history_depth = history_depth
         self.retry_policy = retry_policy
         self._active = 0
         self._idle = asyncio.Event()
@@ -141,10 +167,13 @@ class Pipeline:
             raise InvalidRequest(f"Unknown aspect ratio {ratio!r}; choose one of {', '.join(ASPECT_RATIOS)}.")
 
     async def accept(self, request: ImageRequest, *, key: str | None = None) -> Accepted:
-        """Every check that can refuse a request, before anything is spent: input, moderation, the user's place
-        at the scheduler, then one unit of quota. Local and fast, so a cog can answer a refusal ephemerally
-        within Discord's 3 seconds. `key` lets the caller cancel the request while it waits."""
+        """Every check that can refuse a request, before anything is spent: input, moderation (of the prompt and
+        the conversation behind its parent), the user's place at the scheduler, then one unit of quota. Local
+        and fast, so a door can answer a refusal within Discord's 3 seconds. `key` lets the user cancel it."""
         self.validate(request)
+        if request.parent_id is not None:
+            history = await self.generations.history(request.parent_id, self.history_depth)
+            request = dataclasses.replace(request, history=history.instructions)
         await self.moderator.check(request)
         ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
         try:
@@ -154,55 +183,75 @@ class Pipeline:
             raise
         return Accepted(request, ticket, reservation)
 
-    async def abandon(self, accepted: Accepted, reason: str) -> None:
-        """Give back what `accept` took when the request cannot go on (e.g. Discord refused the defer)."""
+    async def serve(
+        self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
+    ) -> Delivery | None:
+        """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
+        told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
         try:
-            await self.quota.refund(accepted.reservation, reason)
+            accepted = await self.accept(request, key=key)
+        except BotError as exc:
+            await door.refused(exc)
+            return None
+        self._enter()
+        try:
+            return await self._serve(accepted, door, load)
         finally:
             self.scheduler.release(accepted.ticket)
+            self._leave()
 
-    async def execute(self, accepted: Accepted, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
-        """Generate and deliver an accepted request; commits its quota on delivery and refunds on any other end."""
-        async with self.busy():
-            try:
-                return await self._generate(accepted.request, accepted.reservation, accepted.ticket, deliver, progress)
-            finally:
-                self.scheduler.release(accepted.ticket)
-
-    @contextlib.asynccontextmanager
-    async def busy(self) -> AsyncIterator[None]:
-        """Count what a door does for a request around `execute` (showing it, telling the user how it ended) as
-        part of it, so that `drain`, and so stopping the bot, waits for that too."""
-        self._active += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
+    async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
+        """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
+        door = _RaisingDoor(deliver, progress)
+        delivery = await self.serve(request, door)
+        if delivery is None:
+            raise door.error or RuntimeError("the request ended without a delivery or an error")
+        return delivery
 
     async def drain(self, within: float) -> bool:
-        """Wait until no request is executing (their refunds and messages done); False on timeout."""
+        """Wait until no request is being served (their refunds and messages done); False on timeout."""
         try:
             await asyncio.wait_for(self._idle.wait(), within)
         except TimeoutError:
             return False
         return True
 
-    async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
-        return await self.execute(await self.accept(request), deliver, progress)
+    def _enter(self) -> None:
+        self._active += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._active -= 1
+        if not self._active:
+            self._idle.set()
+
+    async def _serve(self, accepted: Accepted, door: Door, load: Loader | None) -> Delivery | None:
+        reservation = accepted.reservation
+        try:
+            shown = await door.show()
+            sources = list(await load()) if shown and load else []
+            request = with_images(accepted.request, tuple(s.image for s in sources if s.image is not None))
+        except BaseException as exc:
+            await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
+            if not isinstance(exc, Exception):
+                raise
+            await door.fail(exc)
+            return None
+        if not shown:
+            await self.quota.refund(reservation, "not-shown")
+            return None
+        try:
+            return await self._generate(request, accepted, door, sources)
+        except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
+            await door.fail(exc)
+            return None
 
     async def _generate(
-        self,
-        request: ImageRequest,
-        reservation: Reservation,
-        ticket: Ticket,
-        deliver: Deliver,
-        progress: ProgressCallback | None,
+        self, request: ImageRequest, accepted: Accepted, door: Door, sources: Sequence[InputSource]
     ) -> Delivery:
+        reservation = accepted.reservation
         try:
-            generation_id, depth = await self._start(request)
+            generation_id, depth = await self.generations.start(request, self.provider.model)
         except BaseException:
             await self.quota.refund(reservation, "internal")
             raise
@@ -213,7 +262,8 @@ class Pipeline:
             nonlocal started_at
             if started_at is None:
                 started_at = self.clock()
-            return await self.provider.generate(provider_prompt(request), request.images, request.options)
+            prompt = provider_prompt(request.prompt, request.history)
+            return await self.provider.generate(prompt, request.images, request.options)
 
         def upstream_elapsed() -> float:
             # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
@@ -222,76 +272,35 @@ class Pipeline:
         try:
             # Each attempt goes back through the scheduler so retries respect the upstream rate gate too.
             image = await call_with_retries(
-                lambda: self.scheduler.run(ticket, attempt, progress),
+                lambda: self.scheduler.run(accepted.ticket, attempt, door.progress),
                 self.retry_policy,
                 sleep=self.sleep,
                 clock=upstream_elapsed,
             )
             done_at = self.clock()
+            if sources:  # before the picture shows, so its Reroll button always finds them
+                await self.generations.record_inputs(generation_id, sources)
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
             delivery = Delivery(generation_id, request, image, shown, depth)
-            message_id = await deliver(delivery)
+            message_id = await door.deliver(delivery)
         except BaseException as exc:
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
         # The user has the image now: a failure of the bookkeeping below must not turn that into an error
-        # message (the cog would replace the picture). An entry left open is refunded at the next start.
+        # message (the door would replace the picture). An entry left open is refunded at the next start.
         try:
-            await self.db.execute(
-                "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
-                " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
-                (
-                    self.clock(),
-                    image.usage.prompt_tokens,
-                    image.usage.output_tokens,
-                    image.usage.total_tokens,
-                    _ms(queued_at, started_at),
-                    _ms(started_at, done_at),
-                    image.mime_type,
-                    len(image.data),
-                    message_id or None,
-                    generation_id,
-                ),
+            await self.generations.delivered(
+                generation_id,
+                image,
+                message_id=message_id or None,
+                queued_ms=_ms(queued_at, started_at),
+                upstream_ms=_ms(started_at, done_at),
             )
             await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery
-
-    async def _start(self, request: ImageRequest) -> tuple[int, int]:
-        depth = 0
-        if request.parent_id is not None:
-            row = await self.db.fetchone("SELECT id FROM generations WHERE id=?", (request.parent_id,))
-            depth = await self.depth(request.parent_id) + 1 if row else 0
-        generation_id = await self.db.execute(
-            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, options_json,"
-            " input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                self.clock(),
-                request.user_id,
-                request.guild_id,
-                request.channel_id,
-                request.kind.value,
-                request.prompt,
-                self.provider.model,
-                json.dumps({"aspect_ratio": request.options.aspect_ratio}),
-                len(request.images),
-                request.parent_id if depth else None,
-            ),
-        )
-        return generation_id, depth
-
-    async def depth(self, generation_id: int) -> int:
-        """How many edits deep a generation is: the number of ancestors on its parent chain."""
-        row = await self.db.fetchone(
-            "WITH RECURSIVE chain(id, parent_id, n) AS ("
-            " SELECT id, parent_id, 0 FROM generations WHERE id=?"
-            " UNION ALL SELECT g.id, g.parent_id, n+1 FROM generations g JOIN chain c ON g.id=c.parent_id"
-            " WHERE n < 10000) SELECT MAX(n) FROM chain",
-            (generation_id,),
-        )
-        return int(row[0] or 0) if row else 0
 
     async def _fail(
         self,
@@ -309,23 +318,36 @@ class Pipeline:
         elif not isinstance(exc, BotError):
             log.error("generation %s failed unexpectedly", generation_id, exc_info=exc)
         try:
-            await self.db.execute(
-                "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?"
-                " WHERE id=?",
-                (self.clock(), kind, str(exc)[:500], _ms(queued_at, started_at), generation_id),
-            )
+            await self.generations.failed(generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at))
         finally:
             await self.quota.refund(reservation, kind)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
 
 
-def provider_prompt(request: ImageRequest) -> str:
-    """The text sent upstream: the instruction, preceded by earlier instructions of the conversation."""
-    if not request.history:
-        return request.prompt.strip()
-    earlier = "\n".join(f"- {line}" for line in request.history)
-    return f"Earlier instructions in this conversation (already applied):\n{earlier}\n\nNow: {request.prompt.strip()}"
+class _RaisingDoor:
+    """The CLI's door: nothing to show; the ending is kept for `Pipeline.run` to raise."""
+
+    def __init__(self, deliver: Deliver, progress: ProgressCallback | None) -> None:
+        self._deliver = deliver
+        self._progress = progress
+        self.error: Exception | None = None
+
+    async def refused(self, exc: BotError) -> None:
+        self.error = exc
+
+    async def show(self) -> bool:
+        return True
+
+    async def progress(self, progress: Progress) -> None:
+        if self._progress is not None:
+            await self._progress(progress)
+
+    async def deliver(self, delivery: Delivery) -> int:
+        return await self._deliver(delivery)
+
+    async def fail(self, exc: Exception) -> None:
+        self.error = exc
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

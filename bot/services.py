@@ -1,4 +1,6 @@
-"""The long-lived objects of the core, built once from the settings and shared by every door (Discord, CLI)."""
+"""The composition root: every long-lived object of the core, built once from the settings and shared by every
+door (Discord, CLI). The only place that reads settings into constructors; each `build_*` takes what one service
+needs, so a command builds only what it uses (`python -m bot sync` builds none of them)."""
 
 from __future__ import annotations
 
@@ -10,16 +12,91 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot.config import Settings
-from bot.db import Database
-from bot.generations import Generations
-from bot.moderation_store import Moderation
+from bot.editing.generations import Generations
+from bot.errors import ConfigError
+from bot.moderation.store import Moderation
 from bot.pipeline import Pipeline
 from bot.providers.gemini import GeminiProvider
-from bot.quota import QuotaLedger
-from bot.retry import RetryPolicy
-from bot.scheduler import Scheduler
+from bot.providers.retry import RetryPolicy
+from bot.quota.ledger import QuotaLedger
+from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
+from bot.scheduler.ratelimit import Clock
+from bot.scheduler.scheduler import Scheduler
+from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def build_provider(http: aiohttp.ClientSession, settings: Settings) -> GeminiProvider:
+    if settings.gemini_api_key is None:
+        raise ConfigError("GEMINI_API_KEY is not set")
+    return GeminiProvider(
+        http,
+        settings.gemini_api_key,
+        base_url=settings.gemini_base_url,
+        model=settings.gemini_model,
+        attempt_timeout=settings.gemini_attempt_timeout_seconds,
+    )
+
+
+def build_retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.gemini_max_attempts,
+        backoff_base=settings.gemini_backoff_base_seconds,
+        backoff_max=settings.gemini_backoff_max_seconds,
+        max_retry_wait=settings.gemini_max_retry_wait_seconds,
+        deadline=settings.gemini_timeout_seconds,
+    )
+
+
+def build_scheduler(
+    settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
+) -> Scheduler:
+    """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
+    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
+    window = settings.upstream_window_seconds if window is None else window
+    scale = window / 60
+    gate = Gate(
+        rpm=settings.upstream_rpm,
+        concurrency=settings.upstream_concurrency,
+        tpm=settings.upstream_tpm,
+        rpd=settings.upstream_rpd,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=window,
+        margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
+        tokens_per_request=settings.upstream_tokens_per_request,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+
+
+def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+    return QuotaLedger(
+        db,
+        daily_quota=settings.daily_quota,
+        timezone=settings.quota_timezone,
+        price_per_image_usd=settings.price_per_image_usd,
+        server_daily_image_cap=settings.server_daily_image_cap,
+        global_daily_image_cap=settings.global_daily_image_cap,
+        server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
+        global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
+        clock=clock,
+    )
+
+
+def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> Moderation:
+    return Moderation(
+        db,
+        enabled=settings.moderation_enabled,
+        cooldown_blocks=settings.moderation_cooldown_blocks,
+        cooldown_window_seconds=settings.moderation_cooldown_window_seconds,
+        cooldown_seconds=settings.moderation_cooldown_seconds,
+        retention_days=settings.moderation_log_retention_days,
+        max_terms=settings.moderation_max_server_terms,
+        clock=clock,
+    )
 
 
 @dataclass
@@ -41,7 +118,7 @@ class Services:
         """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
         CLI process beside a running bot would otherwise refund the bot's requests in flight."""
         db = await Database.open(settings.database_path)
-        quota = QuotaLedger.from_settings(db, settings, clock=clock)
+        quota = build_quota(db, settings, clock=clock)
         try:
             refunded = await quota.recover() if recover else 0
         except BaseException:
@@ -51,21 +128,22 @@ class Services:
             log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
-        provider = GeminiProvider.from_settings(http, settings)
-        moderation = Moderation.from_settings(db, settings, clock=clock)
-        scheduler = Scheduler.from_settings(settings)
+        provider = build_provider(http, settings)
+        moderation = build_moderation(db, settings, clock=clock)
+        scheduler = build_scheduler(settings)
+        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         pipeline = Pipeline(
-            db=db,
+            generations=generations,
             provider=provider,
             moderator=moderation,
             quota=quota,
             scheduler=scheduler,
-            retry_policy=RetryPolicy.from_settings(settings),
+            retry_policy=build_retry_policy(settings),
             prompt_max_chars=settings.prompt_max_chars,
             price_per_image_usd=settings.price_per_image_usd,
+            history_depth=settings.conversation_max_depth,
             clock=clock,
         )
-        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
 
     async def stop_accepting(self) -> None:

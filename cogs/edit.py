@@ -16,15 +16,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import BotError, InvalidRequest, NotAllowed, user_message
-from bot.generations import Generation
-from bot.inputs import INPUTS_NOT_KEPT
-from bot.models import ImageRequest, RequestKind
-from cogs.common import role_ids, send_ephemeral
-from cogs.edit_inputs import Pending, download, precheck, refetch, source_images
-from cogs.edit_messages import handle_message
-from cogs.flow import history, run_interaction
-from cogs.views import ResultButton
+from bot.editing.generations import Generation
+from bot.editing.inputs import INPUTS_NOT_KEPT
+from bot.errors import BotError, InvalidRequest, NotAllowed
+from bot.models import RequestKind
+from cogs.ui.common import send_ephemeral
+from cogs.ui.flow import interaction_request, run_interaction
+from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
+from cogs.ui.messages import handle_message
+from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -55,7 +55,7 @@ class InstructionModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._submit(interaction, self.instruction.value)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         log.error("edit modal failed", exc_info=error)
         await send_ephemeral(interaction, user_message(error).text)
 
@@ -67,11 +67,12 @@ class EditCog(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
-        self.bot.add_dynamic_items(ResultButton)
+        self.bot.result_actions = self
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-        self.bot.remove_dynamic_items(ResultButton)
+        if self.bot.result_actions is self:
+            self.bot.result_actions = None
 
     # --- doors -----------------------------------------------------------------------------------------
 
@@ -133,19 +134,10 @@ class EditCog(commands.Cog):
         except BotError as exc:
             await send_ephemeral(interaction, user_message(exc).text)
             return
-        request = ImageRequest(
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
-            prompt=instruction,
-            kind=RequestKind.EDIT,
-            parent_id=parent_id,
-            history=await history(self.bot, parent_id),
-            role_ids=role_ids(interaction.user),
-        )
+        request = interaction_request(interaction, instruction, RequestKind.EDIT, parent_id=parent_id)
         await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
 
-    # --- buttons under results (cogs.views routes them here) -------------------------------------------
+    # --- buttons under results (cogs.ui.views routes them here) -------------------------------------------
 
     async def on_result_button(self, interaction: discord.Interaction, action: str, generation_id: int) -> None:
         generation = await self.bot.services.generations.get(generation_id)
@@ -167,16 +159,13 @@ class EditCog(commands.Cog):
         if unavailable or len(sources) < generation.input_count:
             await send_ephemeral(interaction, user_message(InvalidRequest(INPUTS_NOT_KEPT)).text)
             return
-        request = ImageRequest(
-            user_id=interaction.user.id,
+        request = interaction_request(
+            interaction,
+            generation.prompt,
+            RequestKind.REROLL,
             channel_id=interaction.channel_id or generation.channel_id,
-            guild_id=interaction.guild_id,
-            prompt=generation.prompt,
-            kind=RequestKind.REROLL,
             options=generation.options,
             parent_id=generation.parent_id,
-            history=await history(self.bot, generation.parent_id),
-            role_ids=role_ids(interaction.user),
         )
         load = (lambda: refetch(self.bot, sources, settings)) if sources else None
         await run_interaction(self.bot, interaction, request, load)

@@ -9,10 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
-from cogs.common import role_ids
-from cogs.edit_threads import start_thread
-from cogs.flow import run_interaction
+from bot.models import ASPECT_RATIOS, ImageOptions, RequestKind
+from cogs.ui.flow import interaction_request, run_interaction
+from cogs.ui.threads import start_thread
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -34,7 +33,7 @@ RATIO_NAMES = {
 RATIO_CHOICES = [app_commands.Choice(name=f"{ratio} {RATIO_NAMES[ratio]}", value=ratio) for ratio in ASPECT_RATIOS]
 
 
-class Imagine(commands.Cog):
+class ImagineCog(commands.Cog):
     def __init__(self, bot: ImageBot) -> None:
         self.bot = bot
 
@@ -54,14 +53,9 @@ class Imagine(commands.Cog):
     ) -> None:
         """Make a picture from a description with Google's Gemini image model."""
         settings = self.bot.settings
-        request = ImageRequest(
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
-            prompt=prompt,
-            kind=RequestKind.IMAGINE,
-            options=ImageOptions(aspect_ratio=aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio),
-            role_ids=role_ids(interaction.user),
+        ratio = aspect_ratio.value if aspect_ratio else settings.default_aspect_ratio
+        request = interaction_request(
+            interaction, prompt, RequestKind.IMAGINE, options=ImageOptions(aspect_ratio=ratio)
         )
         delivery = await run_interaction(self.bot, interaction, request)
         if thread and delivery is not None:
@@ -69,4 +63,4 @@ class Imagine(commands.Cog):
 
 
 async def setup(bot: ImageBot) -> None:
-    await bot.add_cog(Imagine(bot))
+    await bot.add_cog(ImagineCog(bot))

@@ -1,7 +1,7 @@
 """`/moderation`: a server's prompt rules for its admins, and the moderation log channel.
 
 Every subcommand needs Manage Server (hidden from other members and checked again on the bot's side, see
-`cogs.checks`) and answers ephemerally. Changes go through `bot.moderation_store.Moderation`, which drops its
+`cogs.ui.checks`) and answers ephemerally. Changes go through `bot.moderation.Moderation`, which drops its
 cached policy, so the next request already sees them. Blocks reach the log channel through the store's
 `on_block` hook, posted in the background so that a slow or broken log channel never delays the user's answer.
 """
@@ -19,12 +19,13 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import escape_markdown
 
-from bot.errors import BotError, user_message
-from bot.moderation import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
-from bot.moderation_store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
-from cogs.checks import ManageGuildGroup
-from cogs.common import send_ephemeral
-from cogs.render import clip, fit_lines
+from bot.errors import BotError
+from bot.moderation.filter import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
+from bot.moderation.store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
+from cogs.ui.checks import ManageGuildGroup
+from cogs.ui.common import send_ephemeral
+from cogs.ui.render import clip, fit_lines
+from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -135,10 +136,11 @@ class ModerationCog(commands.Cog):
         return self.bot.services.moderation
 
     async def cog_load(self) -> None:
-        self.store.on_block = self.on_block
+        if self.bot.serving:
+            self.store.on_block = self.on_block
 
     async def cog_unload(self) -> None:
-        if self.store.on_block == self.on_block:
+        if self.bot.serving and self.store.on_block == self.on_block:
             self.store.on_block = None
         if self._posts:
             # At shutdown the last blocks still get a few seconds to reach the log channel (the whole stop has to fit

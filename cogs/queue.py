@@ -1,4 +1,4 @@
-"""`/queue`: how busy the image model's line is, privately; and the Cancel button on waiting requests."""
+"""`/queue`: how busy the image model's line is, privately."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.gate import SchedulerStats
-from cogs.jobs import CancelButton
+from bot.scheduler.gate import SchedulerStats
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -34,13 +33,6 @@ def queue_text(stats: SchedulerStats, *, rpm: int, concurrency: int, window: flo
 class QueueCog(commands.Cog):
     def __init__(self, bot: ImageBot) -> None:
         self.bot = bot
-
-    async def cog_load(self) -> None:
-        # A press on a Cancel button left from before a restart is still answered (nothing waits any more).
-        self.bot.add_dynamic_items(CancelButton)
-
-    async def cog_unload(self) -> None:
-        self.bot.remove_dynamic_items(CancelButton)
 
     @app_commands.command(name="queue")
     async def queue(self, interaction: discord.Interaction) -> None:

@@ -1,12 +1,12 @@
 """`/quota` for everyone, `/quota-admin` for server admins: where a member stands today, and the controls.
 
 The numbers come from `bot.quota.QuotaLedger`, the same ledger that decides, so what a member reads is what the
-next request will meet; the headline is the same line a delivered image carries (`footer_text`). Role limits
-depend on the member's roles, so every status is asked for with them (`cogs.common.role_ids`).
+next request will meet; the headline is the same line a delivered image carries (`cogs.ui.wording.footer_text`).
+Role limits depend on the member's roles, so every status is asked for with them (`cogs.ui.common.role_ids`).
 
 Every admin subcommand needs Manage Server (hidden from other members and checked again on the bot's side, see
-`cogs.checks`), answers ephemerally with the resulting state, and is audited by the core. Limits take -1 for
-unlimited; `clear: True` removes a setting so the next source in line applies (see `bot.quota_limits`). Bad
+`cogs.ui.checks`), answers ephemerally with the resulting state, and is audited by the core. Limits take -1 for
+unlimited; `clear: True` removes a setting so the next source in line applies (see `bot.quota.limits`). Bad
 values are refused by the core (`InvalidRequest`) and shown as it words them.
 """
 
@@ -20,13 +20,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import BotError, InvalidRequest, user_message
-from bot.quota import QuotaLedger
-from bot.quota_admin import MAX_LIMIT
-from bot.quota_limits import AuditEntry, QuotaStatus, ServerQuota, Spend, footer_text, to_limit
-from cogs.checks import ManageGuildGroup
-from cogs.common import role_ids, send_ephemeral
-from cogs.render import fit_lines
+from bot.errors import BotError, InvalidRequest
+from bot.quota.ledger import QuotaLedger
+from bot.quota.limits import MAX_LIMIT, AuditEntry, QuotaStatus, ServerQuota, Spend, to_limit
+from cogs.ui.checks import ManageGuildGroup
+from cogs.ui.common import role_ids, send_ephemeral
+from cogs.ui.render import fit_lines
+from cogs.ui.wording import footer_text, source_text, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -55,7 +55,7 @@ def status_embed(status: QuotaStatus, *, title: str, timezone: str, notes: tuple
     embed.add_field(name="Used", value=str(status.used))
     embed.add_field(name="In progress", value=str(status.reserved))
     embed.add_field(name="Left", value="unlimited" if status.left is None else str(status.left))
-    embed.add_field(name="Daily limit", value=f"{limit_text(status.limit)} · {status.source_text}", inline=False)
+    embed.add_field(name="Daily limit", value=f"{limit_text(status.limit)} · {source_text(status)}", inline=False)
     embed.add_field(name="Refunded today", value=f"{status.refunded} (failed or cancelled requests cost nothing)")
     reset = int(status.resets_at)
     embed.add_field(name="Resets", value=f"<t:{reset}:f> (<t:{reset}:R>)")

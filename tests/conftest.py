@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import ImageBot
 from bot.config import Settings
-from bot.db import Database
+from bot.storage.db import Database
 from tests.fakes.discord import FakeDiscord, fake_discord  # noqa: F401  (a fixture)
 from tests.fakes.gemini import FakeGemini
 

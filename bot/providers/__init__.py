@@ -15,3 +15,10 @@ class ImageProvider(Protocol):
     ) -> GeneratedImage:
         """Make one image or raise a `bot.errors.UpstreamError`."""
         ...
+
+
+# Re-exported after the protocol: the implementations import nothing from this package.
+from bot.providers.gemini import GeminiProvider  # noqa: E402
+from bot.providers.retry import RetryPolicy, call_with_retries  # noqa: E402
+
+__all__ = ["GeminiProvider", "ImageProvider", "RetryPolicy", "call_with_retries"]

@@ -1,6 +1,6 @@
 """Gemini image generation over REST (`generateContent`), one HTTP attempt per call.
 
-Retries are not done here: `bot.retry` wraps each attempt in the scheduler so every retry goes back through
+Retries are not done here: `bot.providers.retry` wraps each attempt in the scheduler so every retry goes back through
 the upstream rate gate. This module builds the request, parses the answer in the order of
 shared/reference/gemini-api.md and maps every wire failure into `bot.errors`.
 """
@@ -22,7 +22,7 @@ import aiohttp
 import pybase64
 from pydantic import SecretStr
 
-from bot.config import Settings
+from bot.config import DEFAULTS
 from bot.errors import (
     GenerationFailed,
     ImageBlocked,
@@ -71,9 +71,9 @@ class GeminiProvider:
         session: aiohttp.ClientSession,
         api_key: SecretStr,
         *,
-        base_url: str = "https://generativelanguage.googleapis.com",
-        model: str = "gemini-2.5-flash-image",
-        attempt_timeout: float = 60.0,
+        base_url: str = DEFAULTS.gemini_base_url,
+        model: str = DEFAULTS.gemini_model,
+        attempt_timeout: float = DEFAULTS.gemini_attempt_timeout_seconds,
     ) -> None:
         self._session = session
         self._api_key = api_key
@@ -81,16 +81,6 @@ class GeminiProvider:
         self.model = model.removeprefix("models/")
         self.attempt_timeout = attempt_timeout
         self.url = f"{self.base_url}/{API_VERSION}/models/{self.model}:generateContent"
-
-    @classmethod
-    def from_settings(cls, session: aiohttp.ClientSession, settings: Settings) -> GeminiProvider:
-        return cls(
-            session,
-            settings.gemini_api_key,
-            base_url=settings.gemini_base_url,
-            model=settings.gemini_model,
-            attempt_timeout=settings.gemini_attempt_timeout_seconds,
-        )
 
     def __repr__(self) -> str:
         return f"GeminiProvider(model={self.model!r}, base_url={self.base_url!r})"

@@ -1,0 +1,89 @@
+"""The conversation behind an edit: which picture a message edits, and the instructions that led to that picture.
+
+Which picture (`source_of`): a reply edits the message it replies to. In one of the bot's threads, a message
+that replies to nothing edits the latest picture posted in the thread before it; before there is one, that is
+the thread's starter message (the picture the thread was opened on), which lives in the parent channel.
+
+Which instructions (`walk`): every result records its parent generation, so the conversation is read back
+along that lineage, newest first, up to a depth limit. The lineage is followed rather than Discord's reply
+chain because plain messages in a thread reference nothing, users' messages are unreadable without the
+message-content intent, and it costs no Discord request; the reply chain decides only the first step above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    channel_id: int
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A user's message, reduced to what decides which picture it is about."""
+
+    message_id: int
+    channel_id: int
+    reference: MessageRef | None = None  # the message it replies to
+    # Set only inside one of the bot's threads: the channel the thread hangs off (where its starter lives).
+    thread_parent_id: int | None = None
+
+
+# (thread id, before this message id) -> the id of the latest picture the bot posted there, or None.
+LatestInThread = Callable[[int, int], Awaitable[int | None]]
+
+
+async def source_of(incoming: Incoming, latest_in_thread: LatestInThread) -> MessageRef | None:
+    """The message holding the picture `incoming` asks to edit; None when it points at no message."""
+    if incoming.reference is not None:
+        return incoming.reference
+    if incoming.thread_parent_id is None:
+        return None
+    thread_id = incoming.channel_id
+    latest = await latest_in_thread(thread_id, incoming.message_id)
+    if latest is not None:
+        return MessageRef(thread_id, latest)
+    # A thread opened on a message has that message's id.
+    return MessageRef(incoming.thread_parent_id, thread_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One generation of a chain: the instruction it carried and the generation it edited."""
+
+    prompt: str
+    parent_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    instructions: tuple[str, ...] = ()  # oldest first
+    truncated: bool = False  # older steps exist beyond the depth limit
+    broken: bool = False  # a step's parent could not be found (its record is gone)
+
+
+def provider_prompt(prompt: str, history: tuple[str, ...]) -> str:
+    """The text sent upstream: the instruction, preceded by earlier instructions of the conversation."""
+    if not history:
+        return prompt.strip()
+    earlier = "\n".join(f"- {line}" for line in history)
+    return f"Earlier instructions in this conversation (already applied):\n{earlier}\n\nNow: {prompt.strip()}"
+
+
+async def walk(start_id: int | None, fetch: Callable[[int], Awaitable[Step | None]], max_depth: int) -> History:
+    """The instructions of `start_id` and its ancestors, at most `max_depth` of them (the most recent)."""
+    newest_first: list[str] = []
+    current = start_id
+    while current is not None:
+        if len(newest_first) >= max_depth:
+            return History(tuple(reversed(newest_first)), truncated=True)
+        step = await fetch(current)
+        if step is None:
+            return History(tuple(reversed(newest_first)), broken=True)
+        newest_first.append(step.prompt)
+        current = step.parent_id
+    return History(tuple(reversed(newest_first)))

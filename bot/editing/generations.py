@@ -1,0 +1,236 @@
+"""The `generations` and `generation_inputs` tables, and the only code with SQL on them: the pipeline records
+each request's start and ending here; the editing doors read results back (a result by its message, the latest
+result in a thread, a chain's instructions and depth, where each input image came from, so a Reroll can fetch it
+again)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import DEFAULTS
+from bot.editing.conversation import History, Step, walk
+from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "id, user_id, guild_id, channel_id, kind, prompt, options_json, input_images, parent_id, status, message_id,"
+    " deleted_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    id: int
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+    kind: RequestKind
+    prompt: str
+    options: ImageOptions
+    input_count: int
+    parent_id: int | None
+    status: GenerationStatus
+    message_id: int | None  # the Discord message that shows the result
+    deleted: bool  # that message was deleted
+
+    @property
+    def shown(self) -> bool:
+        """Delivered and still on Discord: the only kind of result that can be edited or rerolled."""
+        return self.status is GenerationStatus.DELIVERED and self.message_id is not None and not self.deleted
+
+
+@dataclass(frozen=True, slots=True)
+class InputSource:
+    """One input image of a request and where it came from: an attachment of a Discord message (fetchable
+    again), or of a slash command (no message: gone once its URL expires)."""
+
+    channel_id: int | None
+    message_id: int | None
+    attachment_id: int | None
+    image: InputImage | None  # None when read back without kept bytes
+
+
+class Generations:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        keep_input_images: bool = DEFAULTS.keep_input_images,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.db = db
+        self.keep_input_images = keep_input_images
+        self.clock = clock
+
+    # --- the pipeline's side: one row per request that got a reservation -----------------------------------
+
+    async def start(self, request: ImageRequest, model: str) -> tuple[int, int]:
+        """Record a request as it starts; returns its id and how many edits deep it is (0 when its parent is
+        unknown, which then is not recorded either)."""
+        depth = 0
+        if request.parent_id is not None and await self.db.fetchone(
+            "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
+        ):
+            depth = await self.depth(request.parent_id) + 1
+        generation_id = await self.db.execute(
+            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, options_json,"
+            " input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                self.clock(),
+                request.user_id,
+                request.guild_id,
+                request.channel_id,
+                request.kind.value,
+                request.prompt,
+                model,
+                json.dumps({"aspect_ratio": request.options.aspect_ratio}),
+                len(request.images),
+                request.parent_id if depth else None,
+            ),
+        )
+        return generation_id, depth
+
+    async def delivered(
+        self,
+        generation_id: int,
+        image: GeneratedImage,
+        *,
+        message_id: int | None,
+        queued_ms: float | None,
+        upstream_ms: float | None,
+    ) -> None:
+        await self.db.execute(
+            "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
+            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
+            (
+                self.clock(),
+                image.usage.prompt_tokens,
+                image.usage.output_tokens,
+                image.usage.total_tokens,
+                queued_ms,
+                upstream_ms,
+                image.mime_type,
+                len(image.data),
+                message_id,
+                generation_id,
+            ),
+        )
+
+    async def failed(self, generation_id: int, error_kind: str, detail: str, *, queued_ms: float | None) -> None:
+        await self.db.execute(
+            "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?"
+            " WHERE id=?",
+            (self.clock(), error_kind, detail[:500], queued_ms, generation_id),
+        )
+
+    async def depth(self, generation_id: int) -> int:
+        """How many edits deep a generation is: the number of ancestors on its parent chain."""
+        row = await self.db.fetchone(
+            "WITH RECURSIVE chain(id, parent_id, n) AS ("
+            " SELECT id, parent_id, 0 FROM generations WHERE id=?"
+            " UNION ALL SELECT g.id, g.parent_id, n+1 FROM generations g JOIN chain c ON g.id=c.parent_id"
+            " WHERE n < 10000) SELECT MAX(n) FROM chain",
+            (generation_id,),
+        )
+        return int(row[0] or 0) if row else 0
+
+    # --- the editing doors' side ------------------------------------------------------------------------
+
+    async def get(self, generation_id: int) -> Generation | None:
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM generations WHERE id=?", (generation_id,))
+        return _generation(row) if row else None
+
+    async def by_message(self, message_id: int) -> Generation | None:
+        """The result a Discord message shows, if it shows one."""
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM generations WHERE message_id=? AND status='delivered' ORDER BY id DESC LIMIT 1",
+            (message_id,),
+        )
+        return _generation(row) if row else None
+
+    async def latest_in_channel(self, channel_id: int, before_message_id: int) -> int | None:
+        """The message id of the newest result still shown in a channel (or thread) before a given message."""
+        row = await self.db.fetchone(
+            "SELECT message_id FROM generations WHERE channel_id=? AND message_id<? AND status='delivered'"
+            " AND deleted_at IS NULL ORDER BY message_id DESC LIMIT 1",
+            (channel_id, before_message_id),
+        )
+        return int(row[0]) if row else None
+
+    async def mark_deleted(self, message_id: int) -> bool:
+        """Note that a result's message is gone; False when the message showed no result. Called for every
+        deleted message the bot hears of, so the common case is a read that finds nothing."""
+        found = await self.db.fetchone(
+            "SELECT 1 FROM generations WHERE message_id=? AND deleted_at IS NULL", (message_id,)
+        )
+        if found is None:
+            return False
+        await self.db.execute(
+            "UPDATE generations SET deleted_at=? WHERE message_id=? AND deleted_at IS NULL", (self.clock(), message_id)
+        )
+        return True
+
+    async def history(self, generation_id: int | None, max_depth: int) -> History:
+        """The instructions that made `generation_id` (its own last), oldest first, at most `max_depth`."""
+        return await walk(generation_id, self._step, max_depth)
+
+    async def _step(self, generation_id: int) -> Step | None:
+        row = await self.db.fetchone("SELECT prompt, parent_id FROM generations WHERE id=?", (generation_id,))
+        return Step(row[0], row[1]) if row else None
+
+    async def record_inputs(self, generation_id: int, sources: Sequence[InputSource]) -> None:
+        """Remember where the inputs came from; their bytes only when the operator keeps input images."""
+        rows = [
+            (
+                generation_id,
+                position,
+                source.channel_id,
+                source.message_id,
+                source.attachment_id,
+                source.image.mime_type if source.image else "application/octet-stream",
+                source.image.data if source.image and self.keep_input_images else None,
+            )
+            for position, source in enumerate(sources)
+        ]
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT OR REPLACE INTO generation_inputs (generation_id, position, channel_id, message_id,"
+                " attachment_id, mime_type, data) VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    async def inputs(self, generation_id: int) -> list[InputSource]:
+        rows = await self.db.fetchall(
+            "SELECT channel_id, message_id, attachment_id, mime_type, data FROM generation_inputs"
+            " WHERE generation_id=? ORDER BY position",
+            (generation_id,),
+        )
+        return [
+            InputSource(row[0], row[1], row[2], InputImage(bytes(row[4]), row[3]) if row[4] is not None else None)
+            for row in rows
+        ]
+
+
+def _generation(row: Any) -> Generation:
+    options = json.loads(row["options_json"] or "{}")
+    return Generation(
+        id=row["id"],
+        user_id=row["user_id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        kind=RequestKind(row["kind"]),
+        prompt=row["prompt"],
+        options=ImageOptions(aspect_ratio=options.get("aspect_ratio")),
+        input_count=row["input_images"],
+        parent_id=row["parent_id"],
+        status=GenerationStatus(row["status"]),
+        message_id=row["message_id"],
+        deleted=row["deleted_at"] is not None,
+    )

@@ -1,0 +1,64 @@
+"""The rules for the images an edit starts from, on plain values, and what users read when one is refused.
+
+Cheap checks run on an attachment's metadata before anything is downloaded (count, declared type and size);
+the bytes are judged afterwards by `bot.editing.images.prepare_input`, and the whole request by `check_request_size`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bot.editing.conversation import provider_prompt
+from bot.editing.images import CONVERTIBLE, PASSTHROUGH, check_declared_size, check_request_size
+from bot.errors import InvalidRequest
+from bot.models import ImageRequest, InputImage
+
+ACCEPTED_TYPES = PASSTHROUGH | CONVERTIBLE
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+NO_IMAGE = "That message has no image I can edit. Reply to one of the pictures (or use `/edit` with an upload)."
+SOURCE_DELETED = "The picture you're editing was deleted, so there is nothing left to edit."
+SOURCE_UNREADABLE = (
+    "I can't see that message's images: Discord only shows them to me in messages that mention me (or when the "
+    "operator enabled the message content intent). Use the **Edit image** menu on it, or `/edit` with the file."
+)
+NO_ACCESS = "I'm not allowed to read the channel that picture is in, so I can't fetch it."
+NO_INSTRUCTION = "Tell me what to change: reply to the picture with an instruction such as “make it night”."
+HOW_TO_EDIT = (
+    "To change a picture, reply to it with what to change (or attach images to this message). "
+    "To make a new one, use `/imagine`."
+)
+INPUTS_NOT_KEPT = (
+    "The images this picture was made from were uploaded to a command, and this bot doesn't keep uploads, so it "
+    "can't make it again. Use `/edit` with the files once more."
+)
+DOWNLOAD_FAILED = "I couldn't download the image from Discord. Please try again in a moment."
+
+
+def looks_like_image(filename: str, content_type: str | None) -> bool:
+    """Whether an attachment presents itself as a picture (its bytes are judged later)."""
+    if content_type:
+        return content_type.startswith("image/")
+    return filename.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def check_declared(filename: str, content_type: str | None, size: int, max_bytes: int) -> None:
+    """Refuse an attachment by what Discord says about it, before downloading it."""
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared and declared not in ACCEPTED_TYPES:
+        raise InvalidRequest(f"“{filename}” is not a PNG, JPEG, WebP, GIF or BMP image.")
+    check_declared_size(size, max_bytes, f"“{filename}”")
+
+
+def check_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise InvalidRequest(
+            f"That's {count} images; I can work from at most {limit} at once. Please use fewer images."
+        )
+
+
+def with_images(request: ImageRequest, images: tuple[InputImage, ...]) -> ImageRequest:
+    """The request with its input images, refused if together they exceed what the upstream accepts."""
+    updated = dataclasses.replace(request, images=images)
+    check_request_size(provider_prompt(updated.prompt, updated.history), images)
+    return updated

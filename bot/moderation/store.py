@@ -1,0 +1,361 @@
+"""Moderation as the pipeline sees it: each server's rules from SQLite, the audit log and cool-downs.
+
+`Moderation` implements the pipeline's `Moderator`: `check` evaluates every text that would reach the model
+against the server's policy (cached in memory, dropped on every change so `/moderation add` applies to the next
+request), records each block, and puts users with repeated blocks on a cool-down. The filter itself is the pure
+`bot.moderation.filter`.
+
+`on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
+recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import astuple, dataclass, replace
+from typing import Literal
+
+from bot.config import DEFAULTS
+from bot.errors import CoolingDown, ImageBlocked, InvalidRequest, ModerationBlocked, PromptBlocked
+from bot.models import ImageRequest
+from bot.moderation.filter import (
+    CATEGORIES,
+    DEFAULT_POLICY,
+    OPTIONAL_CATEGORIES,
+    Explanation,
+    Policy,
+    Verdict,
+    evaluate,
+    evaluate_conversation,
+    explain,
+)
+from bot.moderation.text import fold, skeleton, tokens
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+TermKind = Literal["block", "allow"]
+BlockSource = Literal["bot", "google"]  # this server's rules, or Google's filter
+TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
+MAX_TERM_CHARS = 100
+MAX_AUDIT_TEXT_CHARS = 4000
+_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationConfig:
+    """A server's moderation settings, for `/moderation list`."""
+
+    guild_id: int | None
+    enabled: dict[str, bool]  # every category; csam is always True
+    blocked_terms: tuple[str, ...]
+    allowed_terms: tuple[str, ...]
+    log_channel_id: int | None
+    moderation_enabled: bool  # False: the operator switched moderation off, only csam applies
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    created_at: float
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+    text: str
+    category: str
+    term: str | None
+    source: BlockSource
+    detail: str
+
+
+# Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
+BlockHook = Callable[[AuditEntry, float | None], Awaitable[None]]
+
+
+def term_key(term: str) -> str:
+    """How the filter reads a term: two spellings that read the same ("N.U.D.E", "nude") are one entry."""
+    words = [skeleton(t.text) for t in tokens(fold(term.rstrip("*")))]
+    return " ".join(words) + ("*" if term.endswith("*") and words else "")
+
+
+class Moderation:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        enabled: bool = DEFAULTS.moderation_enabled,
+        cooldown_blocks: int = DEFAULTS.moderation_cooldown_blocks,
+        cooldown_window_seconds: float = DEFAULTS.moderation_cooldown_window_seconds,
+        cooldown_seconds: float = DEFAULTS.moderation_cooldown_seconds,
+        retention_days: int = DEFAULTS.moderation_log_retention_days,
+        max_terms: int = DEFAULTS.moderation_max_server_terms,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.enabled = enabled
+        self.cooldown_blocks = cooldown_blocks
+        self.cooldown_window_seconds = cooldown_window_seconds
+        self.cooldown_seconds = cooldown_seconds
+        self.retention_days = retention_days
+        self.max_terms = max_terms
+        self.clock = clock
+        self._policies: dict[int, Policy] = {}
+        self._last_purge = 0.0
+        self.on_block: BlockHook | None = None
+
+    # --- the pipeline's Moderator ---------------------------------------------------------------------------
+
+    async def check(self, request: ImageRequest) -> None:
+        """Raise `CoolingDown` or `ModerationBlocked`, or return to let the request through."""
+        until = await self.cooldown_until(request.guild_id, request.user_id)
+        if until is not None:
+            raise CoolingDown(until)
+        texts = [*request.history, request.prompt]
+        index, verdict = evaluate_conversation(texts, await self.policy(request.guild_id))
+        if verdict.allowed:
+            return
+        if 0 <= index < len(request.history):
+            # Only an earlier instruction matches (perhaps someone else's, perhaps a term added since): refuse,
+            # but neither log it as this user's prompt nor count it toward their cool-down.
+            raise ModerationBlocked(
+                verdict.category or "",
+                None,
+                reason=verdict.explanation,
+                in_history=True,
+                in_dm=request.guild_id is None,
+            )
+        text = texts[index] if index >= 0 else "\n".join(texts)
+        until = await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
+        log.info(
+            "moderation blocked a request of user %s in guild %s: %s (%s)",
+            request.user_id,
+            request.guild_id,
+            verdict.category,
+            verdict.term,
+        )
+        # csam gets no hint: telling the user what to rephrase would coach them around the rule.
+        hint = None if verdict.category == "csam" else verdict.written
+        raise ModerationBlocked(
+            verdict.category or "",
+            hint,
+            reason=verdict.explanation,
+            in_dm=request.guild_id is None,
+            cooldown_until=until,
+        )
+
+    async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
+        what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
+        detail = f"{what}: {exc.message}" if exc.message else what
+        # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
+        exc.cooldown_until = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+
+    async def _record(
+        self, request: ImageRequest, text: str, category: str, term: str | None, source: BlockSource, detail: str
+    ) -> float | None:
+        """Store the block; returns the end of the cool-down it started, if it started one."""
+        now = self.clock()
+        guild_key = request.guild_id or 0
+        entry = AuditEntry(
+            id=0,  # set once inserted
+            created_at=now,
+            user_id=request.user_id,
+            guild_id=request.guild_id,
+            channel_id=request.channel_id,
+            text=text[:MAX_AUDIT_TEXT_CHARS],
+            category=category,
+            term=term,
+            source=source,
+            detail=detail[:MAX_AUDIT_TEXT_CHARS],
+        )
+        until = None
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
+                " source, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                astuple(entry)[1:],
+            )
+            entry = replace(entry, id=cursor.lastrowid or 0)
+            cursor = await conn.execute(
+                "SELECT since FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_key, request.user_id)
+            )
+            row = await cursor.fetchone()
+            counted_from = max(now - self.cooldown_window_seconds, row[0] if row else 0.0)
+            cursor = await conn.execute(
+                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND guild_id IS ? AND created_at > ?",
+                (request.user_id, request.guild_id, counted_from),
+            )
+            row = await cursor.fetchone()
+            blocks = row[0] if row else 0
+            if blocks >= self.cooldown_blocks:
+                until = now + self.cooldown_seconds
+                await conn.execute(
+                    "INSERT INTO moderation_cooldowns (guild_key, user_id, until, since) VALUES (?,?,?,?)"
+                    " ON CONFLICT (guild_key, user_id) DO UPDATE SET until=excluded.until, since=excluded.since",
+                    (guild_key, request.user_id, until, now),
+                )
+                log.info("user %s in guild %s is on a moderation cool-down", request.user_id, request.guild_id)
+        if now - self._last_purge > _DAY:
+            await self.purge_expired()
+        if self.on_block is not None:
+            try:
+                await self.on_block(entry, until)
+            except Exception:  # a broken log channel must not change what the user is told
+                log.warning("the moderation block listener failed", exc_info=True)
+        return until
+
+    # --- cool-downs and audit -------------------------------------------------------------------------------
+
+    async def cooldown_until(self, guild_id: int | None, user_id: int) -> float | None:
+        row = await self.db.fetchone(
+            "SELECT until FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_id or 0, user_id)
+        )
+        return row[0] if row and row[0] > self.clock() else None
+
+    async def lift_cooldown(self, guild_id: int | None, user_id: int) -> bool:
+        """End a user's cool-down now; earlier blocks no longer count toward the next. False if there was none."""
+        active = await self.cooldown_until(guild_id, user_id) is not None
+        now = self.clock()
+        await self.db.execute(
+            "UPDATE moderation_cooldowns SET until=?, since=? WHERE guild_key=? AND user_id=?",
+            (now, now, guild_id or 0, user_id),
+        )
+        return active
+
+    async def log(self, guild_id: int | None, limit: int = 20, *, user_id: int | None = None) -> list[AuditEntry]:
+        """The most recent blocks in a server (or in DMs for None), newest first."""
+        sql = "SELECT * FROM moderation_log WHERE guild_id IS ?"
+        params: list[object] = [guild_id]
+        if user_id is not None:
+            sql += " AND user_id=?"
+            params.append(user_id)
+        rows = await self.db.fetchall(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit))
+        return [AuditEntry(**dict(row)) for row in rows]
+
+    async def purge_expired(self) -> int:
+        """Delete audit rows older than the retention period; returns how many went."""
+        now = self._last_purge = self.clock()
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM moderation_log WHERE created_at < ?", (now - self.retention_days * _DAY,)
+            )
+            # A cool-down row matters while it runs or while its blocks can still add up to the next one.
+            await conn.execute(
+                "DELETE FROM moderation_cooldowns WHERE until < ? AND since < ?",
+                (now, now - self.cooldown_window_seconds),
+            )
+        if cursor.rowcount:
+            log.info("purged %d moderation log rows older than %d days", cursor.rowcount, self.retention_days)
+        return cursor.rowcount
+
+    # --- server configuration -------------------------------------------------------------------------------
+
+    async def policy(self, guild_id: int | None) -> Policy:
+        if not self.enabled:
+            return _CSAM_ONLY
+        if guild_id is None:
+            return DEFAULT_POLICY
+        policy = self._policies.get(guild_id)
+        if policy is None:
+            policy = self._policies[guild_id] = await self._load(guild_id)
+        return policy
+
+    async def _load(self, guild_id: int) -> Policy:
+        categories = await self.db.fetchall(
+            "SELECT category FROM moderation_categories WHERE guild_id=? AND enabled=0", (guild_id,)
+        )
+        terms = await self.db.fetchall(
+            "SELECT kind, term FROM moderation_terms WHERE guild_id=? ORDER BY added_at", (guild_id,)
+        )
+        return Policy(
+            disabled=frozenset(row[0] for row in categories),
+            blocked_terms=tuple(row[1] for row in terms if row[0] == "block"),
+            allowed_terms=tuple(row[1] for row in terms if row[0] == "allow"),
+        )
+
+    async def evaluate(self, guild_id: int | None, text: str) -> Verdict:
+        return evaluate(text, await self.policy(guild_id))
+
+    async def explain(self, guild_id: int | None, text: str) -> Explanation:
+        """For `/moderation test`: what the filter sees in `text` under this server's rules."""
+        return explain(text, await self.policy(guild_id))
+
+    async def set_category(self, guild_id: int, category: str, enabled: bool, *, by: int | None = None) -> None:
+        if category == "csam":
+            if enabled:
+                return
+            raise InvalidRequest(
+                "The csam category (sexual content involving minors) is always on and cannot be switched off."
+            )
+        if category not in OPTIONAL_CATEGORIES:
+            raise InvalidRequest(f"Unknown category {category!r}; choose one of {', '.join(OPTIONAL_CATEGORIES)}.")
+        await self.db.execute(
+            "INSERT INTO moderation_categories (guild_id, category, enabled, updated_at, updated_by)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (guild_id, category) DO UPDATE SET enabled=excluded.enabled,"
+            " updated_at=excluded.updated_at, updated_by=excluded.updated_by",
+            (guild_id, category, int(enabled), self.clock(), by),
+        )
+        self._policies.pop(guild_id, None)
+
+    async def add_term(self, guild_id: int, term: str, kind: str = "block", *, by: int | None = None) -> bool:
+        """Add a server term; False when the server already has one that reads the same."""
+        term = " ".join(term.split())
+        key = term_key(term)
+        if kind not in TERM_KINDS:
+            raise InvalidRequest(f"A term is either 'block' or 'allow', not {kind!r}.")
+        if not key.strip("*"):
+            raise InvalidRequest("That term has no letters or digits to match.")
+        if len(term) > MAX_TERM_CHARS:
+            raise InvalidRequest(f"Terms are at most {MAX_TERM_CHARS} characters long.")
+        if kind == "allow" and evaluate(term.rstrip("*")).category == "csam":
+            raise InvalidRequest("That term is part of the csam rule, which no server setting can relax.")
+        row = await self.db.fetchone("SELECT COUNT(*) FROM moderation_terms WHERE guild_id=?", (guild_id,))
+        if row and row[0] >= self.max_terms:
+            raise InvalidRequest(f"This server already has {self.max_terms} terms; remove some first.")
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO moderation_terms (guild_id, kind, term, normalised, added_at, added_by)"
+                " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                (guild_id, kind, term, key, self.clock(), by),
+            )
+        self._policies.pop(guild_id, None)
+        return cursor.rowcount > 0
+
+    async def remove_term(self, guild_id: int, term: str, kind: str | None = None) -> bool:
+        """Remove a server term (of either kind unless `kind` is given); False when there was none."""
+        sql = "DELETE FROM moderation_terms WHERE guild_id=? AND normalised=?"
+        params: tuple[object, ...] = (guild_id, term_key(" ".join(term.split())))
+        if kind is not None:
+            sql, params = sql + " AND kind=?", (*params, kind)
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+        self._policies.pop(guild_id, None)
+        return cursor.rowcount > 0
+
+    async def list_config(self, guild_id: int | None) -> ModerationConfig:
+        policy = await self.policy(guild_id)
+        stored = await self._load(guild_id) if guild_id is not None else DEFAULT_POLICY
+        return ModerationConfig(
+            guild_id=guild_id,
+            enabled={c: policy.enabled(c) for c in CATEGORIES},
+            blocked_terms=stored.blocked_terms,
+            allowed_terms=stored.allowed_terms,
+            log_channel_id=await self.get_log_channel(guild_id) if guild_id is not None else None,
+            moderation_enabled=self.enabled,
+        )
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None) -> None:
+        await self.db.execute(
+            "INSERT INTO moderation_guilds (guild_id, log_channel_id, updated_at) VALUES (?,?,?)"
+            " ON CONFLICT (guild_id) DO UPDATE SET log_channel_id=excluded.log_channel_id,"
+            " updated_at=excluded.updated_at",
+            (guild_id, channel_id, self.clock()),
+        )
+
+    async def get_log_channel(self, guild_id: int) -> int | None:
+        row = await self.db.fetchone("SELECT log_channel_id FROM moderation_guilds WHERE guild_id=?", (guild_id,))
+        return row[0] if row else None
+
+
+_CSAM_ONLY = Policy.csam_only()

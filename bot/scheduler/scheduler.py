@@ -1,0 +1,356 @@
+"""Fair queue + upstream gate: the one place that talks to the upstream's limits.
+
+Requests wait in a `FairQueue` (round-robin across users) in front of the `Gate` (rate window, concurrency,
+token and daily budgets, 429 pause, circuit breaker). Nothing polls: the queue is served whenever something
+changes (a request arrives or is cancelled, an attempt ends) and by one timer set for the moment the gate will
+next allow a start. While a request waits, its position and estimated start are reported through its progress
+callback, which runs in a task of its own so a slow or failing callback never holds up the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from bot.errors import (
+    BotError,
+    Cancelled,
+    QueueFull,
+    RateLimited,
+    ShuttingDown,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from bot.models import GeneratedImage, Progress
+from bot.scheduler.fairqueue import FairQueue
+from bot.scheduler.gate import (
+    Gate,
+    Outcome,
+    SchedulerStats,
+    Slot,
+)
+from bot.scheduler.ratelimit import Clock, SystemClock, TimerHandle
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+_KILL_WAIT_SECONDS = 5.0  # how long cancelled attempts get to unwind at shutdown
+
+
+class _State(Enum):
+    IDLE = "idle"  # admitted, not in `run`: before the first attempt or between retries
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"  # an attempt succeeded; only the release is left
+    RELEASED = "released"
+
+
+class Ticket:
+    """A user's admitted place; the fields after `key` belong to the scheduler."""
+
+    def __init__(self, user_id: int, key: str) -> None:
+        self.user_id = user_id
+        self.key = key
+        self._state = _State.IDLE
+        self._cancelled = False
+        self._killed = False
+        self._future: asyncio.Future[None] | None = None  # resolved when the gate lets this request start
+        self._slot: Slot | None = None
+        self._task: asyncio.Future[Any] | None = None  # the running attempt
+        self._progress: ProgressCallback | None = None
+        self._pending: Progress | None = None  # newest update not yet handed to the callback
+        self._sender: asyncio.Task[None] | None = None
+        self._shown: tuple[int, float] | None = None  # (position, estimated start) last reported
+
+    def __repr__(self) -> str:
+        return f"Ticket(user_id={self.user_id}, key={self.key!r}, state={self._state.value})"
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    refused: int  # waiting requests that got ShuttingDown without starting
+    finished: int  # attempts that ended within the grace period
+    interrupted: int  # attempts cancelled when the grace period ran out
+
+
+class Scheduler:
+    def __init__(
+        self,
+        gate: Gate,
+        *,
+        user_max_pending: int,
+        eta_tolerance: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
+        """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it."""
+        if user_max_pending < 1:
+            raise ValueError("user_max_pending must be >= 1")
+        self.gate = gate
+        self._clock: Clock = clock or SystemClock()
+        self._user_max = user_max_pending
+        self._eta_tolerance = eta_tolerance
+        self._tickets: dict[str, Ticket] = {}
+        self._held: dict[int, int] = {}  # user -> admitted, unreleased tickets
+        self._queue: FairQueue[Ticket] = FairQueue()
+        self._running: set[Ticket] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._timer: TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._senders: set[asyncio.Task[None]] = set()
+
+    # --- the Scheduler protocol ------------------------------------------------------------------------------
+
+    def admit(self, user_id: int, key: str) -> Ticket:
+        self._raise_if_refused()
+        if self._held.get(user_id, 0) >= self._user_max:
+            raise QueueFull(self._user_max)
+        if key in self._tickets:
+            raise ValueError(f"a request with key {key!r} is already admitted")
+        ticket = Ticket(user_id, key)
+        self._tickets[key] = ticket
+        self._held[user_id] = self._held.get(user_id, 0) + 1
+        return ticket
+
+    async def run(self, ticket: Ticket, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
+        if ticket._state is not _State.IDLE:
+            raise RuntimeError(f"run() on a ticket that is {ticket._state.value}")
+        if ticket._cancelled:
+            raise Cancelled()
+        self._raise_if_refused()
+        ticket._progress, ticket._shown = progress, None
+        ticket._future = asyncio.get_running_loop().create_future()
+        ticket._state = _State.WAITING
+        self._queue.push(ticket)
+        self._dispatch()
+        try:
+            await ticket._future
+        except BaseException:
+            ticket._pending = None  # a stale "queued" must not overwrite what the caller shows next
+            if ticket._state is _State.WAITING:  # the caller itself was cancelled while waiting
+                self._queue.remove(ticket)
+                ticket._state = _State.IDLE
+                self._dispatch()
+            elif ticket._state is _State.RUNNING:  # granted in the same turn the caller was cancelled
+                self._end(ticket, Outcome.NEUTRAL, measured=False)
+            raise
+        return await self._attempt(ticket, job)
+
+    def cancel(self, key: str) -> bool:
+        ticket = self._tickets.get(key)
+        if ticket is None or ticket._state not in (_State.IDLE, _State.WAITING):
+            return False
+        ticket._cancelled = True  # an idle ticket (between retries) fails at its next run()
+        if ticket._state is _State.WAITING:
+            self._queue.remove(ticket)
+            self._reject(ticket, Cancelled())
+            self._dispatch()
+        return True
+
+    def release(self, ticket: Ticket) -> None:
+        if ticket._state is _State.RELEASED:
+            return
+        if ticket._state is _State.WAITING and self._queue.remove(ticket):
+            self._reject(ticket, Cancelled())
+        ticket._state = _State.RELEASED
+        ticket._progress = ticket._pending = None
+        if self._tickets.get(ticket.key) is ticket:
+            del self._tickets[ticket.key]
+        left = self._held.get(ticket.user_id, 0) - 1
+        if left > 0:
+            self._held[ticket.user_id] = left
+        else:
+            self._held.pop(ticket.user_id, None)
+
+    # --- stopping and status ---------------------------------------------------------------------------------
+
+    async def shutdown(self, grace: float) -> ShutdownReport:
+        """Refuse new requests, fail the waiting ones with ShuttingDown, give running attempts `grace` seconds,
+        then cancel what is left (their callers get ShuttingDown too)."""
+        self._closing = True
+        refused = self._reject_all(ShuttingDown)
+        running = len(self._running)
+        interrupted = 0
+        if not await self._wait_idle(grace):
+            interrupted = len(self._running)
+            for ticket in self._running:
+                ticket._killed = True
+                if ticket._task is not None:
+                    ticket._task.cancel()
+            if not await self._wait_idle(_KILL_WAIT_SECONDS):
+                log.warning("%d upstream attempt(s) ignored cancellation at shutdown", len(self._running))
+        if self._timer is not None:
+            self._timer.cancel()
+        for sender in list(self._senders):
+            sender.cancel()
+        log.info("scheduler stopped: %d waiting refused, %d running, %d interrupted", refused, running, interrupted)
+        return ShutdownReport(refused, running - interrupted, interrupted)
+
+    def stats(self) -> SchedulerStats:
+        return self.gate.stats(self._clock.monotonic(), self._clock.time(), queued=len(self._queue))
+
+    # --- serving the queue -----------------------------------------------------------------------------------
+
+    def _refusal(self) -> BotError | None:
+        if self._closing:
+            return ShuttingDown()
+        return self.gate.refusal(self._clock.monotonic(), self._clock.time())
+
+    def _raise_if_refused(self) -> None:
+        refusal = self._refusal()
+        if refusal is not None:
+            raise refusal
+
+    def _dispatch(self) -> None:
+        """Start as many waiting requests as the gate allows now; otherwise wake up when it could."""
+        now = self._clock.monotonic()
+        while self._queue:
+            if self._refusal() is not None:  # e.g. the circuit just opened: nobody waits for nothing
+                self._reject_all(lambda: self._refusal() or ShuttingDown())
+                break
+            ready = self.gate.ready_at(now)
+            if ready is None:
+                break  # the next attempt to end dispatches again
+            if ready > now:
+                self._arm(ready)
+                break
+            ticket = self._queue.pop()
+            assert ticket._future is not None
+            if ticket._future.done():  # its caller was cancelled and has not run its cleanup yet
+                ticket._state = _State.IDLE
+                continue
+            ticket._state = _State.RUNNING
+            ticket._slot = self.gate.start(now, self._clock.time())
+            self._running.add(ticket)
+            self._idle.clear()
+            ticket._future.set_result(None)
+        self._report(now)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None and self._timer_at == at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = self._clock.call_at(at, self._on_timer), at
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self._dispatch()
+
+    async def _attempt(self, ticket: Ticket, job: Callable[[], Awaitable[T]]) -> T:
+        if ticket._killed:  # granted, but the grace period ran out before it could start
+            self._end(ticket, Outcome.NEUTRAL, measured=False)
+            raise ShuttingDown()
+        self._notify(ticket, Progress("generating"))
+
+        async def started() -> T:
+            if ticket._slot is not None:
+                self.gate.restamp(ticket._slot, self._clock.monotonic())
+            return await job()
+
+        # A task of its own, so shutdown can cancel the attempt without cancelling the caller.
+        ticket._task = task = asyncio.ensure_future(started())
+        outcome, measured, tokens = Outcome.NEUTRAL, False, 0
+        try:
+            result = await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if ticket._killed and not (current and current.cancelling()):
+                raise ShuttingDown() from None
+            raise
+        except RateLimited as exc:
+            self.gate.pause(exc.retry_after, self._clock.monotonic())
+            raise
+        except (UpstreamUnavailable, UpstreamTimeout):
+            outcome, measured = Outcome.FAILURE, True
+            raise
+        except UpstreamError:
+            outcome, measured = Outcome.SUCCESS, True  # it answered, so it is reachable
+            raise
+        else:
+            outcome, measured = Outcome.SUCCESS, True
+            if isinstance(result, GeneratedImage):
+                tokens = result.usage.total_tokens
+            ticket._state = _State.DONE
+            return result
+        finally:
+            self._end(ticket, outcome, measured=measured, tokens=tokens)
+
+    def _end(self, ticket: Ticket, outcome: Outcome, *, measured: bool, tokens: int = 0) -> None:
+        self._running.discard(ticket)
+        ticket._task = None
+        if ticket._state is _State.RUNNING:
+            ticket._state = _State.IDLE
+        if ticket._slot is not None:
+            self.gate.end(ticket._slot, outcome, self._clock.monotonic(), tokens=tokens, measured=measured)
+            ticket._slot = None
+        if not self._running:
+            self._idle.set()
+        self._dispatch()
+
+    def _reject(self, ticket: Ticket, exc: BaseException) -> None:
+        ticket._state = _State.IDLE
+        ticket._pending = None
+        if ticket._future is not None and not ticket._future.done():
+            ticket._future.set_exception(exc)
+
+    def _reject_all(self, make: Callable[[], BaseException]) -> int:
+        waiting = self._queue.clear()
+        for ticket in waiting:
+            self._reject(ticket, make())
+        return len(waiting)
+
+    async def _wait_idle(self, within: float) -> bool:
+        if self._idle.is_set():
+            return True
+        idle = asyncio.ensure_future(self._idle.wait())
+        timer = asyncio.ensure_future(self._clock.sleep(within))
+        try:
+            await asyncio.wait({idle, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            timer.cancel()
+        return self._idle.is_set()
+
+    # --- progress --------------------------------------------------------------------------------------------
+
+    def _report(self, now: float) -> None:
+        """Tell each waiting request its position and estimated start when either changed."""
+        order = self._queue.order()
+        watched = [i for i, ticket in enumerate(order) if ticket._progress is not None]
+        if not watched:
+            return
+        estimates = self.gate.estimate(watched[-1] + 1, now)
+        for i in watched:
+            ticket, at = order[i], estimates[i]
+            shown = ticket._shown
+            if shown is None or shown[0] != i + 1 or abs(shown[1] - at) >= self._eta_tolerance:
+                ticket._shown = (i + 1, at)
+                self._notify(ticket, Progress("queued", i + 1, round(at - now, 1)))
+
+    def _notify(self, ticket: Ticket, progress: Progress) -> None:
+        """Hand the newest update to the request's own sender task: a slow callback delays (and coalesces) only
+        that request's updates."""
+        if ticket._progress is None:
+            return
+        ticket._pending = progress
+        if ticket._sender is None or ticket._sender.done():
+            ticket._sender = sender = asyncio.get_running_loop().create_task(self._send(ticket))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+
+    async def _send(self, ticket: Ticket) -> None:
+        while ticket._pending is not None and ticket._progress is not None:
+            progress, ticket._pending = ticket._pending, None
+            try:
+                await ticket._progress(progress)
+            except Exception:
+                log.exception("progress callback of request %s failed", ticket.key)

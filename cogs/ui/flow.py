@@ -1,0 +1,78 @@
+"""Handing any request (/imagine, an edit, a Reroll, a reply) to the one pipeline, from an interaction or a message.
+
+A door builds its `ImageRequest` with `request_for` and calls `run_interaction` or `run_message`; the pipeline
+does the rest (`bot.pipeline.Pipeline.serve`): checks, showing the request in line, downloading and judging the
+input images (after accepting, so an interaction is always answered within Discord's 3 seconds), generating, and
+refunding on every ending that is not a delivery. The job objects (`cogs.ui.jobs`, `cogs.ui.message_jobs`) are
+the pipeline's `Door`: they say what happens, in Discord.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.models import ImageOptions, ImageRequest, RequestKind
+from bot.pipeline import Delivery, Loader
+from cogs.ui.common import role_ids
+from cogs.ui.jobs import InteractionJob
+from cogs.ui.message_jobs import MessageJob
+from cogs.ui.render import DEFAULT_UPLOAD_LIMIT
+
+if TYPE_CHECKING:
+    from bot.app import ImageBot
+
+log = logging.getLogger(__name__)
+
+
+def request_for(
+    user: discord.abc.User,
+    *,
+    channel_id: int | None,
+    guild_id: int | None,
+    prompt: str,
+    kind: RequestKind,
+    options: ImageOptions | None = None,
+    parent_id: int | None = None,
+) -> ImageRequest:
+    """The one way a door turns who asked, where and what into a request (the pipeline adds the history)."""
+    return ImageRequest(
+        user_id=user.id,
+        channel_id=channel_id or 0,
+        guild_id=guild_id,
+        prompt=prompt,
+        kind=kind,
+        options=options or ImageOptions(),
+        parent_id=parent_id,
+        role_ids=role_ids(user),
+    )
+
+
+def interaction_request(
+    interaction: discord.Interaction, prompt: str, kind: RequestKind, **fields: Any
+) -> ImageRequest:
+    """`request_for` the member who used a command, menu, modal or button, where they used it."""
+    fields.setdefault("channel_id", interaction.channel_id)
+    return request_for(interaction.user, guild_id=interaction.guild_id, prompt=prompt, kind=kind, **fields)
+
+
+async def run_interaction(
+    bot: ImageBot, interaction: discord.Interaction, request: ImageRequest, load: Loader | None = None
+) -> Delivery | None:
+    """A slash command, context menu, modal or button: refusals are ephemeral, the rest shows publicly."""
+    job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
+    return await bot.services.pipeline.serve(request, job, key=str(interaction.id), load=load)
+
+
+async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:
+    """A reply or a thread message: everything, refusals included, is answered as a reply to it."""
+    job = MessageJob(
+        message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
+    )
+    return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
+
+
+def upload_limit(message: discord.Message) -> int:
+    return message.guild.filesize_limit if message.guild else DEFAULT_UPLOAD_LIMIT

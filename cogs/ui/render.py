@@ -1,0 +1,98 @@
+"""How results, progress and quota look in Discord. Pure functions of core values plus discord objects."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+
+from bot.editing.images import fit_to_limit
+from bot.models import Progress, Reservation
+from bot.pipeline import Delivery
+from cogs.ui.views import result_view
+from cogs.ui.wording import quota_headline
+
+ACCENT = discord.Colour(0x4285F4)
+# Discord's upload limit in DMs and servers without boosts: the smallest a channel has.
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+def clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fit_lines(lines: Sequence[str], limit: int) -> str:
+    """All lines if they fit in `limit` characters; else as many whole lines as fit with a last line saying
+    how many were left out."""
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        if size + len(line) + 1 + len(f"… and {len(lines) - i - 1} more") > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join([*kept, f"… and {len(lines) - len(kept)} more"])
+
+
+def quota_line(reservation: Reservation) -> str:
+    return quota_headline(reservation.remaining, reservation.limit, reservation.resets_at)
+
+
+def progress_text(progress: Progress, *, now: float | None = None) -> str:
+    """What a waiting message says. The estimated start is a Discord timestamp (`now` is the unix time the
+    estimate was made): the reader's client counts it down by itself, so the bot edits only when it moves."""
+    if progress.state == "generating":
+        return "🎨 Generating your image…"
+    if progress.position == 0:
+        return "⏳ In line for the image model…"
+    ahead = "you're next" if progress.position <= 1 else f"position {progress.position} in line"
+    eta = ""
+    if progress.eta_seconds is not None:
+        if progress.eta_seconds < 1:
+            eta = " · starting any moment"
+        else:
+            at = (time.time() if now is None else now) + progress.eta_seconds
+            eta = f" · should start <t:{round(at)}:R>"
+    return f"⏳ Waiting for the image model — {ahead}{eta}"
+
+
+async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
+    """`delivery` with its image re-encoded to fit `size_limit`, off the event loop (a large picture takes a
+    few hundred milliseconds of CPU); unchanged when it already fits."""
+    image = delivery.image
+    if len(image.data) <= size_limit:
+        return delivery
+    data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
+    return dataclasses.replace(delivery, image=dataclasses.replace(image, data=data, mime_type=mime_type))
+
+
+def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str, Any]:
+    """The keyword arguments (content, embed, file, view) of a message that shows a delivered image (already
+    fitted to the channel's upload limit by `fit_delivery`)."""
+    image = delivery.image
+    filename = f"gemini-{delivery.generation_id}.{image.extension}"
+    embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
+    embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
+    if image.text:
+        embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
+    footer = image.model
+    if delivery.depth:
+        footer += f" · edit {delivery.depth} of a chain"
+        # Each ancestor contributes one instruction, so fewer means the oldest were left out.
+        sent = len(delivery.request.history)
+        if sent < delivery.depth:
+            footer += f" · ✂️ only the last {sent} instructions were sent as context"
+    embed.set_footer(text=footer)
+    embed.set_image(url=f"attachment://{filename}")
+    file = discord.File(io.BytesIO(image.data), filename=filename)
+    view = result_view(delivery.generation_id)
+    return {"content": quota_line(delivery.reservation), "embed": embed, "file": file, "view": view}

@@ -1,0 +1,119 @@
+"""The command line as an operator uses it: real processes, the fake Gemini on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.fakes.gemini import FakeGemini, GeminiReply
+from tests.fakes.gemini_images import png_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run(*args: str, cwd: Path, **env: str) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "GEMINI_"))}
+    clean["PYTHONPATH"] = str(ROOT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env={**clean, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_without_secrets_the_bot_says_what_to_set_and_where(tmp_path):
+    code, out, err = await run(cwd=tmp_path)
+    assert code == 2 and "Traceback" not in err
+    assert "DISCORD_TOKEN is not set" in err and "GEMINI_API_KEY is not set" in err
+    assert "discord.com/developers/applications" in err and "aistudio.google.com/apikey" in err
+
+
+async def test_check_names_a_bad_setting_and_never_prints_secrets(tmp_path):
+    secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
+    code, out, err = await run("check", cwd=tmp_path, **secrets, DAILY_QUOTA="lots")
+    assert code == 2 and "DAILY_QUOTA" in err
+    code, out, err = await run("check", cwd=tmp_path, **secrets)
+    assert code == 0 and "DAILY_QUOTA = 10" in out
+    assert "very-secret" not in out + err
+
+
+async def test_generate_makes_one_image_through_the_pipeline_without_discord(tmp_path):
+    picture = png_bytes(1344, 768, seed=3)
+    async with FakeGemini() as gemini:
+        gemini.enqueue(GeminiReply.image(picture, text="A fox."))
+        code, out, err = await run(
+            "generate",
+            "a red fox",
+            "--aspect-ratio",
+            "16:9",
+            "-o",
+            "fox.png",
+            cwd=tmp_path,
+            GEMINI_API_KEY=gemini.api_key,
+            GEMINI_BASE_URL=gemini.base_url,
+            DATABASE_PATH=str(tmp_path / "db.sqlite3"),
+        )
+        assert code == 0, err
+        assert (tmp_path / "fox.png").read_bytes() == picture
+        assert "The model says: A fox." in out
+        (call,) = gemini.served
+        assert call.prompt == "a red fox" and call.aspect_ratio == "16:9"
+        assert gemini.api_key not in out + err
+
+        gemini.enqueue(GeminiReply.prompt_blocked("SAFETY"))
+        code, out, err = await run(
+            "generate",
+            "something",
+            cwd=tmp_path,
+            GEMINI_API_KEY=gemini.api_key,
+            GEMINI_BASE_URL=gemini.base_url,
+            DATABASE_PATH=str(tmp_path / "db.sqlite3"),
+        )
+        assert code == 1 and "Google's safety filter refused" in err and "Traceback" not in err
+
+
+async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(tmp_path, db):
+    from bot.models import ImageRequest
+    from bot.quota.ledger import QuotaLedger
+
+    ledger = QuotaLedger(db, daily_quota=5)
+    held = await ledger.reserve(ImageRequest(user_id=1, channel_id=2, prompt="a fox", guild_id=3))
+    async with FakeGemini() as gemini:
+        code, out, err = await run(
+            "generate",
+            "a cat",
+            "-o",
+            "cat.png",
+            cwd=tmp_path,
+            GEMINI_API_KEY=gemini.api_key,
+            GEMINI_BASE_URL=gemini.base_url,
+            DATABASE_PATH=db.path,
+        )
+    assert code == 0, err
+    assert await ledger.commit(held, 1, 0.039)  # still open: the CLI did not refund the bot's request
+
+
+def test_log_output_never_carries_the_secrets(capsys):
+    import logging
+
+    from bot.__main__ import setup_logging
+    from bot.config import Settings
+
+    settings = Settings(_env_file=None, discord_token="tok-very-secret-1", gemini_api_key="key-very-secret-2")
+    setup_logging(settings)
+    try:
+        logging.getLogger("discord.http").warning("sent Authorization: Bot %s", "tok-very-secret-1")
+        logging.getLogger("aiohttp.client").error("url ...?key=key-very-secret-2 failed")
+    finally:
+        logging.basicConfig(handlers=[], force=True)
+    err = capsys.readouterr().err
+    assert "very-secret" not in err and err.count("[redacted]") == 2
