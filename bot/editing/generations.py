@@ -1,7 +1,8 @@
 """The `generations` and `generation_inputs` tables, and the only code with SQL on them: the pipeline records
 each request's start and ending here; the editing doors read results back (a result by its message, the latest
 result in a thread, a chain's instructions and depth, where each input image came from, so a Reroll can fetch it
-again)."""
+again); the usage report reads models and failures; privacy exports, forgets and redacts (`bot.ops.privacy`
+runs those three inside one transaction over every owner's tables, so they take its connection)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,44 @@ from bot.config import DEFAULTS
 from bot.editing.conversation import History, Step, walk
 from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind
 from bot.storage.db import Database
+from bot.storage.rows import anonymise, dict_rows
 
 log = logging.getLogger(__name__)
+
+ANONYMOUS = 0  # the user id of rows that belong to no one any more (the CLI's requests use it as well)
+DEFAULT_PROVIDER = "gemini"  # the only provider before each generation records its own
+UNKNOWN_MODEL = "unknown"
+
+# Columns that say nothing about who asked or what: kept when a member's generation is forgotten. The rest is
+# blanked (by allow-list, so a column added later, a raw model answer say, is blanked without being named here).
+KEPT_WHEN_FORGOTTEN = frozenset(
+    {
+        "id",
+        "created_at",
+        "finished_at",
+        "guild_id",
+        "kind",
+        "model",
+        "input_images",
+        "status",
+        "error_kind",
+        "prompt_tokens",
+        "output_tokens",
+        "total_tokens",
+        "queued_ms",
+        "upstream_ms",
+        "mime_type",
+        "image_bytes",
+        "deleted_at",
+        # Announced by the credits/real-cost and providers work; harmless while they do not exist.
+        "provider",
+        "model_version",
+        "size",
+        "credits",
+        "cost_micros",
+        "thinking_tokens",
+    }
+)
 
 _COLUMNS = (
     "id, user_id, guild_id, channel_id, kind, prompt, options_json, input_images, parent_id, status, message_id,"
@@ -44,6 +81,11 @@ class Generation:
     def shown(self) -> bool:
         """Delivered and still on Discord: the only kind of result that can be edited or rerolled."""
         return self.status is GenerationStatus.DELIVERED and self.message_id is not None and not self.deleted
+
+    @property
+    def prompt_gone(self) -> bool:
+        """Its words are no longer kept: its author had themselves forgotten, or it passed PROMPT_RETENTION_DAYS."""
+        return not self.prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,3 +276,73 @@ def _generation(row: Any) -> Generation:
         message_id=row["message_id"],
         deleted=row["deleted_at"] is not None,
     )
+
+
+# --- what the usage report reads ------------------------------------------------------------------------------
+
+
+async def labels(db: Database, first_id: int, last_id: int) -> dict[int, tuple[str, str]]:
+    """(model, provider) of every generation with an id in [first_id, last_id]: the ledger's entries of a period
+    point at generations in one id range, so one range read labels them all."""
+    columns = {row[1] for row in await db.fetchall("PRAGMA table_info(generations)")}
+    provider = "provider" if "provider" in columns else "NULL"
+    rows = await db.fetchall(
+        f"SELECT id, model, {provider} FROM generations WHERE id BETWEEN ? AND ?", (first_id, last_id)
+    )
+    return {row[0]: (row[1] or UNKNOWN_MODEL, row[2] or DEFAULT_PROVIDER) for row in rows}
+
+
+async def failure_counts(db: Database, guild_id: int | None, start: float, end: float) -> list[tuple[str, int]]:
+    """(error class, count) of the requests that failed in [start, end), for one server or all (None)."""
+    scope, params = ("", (start, end)) if guild_id is None else (" AND guild_id = ?", (start, end, guild_id))
+    rows = await db.fetchall(
+        "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM generations WHERE status = 'failed'"
+        f" AND created_at >= ? AND created_at < ?{scope} GROUP BY 1 ORDER BY 2 DESC, 1",
+        params,
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+# --- privacy: run inside the caller's transaction (`conn`) ------------------------------------------------------
+
+
+async def export_member(conn: Any, user_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Every generation of a member and every input record of them, all columns (a column added later too)."""
+    return {
+        "generations": await dict_rows(conn, "SELECT * FROM generations WHERE user_id = ? ORDER BY id", (user_id,)),
+        "generation_inputs": await dict_rows(
+            conn,
+            "SELECT i.* FROM generation_inputs i JOIN generations g ON g.id = i.generation_id"
+            " WHERE g.user_id = ? ORDER BY i.generation_id, i.position",
+            (user_id,),
+        ),
+    }
+
+
+async def forget_member(conn: Any, user_id: int, now: float) -> tuple[int, int]:
+    """A member's generations become anonymous rows (model, kind, status, tokens and timings stay: they are the
+    server's spend by model) and their input records go. The message id goes too, so a Reroll or reply on the
+    picture finds nothing to act on, and other members' edits of it lose it as a parent (their history no longer
+    carries the member's words). Returns (generations anonymised, input records deleted)."""
+    mine = "SELECT id FROM generations WHERE user_id = ?"
+    cursor = await conn.execute(f"DELETE FROM generation_inputs WHERE generation_id IN ({mine})", (user_id,))
+    inputs = int(cursor.rowcount)
+    await conn.execute(f"UPDATE generations SET parent_id = NULL WHERE parent_id IN ({mine})", (user_id,))
+    generations = await anonymise(conn, "generations", KEPT_WHEN_FORGOTTEN, "user_id = ?", (user_id,))
+    await conn.execute(
+        "UPDATE generations SET user_id = ?, deleted_at = COALESCE(deleted_at, ?) WHERE user_id = ?",
+        (ANONYMOUS, now, user_id),
+    )
+    return generations, inputs
+
+
+async def redact_older_than(conn: Any, cutoff: float) -> tuple[int, int]:
+    """Blank the prompts (and drop kept input bytes) of generations made before `cutoff`; returns how many of each."""
+    cursor = await conn.execute("UPDATE generations SET prompt = '' WHERE created_at < ? AND prompt != ''", (cutoff,))
+    prompts = int(cursor.rowcount)
+    cursor = await conn.execute(
+        "UPDATE generation_inputs SET data = NULL WHERE data IS NOT NULL AND generation_id IN"
+        " (SELECT id FROM generations WHERE created_at < ?)",
+        (cutoff,),
+    )
+    return prompts, int(cursor.rowcount)

@@ -15,7 +15,7 @@ THRESHOLDS = (80, 100)  # percent of a cap
 
 
 class SpendLike(Protocol):
-    """`bot.quota_limits.Spend`, as far as alerts read it."""
+    """`bot.quota.limits.Spend`, as far as alerts read it."""
 
     guild_id: int | None
     day: str

@@ -36,7 +36,7 @@ CHECK_TIMEOUT_SECONDS = 2.0
 
 
 def database_check(db: Any) -> Check:
-    """A readiness check: the database answers `SELECT 1` (`db` has the `fetchone` of `bot.db.Database`)."""
+    """A readiness check: the database answers `SELECT 1` (`db` has the `fetchone` of `bot.storage.db.Database`)."""
 
     async def answers() -> bool:
         row = await db.fetchone("SELECT 1")

@@ -144,7 +144,7 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class RedactingHandler(logging.StreamHandler[IO[str]]):
     """A stream handler whose every output, including its own error report, went through the redactor."""
 
     def __init__(self, redactor: Redactor, formatter: logging.Formatter, stream: IO[str] | None = None) -> None:

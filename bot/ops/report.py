@@ -38,7 +38,7 @@ async def report(
     stdout: IO[str] | None = None,
 ) -> int:
     """Print the report and write its files; returns the process exit code."""
-    from bot.db import Database
+    from bot.storage.db import Database
 
     out = stdout or sys.stdout
     if days < 1 or days > 366:

@@ -13,14 +13,15 @@ from zoneinfo import ZoneInfo
 from PIL import Image
 
 from bot.config import Settings
-from bot.db import Database
+from bot.editing.generations import Generations
 from bot.errors import BotError, GenerationFailed, ImageBlocked, UpstreamTimeout
 from bot.models import GeneratedImage, ImageOptions, ImageRequest, InputImage, RequestKind, Usage
-from bot.moderation_store import Moderation
+from bot.moderation.store import Moderation
 from bot.pipeline import Delivery, Pipeline
-from bot.quota import QuotaLedger
-from bot.retry import RetryPolicy
-from bot.scheduler import Scheduler
+from bot.providers.retry import RetryPolicy
+from bot.quota.ledger import QuotaLedger
+from bot.services import build_moderation, build_quota, build_scheduler
+from bot.storage.db import Database
 
 TZ = "Europe/Berlin"
 FLASH = "gemini-2.5-flash-image"
@@ -126,12 +127,13 @@ async def open_core(db: Database, clock: Clock, *, daily_quota: int = 10) -> Cor
         global_daily_image_cap=-1,
         global_daily_cost_cap_usd=-1,
     )
-    ledger = QuotaLedger.from_settings(db, settings, clock=clock)
-    moderation = Moderation.from_settings(db, settings, clock=clock)
-    scheduler = Scheduler.from_settings(settings)
+    ledger = build_quota(db, settings, clock=clock)
+    moderation = build_moderation(db, settings, clock=clock)
+    scheduler = build_scheduler(settings)
+    generations = Generations(db, clock=clock)
     pipelines = {
         model: Pipeline(
-            db=db,
+            generations=generations,
             provider=ScriptedProvider(model),
             moderator=moderation,
             quota=ledger,
@@ -139,6 +141,7 @@ async def open_core(db: Database, clock: Clock, *, daily_quota: int = 10) -> Cor
             retry_policy=RetryPolicy(max_attempts=1),
             prompt_max_chars=settings.prompt_max_chars,
             price_per_image_usd=price,
+            history_depth=settings.conversation_max_depth,
             clock=clock,
         )
         for model, price in PRICES.items()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bot.config import Settings
-from bot.db import Database
 from bot.models import ImageRequest
 from bot.ops.budget import BudgetAlerts, reached
-from bot.quota import QuotaLedger
+from bot.services import build_quota
+from bot.storage.db import Database
 from tests.unit.ops_day import Clock, local
 
 SERVER = 1001
@@ -22,7 +22,7 @@ def test_thresholds():
 async def test_alerts_follow_the_ledger_and_fire_once(tmp_path):
     db = await Database.open(tmp_path / "bot.sqlite3")
     settings = Settings(_env_file=None, server_daily_image_cap=5, server_daily_cost_cap_usd=-1, daily_quota=-1)
-    ledger = QuotaLedger.from_settings(db, settings, clock=Clock(NOW))
+    ledger = build_quota(db, settings, clock=Clock(NOW))
     alerts = BudgetAlerts()
     heard = []
     try:
@@ -41,7 +41,7 @@ async def test_alerts_follow_the_ledger_and_fire_once(tmp_path):
 
 
 def test_jumping_past_both_thresholds_sends_one_alert_and_a_new_day_starts_over():
-    from bot.quota_limits import Spend
+    from bot.quota.limits import Spend
 
     alerts = BudgetAlerts()
 

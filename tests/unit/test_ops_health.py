@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.db import Database
 from bot.ops.health import HealthServer, readiness_checks
 from bot.ops.metrics import Metrics
+from bot.storage.db import Database
 
 
 class World:

@@ -10,12 +10,12 @@ import sqlite3
 
 import pytest
 
-from bot.db import Database
+from bot.editing.generations import Generations, InputSource
 from bot.errors import QuotaExceeded
-from bot.generations import Generations, InputSource
 from bot.models import ImageRequest, InputImage, RequestKind
 from bot.ops.privacy import ANONYMOUS, apply_retention, export_member, forget_member
 from bot.ops.usage import usage_report
+from bot.storage.db import Database
 from tests.unit.ops_day import (
     ALICE,
     BOB,
@@ -153,6 +153,7 @@ async def test_forget_removes_the_words_and_keeps_the_counts(day):
         "quota_grants": 1,
         "moderation_log": 1,
         "quota_audit": 2,  # the admin's grants to her: the server's record
+        "quota_forgotten": 1,  # up to which entry her id is kept today, for the retention pass to finish
     }
 
     # Today's limit holds: the same numbers (only the count of today's refunds, which limits nothing, is gone),
@@ -228,6 +229,7 @@ async def test_retention_redacts_old_prompts_and_finishes_forgetting(day):
     assert later.ledger_anonymised > 0 and later.moderation_anonymised == 1
     assert not [e for e in after["quota_entries"] if e["user_id"] == ALICE]
     assert not [m for m in after["moderation_log"] if m["user_id"] == ALICE]
+    assert after["quota_forgotten"] == []
     assert [e for e in after["quota_entries"] if e["user_id"] == BOB] == bob_entries
 
 

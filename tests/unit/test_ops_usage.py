@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from bot.config import Settings
-from bot.db import Database
 from bot.ops.report import output_paths, report
 from bot.ops.usage import Blocks, MemberSpend, Reason, usage_report
 from bot.ops.usage_render import CSV_HEADER, chart_figure, csv_rows, render_png, render_table, to_csv
+from bot.storage.db import Database
 from tests.unit.ops_day import (
     ALICE,
     BOB,
