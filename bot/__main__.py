@@ -6,12 +6,15 @@ python -m bot generate "a red fox" --aspect-ratio 16:9 -o fox.png
                                     one image through the same pipeline, without Discord (tests the key)
 python -m bot sync [--global | --guild ID]
                                     publish the slash commands (globally takes up to an hour to show)
+python -m bot report [--days 30] [--guild ID] [--out DIR]
+                                    usage and cost in the terminal, plus a chart (PNG) and the rows (CSV)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -20,34 +23,10 @@ from pathlib import Path
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
+from bot.ops import report
+from bot.ops.logs import configure_logging
 
 log = logging.getLogger("bot")
-
-
-class RedactSecrets(logging.Filter):
-    """Defence in depth: whatever a library logs, the token and key never reach the log output."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 8]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-        return True
-
-
-def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    if settings is not None:
-        secrets = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
-        handler.addFilter(RedactSecrets(secrets))
-        level = settings.log_level
-    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,16 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     scope = sync.add_mutually_exclusive_group()
     scope.add_argument("--global", dest="everywhere", action="store_true", help="in every server (default)")
     scope.add_argument("--guild", type=int, help="in one server, at once")
+    report.add_parser(sub)
     args = parser.parse_args(argv)
     command = args.command or "run"
 
-    needs = ("GEMINI_API_KEY",) if command == "generate" else ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    needs: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    if command == "generate":
+        needs = ("GEMINI_API_KEY",)
+    elif command == "report":
+        needs = ()  # reads the database only
     try:
         settings = load_settings(require=needs)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    setup_logging(settings)
+    configure_logging(settings)
+    if command == "report":
+        return asyncio.run(report.report(settings, days=args.days, guild_id=args.guild, out_dir=args.out))
     if command == "check":
         return check(settings, quiet=args.quiet)
     if command == "generate":
@@ -180,7 +166,9 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with ImageBot(settings) as bot:
+    async with ImageBot(settings) as bot, contextlib.AsyncExitStack() as stack:
+        if settings.metrics_port is not None:  # /metrics, /healthz, /readyz for monitoring and HEALTHCHECK
+            await stack.enter_async_context(bot.health_server())
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))  # type: ignore[union-attr]
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     prompt_retention_days: int = Field(90, ge=0)
     # Channel id that hears when the whole bot's daily cap reaches 80 % and 100 %; unset: no alert.
     usage_alert_channel: int | None = None
+    # Whether members may ask for images in direct messages with the bot (their limits apply there too).
+    allow_dms: bool = True
 
     @field_validator("metrics_port", "usage_alert_channel", mode="before")
     @classmethod

@@ -27,11 +27,13 @@ from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
 from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
+from bot.ops.metrics import Metrics, outcome_of
 from bot.providers import ImageProvider
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PROVIDER = "gemini"  # the metrics label of a provider that does not name itself
 T = TypeVar("T")
 ProgressCallback = Callable[[Progress], Awaitable[None]]
 # Shows the image to the user; returns the id of the message that shows it (0 when there is none, e.g. CLI).
@@ -137,9 +139,12 @@ class Pipeline:
         history_depth: int,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.generations = generations
         self.provider = provider
+        self.provider_name: str = getattr(provider, "name", DEFAULT_PROVIDER)
+        self.metrics = metrics or Metrics.disabled()
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
@@ -187,18 +192,28 @@ class Pipeline:
         self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
     ) -> Delivery | None:
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
-        told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
+        told). Stopping the bot (`drain`) waits for it, including what the door says at the end. Every request
+        counts once in the metrics, with how it ended, refusals included."""
+        told = _TellingDoor(door)
         try:
-            accepted = await self.accept(request, key=key)
-        except BotError as exc:
-            await door.refused(exc)
-            return None
-        self._enter()
-        try:
-            return await self._serve(accepted, door, load)
+            try:
+                accepted = await self.accept(request, key=key)
+            except BotError as exc:
+                await told.refused(exc)
+                return None
+            self._enter()
+            try:
+                return await self._serve(accepted, told, load)
+            finally:
+                self.scheduler.release(accepted.ticket)
+                self._leave()
+        except asyncio.CancelledError:
+            told.ending = told.ending or asyncio.CancelledError()
+            raise
         finally:
-            self.scheduler.release(accepted.ticket)
-            self._leave()
+            self.metrics.request_finished(
+                door=request.kind.value, model=self.provider.model, provider=self.provider_name, outcome=told.outcome
+            )
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
@@ -260,10 +275,17 @@ class Pipeline:
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
+            began = self.clock()
             if started_at is None:
-                started_at = self.clock()
+                started_at = began
+                self.metrics.queue_wait(began - queued_at)
             prompt = provider_prompt(request.prompt, request.history)
-            return await self.provider.generate(prompt, request.images, request.options)
+            try:
+                return await self.provider.generate(prompt, request.images, request.options)
+            finally:
+                self.metrics.upstream_call(
+                    provider=self.provider_name, model=self.provider.model, seconds=self.clock() - began
+                )
 
         def upstream_elapsed() -> float:
             # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
@@ -297,7 +319,11 @@ class Pipeline:
                 queued_ms=_ms(queued_at, started_at),
                 upstream_ms=_ms(started_at, done_at),
             )
-            await self.quota.commit(reservation, generation_id, self.price_per_image_usd)
+            if await self.quota.commit(reservation, generation_id, self.price_per_image_usd):
+                # One ledger entry is one credit until the ledger counts credits.
+                self.metrics.spent(
+                    model=image.model, provider=self.provider_name, credits=1, usd=self.price_per_image_usd
+                )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery
@@ -323,6 +349,40 @@ class Pipeline:
             await self.quota.refund(reservation, kind)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
+
+
+class _TellingDoor:
+    """Passes everything to the door and keeps how the request ended, for the metrics."""
+
+    def __init__(self, door: Door) -> None:
+        self.door = door
+        self.ending: BaseException | None = None
+        self.delivered = False
+
+    @property
+    def outcome(self) -> str:
+        if self.delivered:
+            return outcome_of(None)
+        return outcome_of(self.ending) if self.ending is not None else "internal"
+
+    async def refused(self, exc: BotError) -> None:
+        self.ending = exc
+        await self.door.refused(exc)
+
+    async def show(self) -> bool:
+        return await self.door.show()
+
+    async def progress(self, progress: Progress) -> None:
+        await self.door.progress(progress)
+
+    async def deliver(self, delivery: Delivery) -> int:
+        message_id = await self.door.deliver(delivery)
+        self.delivered = True
+        return message_id
+
+    async def fail(self, exc: Exception) -> None:
+        self.ending = exc
+        await self.door.fail(exc)
 
 
 class _RaisingDoor:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from typing import Any
 
 import aiohttp
 
@@ -15,6 +16,9 @@ from bot.config import Settings
 from bot.editing.generations import Generations
 from bot.errors import ConfigError
 from bot.moderation.store import Moderation
+from bot.ops.metrics import Metrics
+from bot.ops.privacy import ForgetReport, RetentionReport, apply_retention, export_member, forget_member
+from bot.ops.server_settings import ServerSettings
 from bot.pipeline import Pipeline
 from bot.providers.gemini import GeminiProvider
 from bot.providers.retry import RetryPolicy
@@ -49,8 +53,18 @@ def build_retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def build_metrics(settings: Settings) -> Metrics:
+    """One registry for the process; it records only when the endpoint that serves it is on (METRICS_PORT)."""
+    return Metrics(enabled=settings.metrics_port is not None, models=[settings.gemini_model], providers=["gemini"])
+
+
 def build_scheduler(
-    settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    window: float | None = None,
+    margin: float | None = None,
+    metrics: Metrics | None = None,
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
     prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
@@ -69,7 +83,9 @@ def build_scheduler(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return Scheduler(gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock)
+    return Scheduler(
+        gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock, metrics=metrics
+    )
 
 
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
@@ -86,7 +102,9 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
     )
 
 
-def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> Moderation:
+def build_moderation(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None
+) -> Moderation:
     return Moderation(
         db,
         enabled=settings.moderation_enabled,
@@ -96,6 +114,7 @@ def build_moderation(db: Database, settings: Settings, *, clock: Callable[[], fl
         retention_days=settings.moderation_log_retention_days,
         max_terms=settings.moderation_max_server_terms,
         clock=clock,
+        metrics=metrics,
     )
 
 
@@ -110,13 +129,21 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    metrics: Metrics
+    server_settings: ServerSettings
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, clock: Callable[[], float] = time.time, recover: bool = True
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        recover: bool = True,
+        metrics: Metrics | None = None,
     ) -> Services:
         """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
-        CLI process beside a running bot would otherwise refund the bot's requests in flight."""
+        CLI process beside a running bot would otherwise refund the bot's requests in flight. `metrics`: the
+        process's registry when something serves it (the bot's health server), else one that records nothing."""
         db = await Database.open(settings.database_path)
         quota = build_quota(db, settings, clock=clock)
         try:
@@ -129,8 +156,9 @@ class Services:
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         provider = build_provider(http, settings)
-        moderation = build_moderation(db, settings, clock=clock)
-        scheduler = build_scheduler(settings)
+        metrics = metrics or Metrics.disabled()
+        moderation = build_moderation(db, settings, clock=clock, metrics=metrics)
+        scheduler = build_scheduler(settings, metrics=metrics)
         generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
         pipeline = Pipeline(
             generations=generations,
@@ -143,8 +171,47 @@ class Services:
             price_per_image_usd=settings.price_per_image_usd,
             history_depth=settings.conversation_max_depth,
             clock=clock,
+            metrics=metrics,
         )
-        return cls(settings, db, http, provider, quota, moderation, scheduler, pipeline, generations)
+        server_settings = ServerSettings(db, allow_dms=settings.allow_dms, clock=clock)
+        return cls(
+            settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, metrics, server_settings
+        )
+
+    # --- privacy: the member's own data, and the daily retention pass ------------------------------------------
+
+    async def export_member(self, user_id: int) -> dict[str, Any]:
+        await self.quota.drain()  # ledger writes still batched belong in the export
+        return await export_member(self.db, user_id)
+
+    async def forget_member(self, user_id: int) -> ForgetReport:
+        await self.quota.drain()
+        now = self.quota.clock()
+        report = await forget_member(
+            self.db,
+            user_id,
+            today=self.quota.days.day_key(now),
+            now=now,
+            cooldown_window_seconds=self.settings.moderation_cooldown_window_seconds,
+        )
+        log.info("forgot user %s: %s", user_id, report.as_dict())
+        return report
+
+    async def retention(self) -> RetentionReport:
+        """Redact prompts older than PROMPT_RETENTION_DAYS, finish forgetting members whose day has ended, purge
+        the moderation log past its retention. Run hourly by the bot (cheap when there is nothing to do)."""
+        now = self.quota.clock()
+        report = await apply_retention(
+            self.db,
+            prompt_retention_days=self.settings.prompt_retention_days,
+            today=self.quota.days.day_key(now),
+            now=now,
+            cooldown_window_seconds=self.settings.moderation_cooldown_window_seconds,
+        )
+        await self.moderation.purge_expired()
+        if any(astuple(report)):
+            log.info("retention: %s", report)
+        return report
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, let running ones finish up to the grace period, refund the ones still waiting,

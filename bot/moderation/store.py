@@ -31,7 +31,9 @@ from bot.moderation.filter import (
     evaluate_conversation,
     explain,
 )
+from bot.moderation.records import TIER_OF_SOURCE
 from bot.moderation.text import fold, skeleton, tokens
+from bot.ops.metrics import Metrics
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -92,8 +94,10 @@ class Moderation:
         retention_days: int = DEFAULTS.moderation_log_retention_days,
         max_terms: int = DEFAULTS.moderation_max_server_terms,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics.disabled()
         self.enabled = enabled
         self.cooldown_blocks = cooldown_blocks
         self.cooldown_window_seconds = cooldown_window_seconds
@@ -196,6 +200,7 @@ class Moderation:
                     (guild_key, request.user_id, until, now),
                 )
                 log.info("user %s in guild %s is on a moderation cool-down", request.user_id, request.guild_id)
+        self.metrics.moderation_blocked(tier=TIER_OF_SOURCE.get(source, source), category=category)
         if now - self._last_purge > _DAY:
             await self.purge_expired()
         if self.on_block is not None:

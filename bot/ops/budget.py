@@ -9,20 +9,10 @@ already sent may be sent once more, which is better than missing one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+
+from bot.quota.limits import Spend
 
 THRESHOLDS = (80, 100)  # percent of a cap
-
-
-class SpendLike(Protocol):
-    """`bot.quota.limits.Spend`, as far as alerts read it."""
-
-    guild_id: int | None
-    day: str
-    images: int
-    cost_usd: float
-    image_cap: int | None
-    cost_cap_usd: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +50,7 @@ class BudgetAlerts:
         self.thresholds = thresholds
         self._sent: set[tuple[int | None, str, str, int]] = set()
 
-    def check(self, spend: SpendLike) -> list[BudgetAlert]:
+    def check(self, spend: Spend) -> list[BudgetAlert]:
         """Alerts that became due with this spend and were not sent yet; call after each reserve or commit."""
         due = []
         for cap, used, limit in (

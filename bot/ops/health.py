@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -45,13 +46,31 @@ def database_check(db: Any) -> Check:
     return answers
 
 
-def readiness_checks(*, gateway_connected: Check, db: Any, shutting_down: Callable[[], bool]) -> dict[str, Check]:
+def readiness_checks(
+    *, gateway_connected: Check, database: Check, shutting_down: Callable[[], bool]
+) -> dict[str, Check]:
     """The three checks `/readyz` runs for the bot, under the names its 503 body reports."""
     return {
         "gateway": gateway_connected,
-        "database": database_check(db),
+        "database": database,
         "accepting": lambda: not shutting_down(),
     }
+
+
+def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """An aiohttp trace for the Discord client's HTTP session (discord.py's `http_trace`): each 429 it receives is
+    counted by the scope Discord's `X-RateLimit-Scope` header names. discord.py retries 429s by itself and has no
+    event for them; the trace sees every one, retried or not."""
+
+    async def on_request_end(
+        session: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status == 429:
+            metrics.discord_rate_limited(scope=params.response.headers.get("X-RateLimit-Scope", "unknown"))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    return trace
 
 
 class LoopLag:

@@ -66,6 +66,7 @@ _OUTCOME_BY_ERROR = {
     "QueueFull": "queue_full",
     "InvalidRequest": "invalid",
     "NotAllowed": "invalid",
+    "NotHere": "invalid",
     "Cancelled": "cancelled",
     "CancelledError": "cancelled",
     "ShuttingDown": "shutdown",

@@ -66,6 +66,8 @@ _LIMIT_ZERO = re.compile(r"limit:\s*0(?![\d.])")
 class GeminiProvider:
     """`ImageProvider` for Gemini image models. The aiohttp session is the app's and is not closed here."""
 
+    name = "gemini"  # how metrics and reports name this provider
+
     def __init__(
         self,
         session: aiohttp.ClientSession,

@@ -27,6 +27,7 @@ from bot.errors import (
     UpstreamUnavailable,
 )
 from bot.models import GeneratedImage, Progress
+from bot.ops.metrics import Metrics
 from bot.scheduler.fairqueue import FairQueue
 from bot.scheduler.gate import (
     Gate,
@@ -88,8 +89,11 @@ class Scheduler:
         user_max_pending: int,
         eta_tolerance: float = 1.0,
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        upstream: str = "gemini",
     ) -> None:
-        """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it."""
+        """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it.
+        `upstream` names the provider behind the gate in the metrics."""
         if user_max_pending < 1:
             raise ValueError("user_max_pending must be >= 1")
         self.gate = gate
@@ -106,6 +110,8 @@ class Scheduler:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._senders: set[asyncio.Task[None]] = set()
+        self.metrics = metrics or Metrics.disabled()
+        self.upstream = upstream
 
     # --- the Scheduler protocol ------------------------------------------------------------------------------
 
@@ -194,6 +200,11 @@ class Scheduler:
         log.info("scheduler stopped: %d waiting refused, %d running, %d interrupted", refused, running, interrupted)
         return ShutdownReport(refused, running - interrupted, interrupted)
 
+    @property
+    def closing(self) -> bool:
+        """`shutdown` was called: no request is admitted any more."""
+        return self._closing
+
     def stats(self) -> SchedulerStats:
         return self.gate.stats(self._clock.monotonic(), self._clock.time(), queued=len(self._queue))
 
@@ -232,6 +243,7 @@ class Scheduler:
             self._running.add(ticket)
             self._idle.clear()
             ticket._future.set_result(None)
+        self.metrics.queue_depth(len(self._queue))
         self._report(now)
 
     def _arm(self, at: float) -> None:
@@ -267,6 +279,7 @@ class Scheduler:
                 raise ShuttingDown() from None
             raise
         except RateLimited as exc:
+            self.metrics.upstream_rate_limited(provider=self.upstream)
             self.gate.pause(exc.retry_after, self._clock.monotonic())
             raise
         except (UpstreamUnavailable, UpstreamTimeout):
@@ -290,7 +303,9 @@ class Scheduler:
         if ticket._state is _State.RUNNING:
             ticket._state = _State.IDLE
         if ticket._slot is not None:
-            self.gate.end(ticket._slot, outcome, self._clock.monotonic(), tokens=tokens, measured=measured)
+            now = self._clock.monotonic()
+            self.gate.end(ticket._slot, outcome, now, tokens=tokens, measured=measured)
+            self.metrics.circuit_state(provider=self.upstream, state=self.gate.circuit.state(now))
             ticket._slot = None
         if not self._running:
             self._idle.set()

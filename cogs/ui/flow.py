@@ -5,6 +5,10 @@ does the rest (`bot.pipeline.Pipeline.serve`): checks, showing the request in li
 input images (after accepting, so an interaction is always answered within Discord's 3 seconds), generating, and
 refunding on every ending that is not a delivery. The job objects (`cogs.ui.jobs`, `cogs.ui.message_jobs`) are
 the pipeline's `Door`: they say what happens, in Discord.
+
+Every door passes here, so this is where each request gets its log request id (`bot.ops.logs`), where the
+server's rules on where the bot may be used are checked for interactions (messages are checked as they arrive,
+`cogs.ui.messages`), and where the budget alerts are looked at after the request ended.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.models import ImageOptions, ImageRequest, RequestKind
+from bot.ops.logs import current_request_id, request_context
 from bot.pipeline import Delivery, Loader
 from cogs.ui.common import role_ids
 from cogs.ui.jobs import InteractionJob
 from cogs.ui.message_jobs import MessageJob
+from cogs.ui.places import check_interaction
 from cogs.ui.render import DEFAULT_UPLOAD_LIMIT
 
 if TYPE_CHECKING:
@@ -62,16 +68,27 @@ async def run_interaction(
     bot: ImageBot, interaction: discord.Interaction, request: ImageRequest, load: Loader | None = None
 ) -> Delivery | None:
     """A slash command, context menu, modal or button: refusals are ephemeral, the rest shows publicly."""
-    job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
-    return await bot.services.pipeline.serve(request, job, key=str(interaction.id), load=load)
+    with request_context(current_request_id()):
+        if not await check_interaction(bot, interaction):
+            return None
+        job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
+        try:
+            return await bot.services.pipeline.serve(request, job, key=str(interaction.id), load=load)
+        finally:
+            await bot.budget.after_request(request.guild_id)
 
 
 async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:
-    """A reply or a thread message: everything, refusals included, is answered as a reply to it."""
-    job = MessageJob(
-        message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
-    )
-    return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
+    """A reply or a thread message: everything, refusals included, is answered as a reply to it. The place was
+    checked when the message arrived."""
+    with request_context(current_request_id()):
+        job = MessageJob(
+            message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
+        )
+        try:
+            return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
+        finally:
+            await bot.budget.after_request(request.guild_id)
 
 
 def upload_limit(message: discord.Message) -> int:

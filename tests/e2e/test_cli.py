@@ -104,16 +104,21 @@ async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(
 
 def test_log_output_never_carries_the_secrets(capsys):
     import logging
+    import sys
+    import threading
 
-    from bot.__main__ import setup_logging
     from bot.config import Settings
+    from bot.ops.logs import configure_logging  # what `python -m bot` sets up
 
     settings = Settings(_env_file=None, discord_token="tok-very-secret-1", gemini_api_key="key-very-secret-2")
-    setup_logging(settings)
+    hooks = (sys.excepthook, threading.excepthook)
+    configure_logging(settings)
     try:
         logging.getLogger("discord.http").warning("sent Authorization: Bot %s", "tok-very-secret-1")
         logging.getLogger("aiohttp.client").error("url ...?key=key-very-secret-2 failed")
     finally:
         logging.basicConfig(handlers=[], force=True)
+        logging.captureWarnings(False)
+        sys.excepthook, threading.excepthook = hooks
     err = capsys.readouterr().err
     assert "very-secret" not in err and err.count("[redacted]") == 2

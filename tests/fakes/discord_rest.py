@@ -167,6 +167,7 @@ class RestApi:
             response = json_response(exc.body(), exc.status)
             if exc.status == 429:
                 response.headers["Via"] = "1.1 google"  # discord.py retries only what came through Discord's edge
+                response.headers["X-RateLimit-Scope"] = "global" if exc.body().get("global") else "user"
         except Exception as exc:  # a bug in the fake must fail the test, not send discord.py into retries
             log.exception("fake Discord crashed on %s %s", request.method, request.path)
             fake.fail(f"fake Discord crashed on {request.method} {request.path}: {exc!r}")

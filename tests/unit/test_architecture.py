@@ -82,6 +82,7 @@ TABLE_OWNERS = {
     r"generations|generation_inputs": ("bot/editing/generations.py",),
     r"quota_\w+": ("bot/quota/ledger.py", "bot/quota/facts.py", "bot/quota/records.py"),
     r"moderation_\w+": ("bot/moderation/store.py", "bot/moderation/records.py"),
+    r"server_settings": ("bot/ops/server_settings.py",),
 }
 
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.ops.health import HealthServer, readiness_checks
+from bot.ops.health import HealthServer, database_check, readiness_checks
 from bot.ops.metrics import Metrics
 from bot.storage.db import Database
 
@@ -35,7 +35,9 @@ async def served(database):
     world = World()
     metrics = Metrics(models=["gemini-2.5-flash-image"], providers=["gemini"])
     checks = readiness_checks(
-        gateway_connected=lambda: world.connected, db=database, shutting_down=lambda: world.shutting_down
+        gateway_connected=lambda: world.connected,
+        database=database_check(database),
+        shutting_down=lambda: world.shutting_down,
     )
     async with (
         HealthServer(metrics, checks, port=0) as server,
