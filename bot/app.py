@@ -104,7 +104,7 @@ class ImageBot(commands.Bot):
         log.info("gateway session resumed")
 
     async def on_disconnect(self) -> None:
-        if self.gateway_up:
+        if self.gateway_up and not self.is_closed():
             log.warning("gateway disconnected; discord.py reconnects")
         self.gateway_up = False
 

@@ -38,25 +38,32 @@ NO_SERVER = "Use `/usage` in a server you manage (the bot's owner can ask for `e
 OWNER_ONLY = "Only the bot's owner can see the whole bot's usage; without `everything` you see this server's."
 
 
+def count(n: float, what: str) -> str:
+    return f"{number(n)} {what}{'' if n == 1 else 's'}"
+
+
+def spend_line(images: int, credits: float, cost_usd: float) -> str:
+    return f"{count(images, 'image')} · {count(credits, 'credit')} · {usd(cost_usd)}"
+
+
 def usage_embed(report: UsageReport, chart_name: str) -> discord.Embed:
     p = report.period
     span = p.last_day if p.days == 1 else f"{p.first_day} to {p.last_day}"
     whose = "the whole bot" if report.guild_id is None else "this server"
-    summary = f"**{report.images}** images · **{number(report.credits)}** credits · **{usd(report.cost_usd)}**"
+    summary = (
+        f"**{count(report.images, 'image')}** · **{count(report.credits, 'credit')}** · **{usd(report.cost_usd)}**"
+    )
     if report.held:
         summary += f" · {report.held} being made now"
     embed = discord.Embed(title=f"Usage of {whose}, {p.label} ({span})", description=summary, colour=ACCENT)
     sections = (
         (
             "By model",
-            [
-                f"`{m.model}` ({m.provider}): {m.images} images · {number(m.credits)} credits · {usd(m.cost_usd)}"
-                for m in report.by_model
-            ],
+            [f"`{m.model}` ({m.provider}): {spend_line(m.images, m.credits, m.cost_usd)}" for m in report.by_model],
         ),
         (
             "Busiest members",
-            [f"<@{m.user_id}>: {m.images} images · {usd(m.cost_usd)}" for m in report.busiest],
+            [f"<@{m.user_id}>: {count(m.images, 'image')} · {usd(m.cost_usd)}" for m in report.busiest],
         ),
         (f"Refunded ({report.refunded})", [f"{r.reason}: {r.count}" for r in report.refunds]),
         (f"Blocked ({report.blocked})", [f"{b.tier} · {b.category}: {b.count}" for b in report.blocks]),

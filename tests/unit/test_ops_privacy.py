@@ -251,3 +251,19 @@ async def test_retention_drops_old_stored_inputs(tmp_path):
         await db.close()
     assert result.inputs_dropped == 1
     assert row["data"] is None and row["attachment_id"] == 3  # the bytes go; where they came from stays
+
+
+async def test_what_a_member_does_after_forgetting_is_theirs_again(day):
+    core, _ = day
+    await forget_member(core.db, ALICE, today=TODAY, now=NOW, cooldown_window_seconds=WINDOW)
+    later = await core.ask(ALICE, SERVER, "a fox after forgetting", at=NOW + 60)
+    await core.ledger.drain()
+    tomorrow = "2026-03-11"
+    await apply_retention(
+        core.db, prompt_retention_days=0, today=tomorrow, now=local(tomorrow, 9), cooldown_window_seconds=WINDOW
+    )
+    after = dump(core.db.path)
+    # The entries kept for yesterday's limit went; the new request and its entry are still hers.
+    assert [e["generation_id"] for e in after["quota_entries"] if e["user_id"] == ALICE] == [later.generation_id]
+    assert [g["prompt"] for g in after["generations"] if g["user_id"] == ALICE] == ["a fox after forgetting"]
+    assert after["quota_forgotten"] == []
