@@ -102,6 +102,19 @@ async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(
     assert await ledger.commit(held, 1, 0.039)  # still open: the CLI did not refund the bot's request
 
 
+async def test_report_needs_no_secrets_and_writes_the_chart_and_rows(tmp_path):
+    async with FakeGemini() as gemini:  # one image, made by the CLI, so the ledger has a day to report
+        env = {"GEMINI_API_KEY": gemini.api_key, "GEMINI_BASE_URL": gemini.base_url}
+        code, _, err = await run("generate", "a fox", cwd=tmp_path, DATABASE_PATH="db.sqlite3", **env)
+        assert code == 0, err
+    code, out, err = await run("report", "--days", "7", "--out", "out", cwd=tmp_path, DATABASE_PATH="db.sqlite3")
+    assert code == 0, err
+    assert out.startswith("Usage of the whole bot, last 7 days") and "Images 1 · credits 1 · cost $0.039" in out
+    assert (tmp_path / "out" / "usage-all-7d.png").read_bytes().startswith(b"\x89PNG")
+    rows = (tmp_path / "out" / "usage-all-7d.csv").read_text().splitlines()
+    assert rows[0] == "day,model,provider,images,credits,cost_usd" and len(rows) == 1 + 7
+
+
 def test_log_output_never_carries_the_secrets(capsys):
     import logging
     import sys

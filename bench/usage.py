@@ -1,0 +1,115 @@
+"""What `/usage` costs on a busy bot, beside the one-statement alternative, in one run.
+
+    python bench/usage.py [--per-day 500] [--days 30] [--rounds 5]
+
+A database holds `--days` days of `--per-day` delivered images (two models, 50 members, a refund per 20) in one
+server. Owners: `bot.ops.usage.usage_report` as the bot runs it, each table read by its owner (the ledger's
+entries, then one id-range read of the generations for their models, summed in Python). Join: the same daily
+and per-member sums in single SQL statements joining the ledger to the generations, which the one-owner-per-table
+rule forbids. Printed: the median time of each for the 30-day, 7-day and 1-day reports, and the chart's drawing
+time (done in a worker thread by the cog). Both must agree on the numbers; the script checks that they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.ops.usage import period, usage_report  # noqa: E402
+from bot.ops.usage_render import render_png  # noqa: E402
+from bot.storage.db import Database  # noqa: E402
+
+GUILD = 1
+NOW = 1_717_243_200.0  # 2024-06-01 12:00 UTC
+MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview")
+DAY = 86_400
+
+
+async def fill(db: Database, per_day: int, days: int) -> None:
+    generations, entries = [], []
+    n = 0
+    for d in range(days):
+        at = NOW - d * DAY
+        day = time.strftime("%Y-%m-%d", time.gmtime(at))
+        for i in range(per_day):
+            n += 1
+            model = MODELS[i % 7 == 0]
+            refunded = i % 20 == 0
+            generations.append(
+                (n, at, i % 50 + 1, GUILD, 2, "imagine", "a prompt", model, "failed" if refunded else "delivered")
+            )
+            state, cost = ("refunded", 39_000) if refunded else ("committed", 134_000 if model == MODELS[1] else 39_000)
+            entries.append((day, GUILD, i % 50 + 1, state, "UpstreamTimeout" if refunded else "delivered", cost, n, at))
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO generations (id, created_at, user_id, guild_id, channel_id, kind, prompt, model, status)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            generations,
+        )
+        await conn.executemany(
+            "INSERT INTO quota_entries (day, guild_id, user_id, state, reason, cost_micros, generation_id, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            entries,
+        )
+
+
+async def joined(db: Database, days: int) -> tuple[list, list]:
+    span = period(days, "UTC", NOW)
+    scope = (
+        "FROM quota_entries e LEFT JOIN generations g ON g.id = e.generation_id"
+        " WHERE e.state IN ('committed', 'forgiven') AND e.day BETWEEN ? AND ? AND e.guild_id = ?"
+    )
+    params = (span.first_day, span.last_day, GUILD)
+    daily = await db.fetchall(
+        f"SELECT e.day, g.model, COUNT(*), TOTAL(e.cost_micros) {scope} GROUP BY 1, 2 ORDER BY 1, 2", params
+    )
+    members = await db.fetchall(
+        f"SELECT e.user_id, COUNT(*), TOTAL(e.cost_micros) {scope} GROUP BY 1 ORDER BY 3 DESC LIMIT 5", params
+    )
+    return daily, members
+
+
+async def timed(fn, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-day", type=int, default=500)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = await Database.open(Path(tmp) / "bench.sqlite3")
+        await fill(db, args.per_day, args.days)
+        print(f"{args.days} days x {args.per_day} requests in one server ({args.days * args.per_day} ledger entries)")
+        for days in (30, 7, 1):
+            report = await usage_report(db, guild_id=GUILD, days=days, timezone="UTC", now=NOW)
+            daily, _ = await joined(db, days)
+            assert report.images == sum(row[2] for row in daily)
+            assert round(report.cost_usd * 1e6) == round(sum(row[3] for row in daily))
+            owners = await timed(
+                lambda d=days: usage_report(db, guild_id=GUILD, days=d, timezone="UTC", now=NOW), args.rounds
+            )
+            join = await timed(lambda d=days: joined(db, d), args.rounds)
+            print(f"  {days:>2}-day report: owners {owners:7.1f} ms   join (daily + members only) {join:7.1f} ms")
+        report = await usage_report(db, guild_id=GUILD, days=30, timezone="UTC", now=NOW)
+        chart = await timed(lambda: asyncio.to_thread(render_png, report), args.rounds)
+        print(f"  30-day chart (PNG, in a worker thread): {chart:.1f} ms")
+        await db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
