@@ -74,6 +74,15 @@ def check(settings: Settings, *, quiet: bool = False) -> int:
         print("Configuration is valid:")
         for name, value in settings.model_dump().items():
             print(f"  {name.upper()} = {value}")  # SecretStr dumps as '**********'
+        from bot.providers.config import load_providers
+
+        print("Providers, in the order they are tried:")
+        for config in load_providers(settings):
+            limits = ", ".join(
+                f"{what} {value}" for what, value in (("rpm", config.rpm), ("concurrency", config.concurrency)) if value
+            )
+            mapped = f"; {settings.gemini_model} is {config.remote_model(settings.gemini_model)} there"
+            print(f"  {config.name}: {config.kind} at {config.base_url}{mapped}" + (f" ({limits})" if limits else ""))
     path = settings.database_path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # Estimated cost of one image in US dollars (2.5 Flash Image: 1290 tokens at $30/1M).
     price_per_image_usd: float = Field(0.039, ge=0)
 
+    # --- providers (each name's PROVIDER_<NAME>_* variables are read by bot/providers/config.py) ---
+    # Provider names in priority order; `gemini` is Google's own endpoint (GEMINI_API_KEY, GEMINI_BASE_URL). A
+    # request moves to the next one on a connection error, a timeout, a 5xx or a 429, never on a refusal.
+    providers: str = "gemini"
+    # A picture a gateway hands back as a url is downloaded: at most this many bytes, within this many seconds.
+    provider_download_max_bytes: int = Field(30 * 1024 * 1024, ge=1)
+    provider_download_timeout_seconds: float = Field(20.0, gt=0)
+
     # --- quotas and budgets ---
     # Images per user per day; -1 means unlimited.
     daily_quota: int = Field(10, ge=-1)
@@ -143,6 +151,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def provider_names(self) -> tuple[str, ...]:
+        """PROVIDERS as names (validated, with the PROVIDER_<NAME>_* variables, by `load_settings`)."""
+        return tuple(name for part in self.providers.split(",") if (name := part.strip().lower()))
+
+    @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.quota_timezone)
 
@@ -190,6 +203,13 @@ def load_settings(require: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY")
         problems = [f"  - {str(err['loc'][0]).upper()}: {err['msg']}." for err in exc.errors() if err["loc"]]
     given = {k: v for k, v in overrides.items() if k in _Secrets.model_fields}
     secrets = settings or _Secrets(**given)  # type: ignore[arg-type]
+    if settings is not None:
+        # Imported here: the providers' configuration reads `Settings` from this module.
+        from bot.providers.config import GOOGLE, read_providers
+
+        problems += read_providers(settings)[1]
+        if GOOGLE not in settings.provider_names:  # no provider uses Google's own endpoint: no key needed
+            require = tuple(name for name in require if name != "GEMINI_API_KEY")
     missing = [
         f"  - {name} is not set. Set it in the environment or in a .env file in the working directory; "
         f"to get one, {SECRET_HELP[name]}."

@@ -8,6 +8,7 @@ detail for the log (never a secret).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -119,9 +120,29 @@ class ShuttingDown(BotError):
 # --- upstream (provider) failures ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """An attempt that failed after the provider may have billed it (a timeout after the request was sent, an
+    answer whose picture could not be used): spending caps count it although nobody got a picture from it."""
+
+    provider: str
+    model: str  # the provider's id of the model
+    cost_usd: float | None  # the provider's configured price; None: unknown (count the bot's estimate)
+    why: str  # the error's class name
+
+
 class UpstreamError(BotError):
     """Something went wrong at or on the way to the image provider. Which ones are retried is decided in
-    `bot.providers.retry`, in one place."""
+    `bot.providers.retry`, in one place; which ones move a request to the next provider in
+    `bot.providers.failover`."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        # Whether the provider may have billed this attempt: True, False, or None when nobody could tell (then a
+        # timeout counts, see `bot.providers.billing.may_be_billed`). Set by the provider that raised it.
+        self.billed: bool | None = None
+        # Attempts of the same request that may have been billed, this one included (set by the provider chain).
+        self.charges: tuple[Charge, ...] = ()
 
 
 class PromptBlocked(UpstreamError):

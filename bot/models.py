@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from bot.errors import Charge
+
 # The ten ratios the Gemini image models accept (reference: gemini-api.md, "aspectRatio").
 ASPECT_RATIOS: tuple[str, ...] = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
@@ -75,13 +77,21 @@ class GeneratedImage:
     model: str
     text: str | None = None
     usage: Usage = field(default_factory=Usage)
+    provider: str = ""  # the configured provider that made it (PROVIDERS)
+    fallback: bool = False  # made by a provider other than the first in PROVIDERS: the result says which
+    cost_usd: float | None = None  # what the provider said it cost, or its configured price; None: unknown
+    # Earlier attempts of the same request that failed after their provider may have billed them.
+    charges: tuple[Charge, ...] = ()
 
     @property
     def extension(self) -> str:
         return {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(self.mime_type, "png")
 
     def __repr__(self) -> str:
-        return f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r})"
+        return (
+            f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r}, "
+            f"provider={self.provider!r}, cost_usd={self.cost_usd!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

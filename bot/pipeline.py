@@ -25,10 +25,11 @@ from typing import Any, Protocol, TypeVar
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
-from bot.errors import BotError, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked
+from bot.errors import BotError, Charge, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked, UpstreamError
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
 from bot.ops.metrics import Metrics, outcome_of
 from bot.providers import ImageProvider
+from bot.providers.billing import spent_usd
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class Quota(Protocol):
 
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
         """Count the unit as spent; False if the reservation had already ended (idempotent)."""
+
+    async def charge_failed(self, reservation: Reservation, cost_usd: float) -> None:
+        """Count what a failed request's provider may have billed in spend (not in the member's quota)."""
 
     async def refund(self, reservation: Reservation, reason: str) -> bool:
         """Give the unit back, recording why; False if the reservation had already ended."""
@@ -143,7 +147,9 @@ class Pipeline:
     ) -> None:
         self.generations = generations
         self.provider = provider
-        self.provider_name: str = getattr(provider, "name", DEFAULT_PROVIDER)
+        # The metrics' provider of a request that got no picture: the first one tried.
+        names = getattr(provider, "names", None) or (getattr(provider, "name", DEFAULT_PROVIDER),)
+        self.provider_name: str = names[0]
         self.metrics = metrics or Metrics.disabled()
         self.moderator = moderator
         self.quota = quota
@@ -212,7 +218,10 @@ class Pipeline:
             raise
         finally:
             self.metrics.request_finished(
-                door=request.kind.value, model=self.provider.model, provider=self.provider_name, outcome=told.outcome
+                door=request.kind.value,
+                model=self.provider.model,
+                provider=told.provider or self.provider_name,
+                outcome=told.outcome,
             )
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
@@ -272,6 +281,7 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
+        billed: list[Charge] = []  # failed attempts (of every retry) that the provider may have billed
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
@@ -280,12 +290,16 @@ class Pipeline:
                 started_at = began
                 self.metrics.queue_wait(began - queued_at)
             prompt = provider_prompt(request.prompt, request.history)
+            who = self.provider_name
             try:
-                return await self.provider.generate(prompt, request.images, request.options)
+                image = await self.provider.generate(prompt, request.images, request.options)
+                who = image.provider or who
+                return image
+            except UpstreamError as exc:
+                billed.extend(exc.charges)
+                raise
             finally:
-                self.metrics.upstream_call(
-                    provider=self.provider_name, model=self.provider.model, seconds=self.clock() - began
-                )
+                self.metrics.upstream_call(provider=who, model=self.provider.model, seconds=self.clock() - began)
 
         def upstream_elapsed() -> float:
             # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
@@ -307,6 +321,20 @@ class Pipeline:
             delivery = Delivery(generation_id, request, image, shown, depth)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
+            if billed:
+                cost = spent_usd(billed, self.price_per_image_usd)
+                log.warning(
+                    "generation %s failed after %d attempt(s) that may have been billed (about $%.4f, counted in "
+                    "spend): %s",
+                    generation_id,
+                    len(billed),
+                    cost,
+                    ", ".join(f"{c.provider} {c.why}" for c in billed),
+                )
+                try:
+                    await self.quota.charge_failed(reservation, cost)
+                except Exception:  # the refund below must happen whatever this did
+                    log.exception("generation %s: the billed attempts could not be counted in spend", generation_id)
             await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
             raise
         # The user has the image now: a failure of the bookkeeping below must not turn that into an error
@@ -319,10 +347,12 @@ class Pipeline:
                 queued_ms=_ms(queued_at, started_at),
                 upstream_ms=_ms(started_at, done_at),
             )
-            if await self.quota.commit(reservation, generation_id, self.price_per_image_usd):
+            # The provider's real cost when known, plus earlier attempts that may have been billed.
+            cost = spent_usd([*billed, *image.charges], self.price_per_image_usd, image)
+            if await self.quota.commit(reservation, generation_id, cost):
                 # One ledger entry is one credit until the ledger counts credits.
                 self.metrics.spent(
-                    model=image.model, provider=self.provider_name, credits=1, usd=self.price_per_image_usd
+                    model=image.model, provider=image.provider or self.provider_name, credits=1, usd=cost
                 )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
@@ -358,6 +388,7 @@ class _TellingDoor:
         self.door = door
         self.ending: BaseException | None = None
         self.delivered = False
+        self.provider = ""  # who made the picture delivered
 
     @property
     def outcome(self) -> str:
@@ -377,7 +408,7 @@ class _TellingDoor:
 
     async def deliver(self, delivery: Delivery) -> int:
         message_id = await self.door.deliver(delivery)
-        self.delivered = True
+        self.delivered, self.provider = True, delivery.image.provider
         return message_id
 
     async def fail(self, exc: Exception) -> None:

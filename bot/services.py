@@ -14,16 +14,18 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
-from bot.errors import ConfigError
 from bot.moderation.store import Moderation
 from bot.ops.metrics import Metrics
 from bot.ops.privacy import ForgetReport, RetentionReport, apply_retention, export_member, forget_member
 from bot.ops.server_settings import ServerSettings
 from bot.pipeline import Pipeline
-from bot.providers.gemini import GeminiProvider
+from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.factory import build_chain
+from bot.providers.failover import FailoverProvider
 from bot.providers.retry import RetryPolicy
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
+from bot.scheduler.lanes import UNLIMITED, GateLane
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
 from bot.storage.db import Database
@@ -31,16 +33,38 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 
-def build_provider(http: aiohttp.ClientSession, settings: Settings) -> GeminiProvider:
-    if settings.gemini_api_key is None:
-        raise ConfigError("GEMINI_API_KEY is not set")
-    return GeminiProvider(
+def build_provider(
+    http: aiohttp.ClientSession, settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> FailoverProvider:
+    """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
+    return build_chain(
         http,
-        settings.gemini_api_key,
-        base_url=settings.gemini_base_url,
-        model=settings.gemini_model,
-        attempt_timeout=settings.gemini_attempt_timeout_seconds,
+        settings,
+        load_providers(settings),
+        lane_for=lambda config: build_lane(settings, config, clock=clock, metrics=metrics),
+        clock=clock,
+        download_max_bytes=settings.provider_download_max_bytes,
+        download_timeout=settings.provider_download_timeout_seconds,
     )
+
+
+def build_lane(
+    settings: Settings, config: ProviderConfig, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> GateLane:
+    """One provider's own gate: the bot's circuit and 429 settings, its own rate and concurrency if configured.
+    Times scale with the rate window like the scheduler's (tests run it shortened)."""
+    scale = settings.upstream_window_seconds / 60
+    gate = Gate(
+        rpm=config.rpm or UNLIMITED,
+        concurrency=config.concurrency or UNLIMITED,
+        failure_threshold=settings.circuit_failure_threshold,
+        cooldown=settings.circuit_cooldown_seconds,
+        window=settings.upstream_window_seconds,
+        margin=settings.upstream_window_margin_seconds * scale,
+        default_retry_after=settings.upstream_429_pause_seconds * scale,
+        expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
+    )
+    return GateLane(config.name, gate, clock, metrics=metrics)
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -55,7 +79,9 @@ def build_retry_policy(settings: Settings) -> RetryPolicy:
 
 def build_metrics(settings: Settings) -> Metrics:
     """One registry for the process; it records only when the endpoint that serves it is on (METRICS_PORT)."""
-    return Metrics(enabled=settings.metrics_port is not None, models=[settings.gemini_model], providers=["gemini"])
+    return Metrics(
+        enabled=settings.metrics_port is not None, models=[settings.gemini_model], providers=settings.provider_names
+    )
 
 
 def build_scheduler(
@@ -66,6 +92,9 @@ def build_scheduler(
     margin: float | None = None,
     metrics: Metrics | None = None,
 ) -> Scheduler:
+    # One provider: its 429s and circuit are the front gate's, named after it. A chain of several: each
+    # provider's lane reports its own (`build_lane`), and the front gate none, so nothing is counted twice.
+    names = settings.provider_names
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
     prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
     window = settings.upstream_window_seconds if window is None else window
@@ -84,7 +113,12 @@ def build_scheduler(
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
     return Scheduler(
-        gate, user_max_pending=settings.user_max_pending, eta_tolerance=scale, clock=clock, metrics=metrics
+        gate,
+        user_max_pending=settings.user_max_pending,
+        eta_tolerance=scale,
+        clock=clock,
+        metrics=metrics,
+        upstream=names[0] if len(names) == 1 else None,
     )
 
 
@@ -123,7 +157,7 @@ class Services:
     settings: Settings
     db: Database
     http: aiohttp.ClientSession
-    provider: GeminiProvider
+    provider: FailoverProvider
     quota: QuotaLedger
     moderation: Moderation
     scheduler: Scheduler
@@ -155,8 +189,8 @@ class Services:
             log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
-        provider = build_provider(http, settings)
         metrics = metrics or Metrics.disabled()
+        provider = build_provider(http, settings, metrics=metrics)
         moderation = build_moderation(db, settings, clock=clock, metrics=metrics)
         scheduler = build_scheduler(settings, metrics=metrics)
         generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)

@@ -17,7 +17,8 @@ class ImageProvider(Protocol):
         ...
 
 
-# Re-exported after the protocol: the implementations import nothing from this package.
+# Re-exported after the protocol, which is all the provider chain (`failover`) imports from this package; the
+# implementations import nothing from it.
 from bot.providers.gemini import GeminiProvider  # noqa: E402
 from bot.providers.retry import RetryPolicy, call_with_retries  # noqa: E402
 

@@ -164,6 +164,25 @@ class QuotaLedger:
         False (and nothing changes) if the reservation had already ended."""
         return await self._end(reservation, "refunded", reason, "", ())
 
+    async def charge_failed(self, reservation: Reservation, cost_usd: float) -> None:
+        """A request that failed after a provider may have billed it (a timeout after sending, an answer that
+        could not be used): the cost counts toward the server's and the bot's spend on the reservation's day,
+        but not toward the member's quota or the image counts."""
+        micros = to_micros(cost_usd)
+        if micros > 0:
+            await self._batch.run(self._charge_failed, reservation.id, micros)
+
+    def _charge_failed(self, conn: sqlite3.Connection, entry_id: int, micros: int) -> None:
+        row = conn.execute("SELECT day, guild_id FROM quota_entries WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            return
+        day, guild = row
+        conn.execute(
+            "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
+            " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = cost_micros + excluded.cost_micros",
+            (day, guild, micros, day, GLOBAL_SCOPE, micros),
+        )
+
     async def _end(
         self, reservation: Reservation, state: str, reason: str, extra_sql: str, extra: tuple[object, ...]
     ) -> bool:

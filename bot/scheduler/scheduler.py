@@ -90,10 +90,10 @@ class Scheduler:
         eta_tolerance: float = 1.0,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
-        upstream: str = "gemini",
+        upstream: str | None = "gemini",
     ) -> None:
         """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it.
-        `upstream` names the provider behind the gate in the metrics."""
+        `upstream` names the provider behind the gate in the metrics (None: the providers report their own)."""
         if user_max_pending < 1:
             raise ValueError("user_max_pending must be >= 1")
         self.gate = gate
@@ -279,7 +279,8 @@ class Scheduler:
                 raise ShuttingDown() from None
             raise
         except RateLimited as exc:
-            self.metrics.upstream_rate_limited(provider=self.upstream)
+            if self.upstream is not None:
+                self.metrics.upstream_rate_limited(provider=self.upstream)
             self.gate.pause(exc.retry_after, self._clock.monotonic())
             raise
         except (UpstreamUnavailable, UpstreamTimeout):
@@ -305,7 +306,8 @@ class Scheduler:
         if ticket._slot is not None:
             now = self._clock.monotonic()
             self.gate.end(ticket._slot, outcome, now, tokens=tokens, measured=measured)
-            self.metrics.circuit_state(provider=self.upstream, state=self.gate.circuit.state(now))
+            if self.upstream is not None:
+                self.metrics.circuit_state(provider=self.upstream, state=self.gate.circuit.state(now))
             ticket._slot = None
         if not self._running:
             self._idle.set()

@@ -85,6 +85,8 @@ def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str,
     if image.text:
         embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
     footer = image.model
+    if image.fallback:  # the first provider failed or was skipped: say who made it
+        footer += f" · via {image.provider}"
     if delivery.depth:
         footer += f" · edit {delivery.depth} of a chain"
         # Each ancestor contributes one instruction, so fewer means the oldest were left out.

@@ -16,7 +16,7 @@ from tests.e2e.edit_helpers import generations
 from tests.fakes.discord import FakeDiscord, Interaction, InteractionRefused, Member
 from tests.fakes.gemini import GeminiReply
 
-FLASH, PRO = "gemini-2.5-flash-image", "gemini-3-pro-image-preview"
+FLASH, PRO = "gemini-2.5-flash-image", "gemini-3-pro-image"
 PRICES = {FLASH: 0.039, PRO: 0.134}
 # matplotlib's first two colours: the stacked bars of the first and second model, in name order.
 FIRST_BAR, SECOND_BAR = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)

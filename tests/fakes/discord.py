@@ -6,7 +6,9 @@
         assert reply.attachments[0].content_type == "image/png"
 
 It enforces Discord's limits with Discord's error codes (see `discord_limits`), the interaction deadlines on
-its own clock (`advance()` moves it), the MESSAGE_CONTENT intent, and records every request. Unknown routes,
+its own clock (`advance()` moves it), the MESSAGE_CONTENT intent, Discord's API spec for every request body
+(`discord_spec`), Discord's rate limits when a test asks (`rate_limits=RateLimits()`, see `discord_ratelimits`),
+and records every request. Unknown routes,
 crashes of the fake and errors the bot logs through discord.py fail the test when the fake closes, unless the
 test claimed them with `take_failures()`.
 """
@@ -44,7 +46,9 @@ from tests.fakes.discord_interactions import (
 )
 from tests.fakes.discord_limits import ApiError
 from tests.fakes.discord_messages import Message, Messages, UploadedFile
+from tests.fakes.discord_ratelimits import RateLimiter, RateLimits, Window
 from tests.fakes.discord_rest import API, RecordedRequest, RestApi
+from tests.fakes.discord_spec import spec_or_skip
 from tests.fakes.discord_state import (
     DM,
     PRIVILEGED_INTENTS,
@@ -64,7 +68,9 @@ __all__ = [
     "InteractionRefused",
     "Member",
     "Message",
+    "RateLimits",
     "User",
+    "Window",
     "fake_discord",
 ]
 
@@ -88,10 +94,15 @@ class FakeDiscord(World):
         attachment_size_limit: int = DEFAULT_SIZE_LIMIT,
         portal_intents: int = PRIVILEGED_INTENTS,
         timeout: float = 5.0,
+        rate_limits: RateLimits | None = None,
+        validate_spec: bool = True,
     ) -> None:
         """`portal_intents`: the privileged intents enabled in the developer portal; asking for others at
         IDENTIFY closes the gateway with 4014, and REST reads strip content without MESSAGE_CONTENT.
-        `timeout`: how long every wait_for* helper waits (a test may change `fake.timeout`)."""
+        `timeout`: how long every wait_for* helper waits (a test may change `fake.timeout`).
+        `rate_limits`: Discord's buckets and global limit (`RateLimits()`: the real figures; None: off).
+        `validate_spec`: check every request body against Discord's API spec (`discord_spec`); a violation
+        is answered with Discord's 400 and fails the test."""
         self.gateway = Gateway(self)  # first: building the world asks whether a bot is connected
         super().__init__(attachment_size_limit=attachment_size_limit)
         self.token = token
@@ -103,6 +114,9 @@ class FakeDiscord(World):
         self.interactions: list[Interaction] = []
         self._tokens: dict[str, Interaction] = {}
         self._injected: list[tuple[str, ApiError]] = []
+        self.limiter = RateLimiter(rate_limits)
+        self.spec = spec_or_skip() if validate_spec else None
+        self.spec_violations: list[RecordedRequest] = []
         self._bot_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._restore: list[tuple[Any, str, Any]] = []
@@ -431,6 +445,16 @@ class FakeDiscord(World):
     def rejections(self) -> list[RecordedRequest]:
         """Every request the fake answered with an error."""
         return [r for r in self.requests if r.status is not None and r.status >= 400]
+
+    @property
+    def rate_limited(self) -> list[RecordedRequest]:
+        """Every request the fake answered with a 429 (its own buckets, the global limit, injected ones)."""
+        return [r for r in self.requests if r.status == 429]
+
+    @property
+    def invalid_requests(self) -> int:
+        """401, 403 and 429 answers: what Cloudflare counts towards banning the bot's IP."""
+        return self.limiter.invalid_total
 
     def _describe_timeout(self, what: str) -> str:
         lines = [f"timed out waiting for {what}"]

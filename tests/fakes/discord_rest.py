@@ -29,6 +29,8 @@ from tests.fakes.discord_limits import (
     invalid,
 )
 from tests.fakes.discord_messages import Message, UploadedFile
+from tests.fakes.discord_ratelimits import TooManyRequests
+from tests.fakes.discord_spec import SpecViolation
 from tests.fakes.discord_state import (
     ATTACH_FILES,
     CREATE_PUBLIC_THREADS,
@@ -63,6 +65,7 @@ class RecordedRequest:
     at: float
     status: int | None = None
     response: Any = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # of the answer
 
     @property
     def error_code(self) -> int | None:
@@ -151,11 +154,16 @@ class RestApi:
         request[RECORD] = record
         if is_api:
             fake.requests.append(record)
+        headers: dict[str, str] = {}
         try:
             record.json, record.files = await _read_body(request)
             if is_api and not request.path.startswith(_OPEN_ROUTES, len(API)):
                 if request.headers.get("Authorization") != f"Bot {fake.token}":
                     raise UNAUTHORIZED()
+            if is_api:
+                headers = fake.limiter.admit(record.route, request.match_info)
+                if resource is not None and resource.canonical != "/{tail}":  # unknown routes fail on their own
+                    self._check_spec(request, record)
             if (injected := fake.take_injected(record.route)) is not None:
                 raise injected
             response = await handler(request)
@@ -165,9 +173,13 @@ class RestApi:
             if (ix := fake.interaction_by_token(request.match_info.get("token", ""))) is not None:
                 ix.rejections.append(record)
             response = json_response(exc.body(), exc.status)
-            if exc.status == 429:
-                response.headers["Via"] = "1.1 google"  # discord.py retries only what came through Discord's edge
-                response.headers["X-RateLimit-Scope"] = "global" if exc.body().get("global") else "user"
+            if isinstance(exc, TooManyRequests):
+                headers = exc.headers
+                if exc.banned:
+                    record.response = exc.message
+                    response = web.Response(text=exc.message, status=429)  # Cloudflare's page, not Discord's JSON
+            elif exc.status == 429:  # an injected one, as Discord's edge sends it
+                headers = TooManyRequests(exc.retry_after or 0, scope="user").headers
         except Exception as exc:  # a bug in the fake must fail the test, not send discord.py into retries
             log.exception("fake Discord crashed on %s %s", request.method, request.path)
             fake.fail(f"fake Discord crashed on {request.method} {request.path}: {exc!r}")
@@ -175,8 +187,24 @@ class RestApi:
             response = json_response(record.response, 400)
         else:
             record.status = response.status
+        response.headers.update(headers)
+        record.headers = dict(response.headers)
+        if is_api:
+            fake.limiter.answered(response.status)
         fake.notify()
         return response
+
+    def _check_spec(self, request: web.Request, record: RecordedRequest) -> None:
+        """The body against Discord's API spec: Discord's 400 to the bot, and a failure of the test."""
+        spec = self.fake.spec
+        if spec is None:
+            return
+        try:
+            spec.check(request.method, request.path.removeprefix(API), record.json)
+        except SpecViolation as exc:
+            self.fake.spec_violations.append(record)
+            self.fake.fail(f"{record.route} breaks Discord's API spec at {exc.where}: {exc.reason}")
+            raise
 
     async def unknown(self, request: web.Request) -> web.Response:
         self.fake.fail(f"request to an unknown route: {request.method} {request.path}")

@@ -1,4 +1,9 @@
-"""Real image bytes for the fake Gemini and for tests: valid PNGs built by hand, JPEGs through Pillow."""
+"""Real image bytes for the fake Gemini and for tests: valid PNGs built by hand, JPEGs through Pillow.
+
+Answers have the real pixel size of the model, ratio and imageSize (a 4K answer really is 4096 pixels wide); they
+are flat colours, so a 4K JPEG weighs about 250 KB and costs ~80 ms once (cached). `weighted_png` makes a PNG of a
+chosen weight for upload-limit tests.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,10 @@ import struct
 import zlib
 from functools import lru_cache
 
+from tests.fakes.gemini_models import FLASH_25_SIZES
+
 # What gemini-2.5-flash-image returns for each aspect ratio (Google's image-generation guide).
-OUTPUT_SIZES: dict[str, tuple[int, int]] = {
-    "1:1": (1024, 1024),
-    "2:3": (832, 1248),
-    "3:2": (1248, 832),
-    "3:4": (864, 1184),
-    "4:3": (1184, 864),
-    "4:5": (896, 1152),
-    "5:4": (1152, 896),
-    "9:16": (768, 1344),
-    "16:9": (1344, 768),
-    "21:9": (1536, 672),
-}
+OUTPUT_SIZES = FLASH_25_SIZES
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -61,12 +57,41 @@ def default_png(aspect_ratio: str = "1:1") -> bytes:
     return png_bytes(width, height)
 
 
+@lru_cache(maxsize=64)
 def jpeg_bytes(width: int = 64, height: int = 64, *, color: tuple[int, int, int] = (200, 120, 40)) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buf, "JPEG", quality=85)
     return buf.getvalue()
+
+
+@lru_cache(maxsize=32)
+def flat_png(width: int, height: int, color: tuple[int, int, int] = (40, 90, 160)) -> bytes:
+    return png_bytes(width, height, color=color)
+
+
+@lru_cache(maxsize=8)
+def weighted_png(width: int, height: int, n_bytes: int, *, seed: int = 0) -> bytes:
+    """A valid width x height PNG that weighs about `n_bytes` (never less): random rows on top (incompressible),
+    one flat colour below. For tests of upload limits with a 4K answer."""
+    rng = random.Random(seed)
+    noisy = min(height, math.ceil(n_bytes / (3 * width + 1)))
+    rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(noisy))
+    rows += (b"\x00" + bytes((40, 90, 160)) * width) * (height - noisy)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, 1)) + _chunk(b"IEND", b"")
+    )
+
+
+def picture(width: int, height: int, image_format: str, *, weight: int | None = None) -> bytes:
+    """An answer picture: "png" or "jpeg" bytes of that pixel size; a PNG of about `weight` bytes if given."""
+    if image_format == "jpeg":
+        return jpeg_bytes(width, height, color=(40, 90, 160))
+    if weight:
+        return weighted_png(width, height, weight)
+    return flat_png(width, height)
 
 
 def image_size(data: bytes) -> tuple[int, int]:

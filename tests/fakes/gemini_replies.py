@@ -3,55 +3,41 @@ must handle (`GeminiReply.image()`, `.rate_limited()`, `.stall()`, ...), and rea
 
 from __future__ import annotations
 
-import base64
-import uuid
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.gemini_images import default_png, jpeg_bytes
-from tests.fakes.gemini_schema import decode_bytes
+from tests.fakes.gemini_answers import (
+    AnswerStyle,
+    RecordedRequest,
+    TextAnswers,
+    candidate,
+    picture_parts,
+    response,
+    thinking_parts,
+)
+from tests.fakes.gemini_images import jpeg_bytes
+from tests.fakes.gemini_json import example, mismatch
+from tests.fakes.gemini_models import DEFAULT_MODEL, IMAGE_MODELS, TEXT_MODELS
 
-KNOWN_MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-3.1-flash-image-preview")
-IMAGE_TOKENS = {"gemini-2.5-flash-image": 1290}  # 3 Pro bills 1120 at 1K/2K
+__all__ = ["AnswerStyle", "GeminiReply", "KNOWN_MODELS", "RecordedRequest", "response", "scripted_answer"]
+
+KNOWN_MODELS = IMAGE_MODELS + TEXT_MODELS
 _RPC = "type.googleapis.com/google.rpc."
 _RATE_DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits"
-
-
-@dataclass
-class RecordedRequest:
-    """One request as it reached the fake, and what the fake answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # the parsed JSON (None if it was not JSON)
-    size: int
-    at: float  # the fake's clock at arrival
-    model: str | None = None
-    status: int | None = None
-    # The body with every field name in lowerCamel, once it passed validation.
-    request: dict[str, Any] | None = None
-
-    @property
-    def parts(self) -> list[dict[str, Any]]:
-        return (self.request or self.body)["contents"][0]["parts"]
-
-    @property
-    def prompt(self) -> str:
-        return "".join(part.get("text", "") for part in self.parts)
-
-    @property
-    def images(self) -> list[tuple[str, bytes]]:
-        """(mime type, decoded bytes) of every inline image of the first turn."""
-        blobs = [part.get("inlineData") for part in self.parts]
-        return [(blob["mimeType"], decode_bytes(blob["data"])) for blob in blobs if blob]
-
-    @property
-    def aspect_ratio(self) -> str | None:
-        config = (self.request or self.body or {}).get("generationConfig") or {}
-        return (config.get("imageConfig") or {}).get("aspectRatio")
+# google.rpc.Code of each HTTP-mapped status, for errors inside batch results (a google.rpc.Status).
+GRPC_CODES = {
+    "INVALID_ARGUMENT": 3,
+    "FAILED_PRECONDITION": 9,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "UNAUTHENTICATED": 16,
+}
 
 
 Body = dict | list | bytes | str | Callable[[RecordedRequest], Any]
@@ -72,29 +58,23 @@ class GeminiReply:
         cls,
         data: bytes | None = None,
         *,
-        mime_type: str = "image/png",
+        mime_type: str | None = None,
         text: str | None = None,
-        thoughts: int = 0,
+        thoughts: int | None = None,
         model: str | None = None,
         usage: dict[str, Any] | None = None,
+        signed: bool | None = None,
     ) -> GeminiReply:
-        """An image (default: a PNG of the requested ratio), optionally after a text part and `thoughts` draft
-        images marked `"thought": true` (Gemini 3 style). `usage` replaces the computed usageMetadata."""
+        """A picture answer. By default as the requested model makes it: the pixel size of the ratio and imageSize,
+        PNG from 2.5 and JPEG from Gemini 3 (or as the fake's AnswerStyle says), and on thinking models a thought
+        summary, `thoughts` draft images (default 1) and fresh thoughtSignatures. `data`/`mime_type` fix the bytes
+        and the declared type; `text` adds a text part before the image; `thoughts=N` forces N drafts (and
+        signatures) on any model, `signed` forces signatures on or off; `usage` replaces usageMetadata;
+        `model` the reported modelVersion."""
 
         def build(request: RecordedRequest) -> dict:
-            image = data if data is not None else default_png(request.aspect_ratio or "1:1")
-            # Gemini 3 thinks aloud first: a thought summary, then draft images, all marked as thoughts.
-            parts: list[dict[str, Any]] = [{"text": "**Composing the scene**", "thought": True}] if thoughts else []
-            parts += [
-                {"inlineData": {"mimeType": "image/png", "data": _b64(default_png())}, "thought": True}
-                for _ in range(thoughts)
-            ]
-            if text is not None:
-                parts.append({"text": text})
-            parts.append({"inlineData": {"mimeType": mime_type, "data": _b64(image)}})
-            if thoughts:
-                parts[-1]["thoughtSignature"] = _b64(b"signature")
-            body = response(request, [_candidate(parts, "STOP")], model=model, text=text)
+            parts = picture_parts(request, data=data, mime_type=mime_type, text=text, thoughts=thoughts, signed=signed)
+            body = response(request, [candidate(parts)], model=model)
             if usage is not None:
                 body["usageMetadata"] = usage
             return body
@@ -106,8 +86,20 @@ class GeminiReply:
         return cls.image(data if data is not None else jpeg_bytes(), mime_type="image/jpeg", **kwargs)
 
     @classmethod
+    def mislabelled(cls, data: bytes | None = None, **kwargs: Any) -> GeminiReply:
+        """JPEG bytes declared as image/png (it happens): the bot must judge the format by the magic bytes."""
+        return cls.image(data if data is not None else jpeg_bytes(), mime_type="image/png", **kwargs)
+
+    @classmethod
     def text_only(cls, text: str = "Could you tell me which style you would like?") -> GeminiReply:
-        return cls(body=lambda request: response(request, [_candidate([{"text": text}], "STOP")], text=text))
+        return cls(body=lambda request: response(request, [candidate(thinking_parts(request, text))]))
+
+    @classmethod
+    def answer(cls, value: Any = None) -> GeminiReply:
+        """A text model's answer. Under `responseMimeType: application/json` `value` (a dict/list, or a JSON
+        string) must fit the request's responseSchema (a misfit is a 500 that says why) and None answers the
+        smallest value that fits; otherwise `value` is the text (None: "OK")."""
+        return cls(body=lambda request: _text_answer(request, value))
 
     @classmethod
     def finish(
@@ -117,14 +109,14 @@ class GeminiReply:
         "text" (a text part, `text`)."""
 
         def build(request: RecordedRequest) -> dict:
-            candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
+            blocked: dict[str, Any] = {"finishReason": reason, "index": 0}
             if content == "empty":
-                candidate["content"] = {}
+                blocked["content"] = {}
             elif content == "text":
-                candidate["content"] = {"role": "model", "parts": [{"text": text or ""}]}
+                blocked["content"] = {"role": "model", "parts": [{"text": text or ""}]}
             if message is not None:
-                candidate["finishMessage"] = message
-            return response(request, [candidate], output_tokens=0)
+                blocked["finishMessage"] = message
+            return response(request, [blocked], output_tokens=0)
 
         return cls(body=build)
 
@@ -171,7 +163,7 @@ class GeminiReply:
         *,
         quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel",
         limit: int = 10,
-        model: str = KNOWN_MODELS[0],
+        model: str = DEFAULT_MODEL,
         free_tier: bool = False,
     ) -> GeminiReply:
         """A real-shaped 429: QuotaFailure, Help and (if `retry_delay`) RetryInfo, wait repeated in the text."""
@@ -186,6 +178,26 @@ class GeminiReply:
         """The free tier of image models today: `limit: 0` on a per-minute quota, with a RetryInfo to ignore."""
         quota_id = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
         return cls.rate_limited(retry_delay, quota_id=quota_id, limit=0, free_tier=True)
+
+    @classmethod
+    def model_not_found(cls, model: str, method: str = "generateContent") -> GeminiReply:
+        """What a retired or unknown model id gets."""
+        return cls.error(
+            404,
+            "NOT_FOUND",
+            f"models/{model} is not found for API version v1beta, or is not supported for {method}. Call "
+            "ListModels to see the list of available models and their supported methods.",
+        )
+
+    @classmethod
+    def not_for_new_users(cls, model: str) -> GeminiReply:
+        """A legacy model asked for by a project that never used it (while models.get still answers 200)."""
+        return cls.error(
+            404,
+            "NOT_FOUND",
+            f"This model models/{model} is no longer available to new users. Please update your code to use a "
+            "newer model for the latest features and improvements.",
+        )
 
     @classmethod
     def overloaded(cls) -> GeminiReply:
@@ -229,43 +241,52 @@ class GeminiReply:
         return cls(body=cls.image().body, delay=seconds)
 
 
-def response(
-    request: RecordedRequest,
-    candidates: list[dict],
-    *,
-    model: str | None = None,
-    text: str | None = None,
-    output_tokens: int | None = None,
-) -> dict:
-    """A 200 body with usageMetadata as the real API counts it (image tokens per image, ~4 chars per token)."""
-    model = model or request.model or KNOWN_MODELS[0]
-    prompt_tokens = max(1, len(request.prompt) // 4) + 258 * len(request.images)
-    images = sum(1 for c in candidates for p in (c.get("content") or {}).get("parts", []) if "inlineData" in p)
-    image_tokens = IMAGE_TOKENS.get(model, 1120) * images
-    text_tokens = len(text) // 4 if text else 0
-    output = image_tokens + text_tokens if output_tokens is None else output_tokens
-    usage: dict[str, Any] = {
-        "promptTokenCount": prompt_tokens,
-        "candidatesTokenCount": output,
-        "totalTokenCount": prompt_tokens + output,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
-    }
-    if image_tokens:
-        usage["candidatesTokensDetails"] = [{"modality": "IMAGE", "tokenCount": image_tokens}]
-    return {
-        "candidates": candidates,
-        "usageMetadata": usage,
-        "modelVersion": model,
-        "responseId": uuid.uuid4().hex[:22],
-    }
+def scripted_answer(answers: TextAnswers, request: RecordedRequest) -> Any:
+    """The scripted answer for a text request: `answers(request)`, or the value of the first key of the dict
+    found in the prompt (the last user turn's text, system instruction included), else None."""
+    if answers is None:
+        return None
+    if callable(answers):
+        return answers(request)
+    source = request.request or request.body or {}
+    system = "".join(p.get("text", "") for p in (source.get("systemInstruction") or {}).get("parts", []))
+    haystack = system + "\n" + request.prompt
+    return next((value for key, value in answers.items() if key in haystack), None)
 
 
-def _candidate(parts: list[dict], reason: str) -> dict:
-    return {"content": {"role": "model", "parts": parts}, "finishReason": reason, "index": 0}
+def _text_answer(request: RecordedRequest, value: Any) -> dict | GeminiReply:
+    config = request.config
+    mime = config.get("responseMimeType", "text/plain")
+    schema = config.get("responseSchema") or config.get("responseJsonSchema")
+    if mime == "application/json":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return _fake_bug(f"scripted JSON answer is not JSON: {value[:80]!r}")
+        value = example(schema) if value is None else value
+        reason = mismatch(value, schema)
+        if reason:
+            return _fake_bug(f"scripted answer does not fit the request's responseSchema: {reason}")
+        text = json.dumps(value)
+    elif mime == "text/x.enum":
+        text = str(value if value is not None else example(schema))
+    else:
+        text = "OK" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return response(request, [candidate([{"text": text}])])
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _fake_bug(reason: str) -> GeminiReply:
+    return GeminiReply.error(500, "INTERNAL", f"fake Gemini: {reason}")
+
+
+def rpc_status(reply: GeminiReply, request: RecordedRequest) -> dict[str, Any]:
+    """An error reply as the google.rpc.Status that batch results carry: {code (gRPC), message}. Details are
+    left out: google-genai 3.x types them as strings and would refuse the structured ones."""
+    body = reply.body(request) if callable(reply.body) else reply.body
+    envelope = (body[0] if isinstance(body, list) and body else body) or {}
+    error = envelope.get("error", {}) if isinstance(envelope, dict) else {}
+    return {"code": GRPC_CODES.get(error.get("status", ""), 2), "message": error.get("message", "Unknown error.")}
 
 
 def format_duration(seconds: float) -> str:

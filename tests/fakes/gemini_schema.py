@@ -1,8 +1,9 @@
-"""Strict validation of a generateContent request body, the way Google's front end parses it.
+"""The shape of generateContent and batchGenerateContent bodies, checked the way Google's front end parses them.
 
 Proto3 JSON rules apply: field names may be lowerCamel or snake_case (the SDK itself sends `mime_type` inside
 `inlineData`), `null` means "not set", bytes are standard or URL-safe base64 with or without padding, and an
 unknown field anywhere is a 400 "Unknown name". Error texts follow captured Google answers where we have them.
+What each model accepts (sizes, ratios, signatures, ...) is checked afterwards by `gemini_rules`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ import json
 import re
 from typing import Any
 
-from bot.models import ASPECT_RATIOS
-
 MAX_REQUEST_BYTES = 20 * 1024 * 1024
-IMAGE_SIZES = ("1K", "2K", "4K")
 INPUT_MIME_TYPES = ("image/png", "image/jpeg", "image/webp")
 GEMINI3_EXTRA_MIME_TYPES = ("image/heic", "image/heif")
 HARM_CATEGORIES = tuple(
@@ -25,6 +23,11 @@ HARM_CATEGORIES = tuple(
 )
 THRESHOLDS = ("BLOCK_LOW_AND_ABOVE", "BLOCK_MEDIUM_AND_ABOVE", "BLOCK_ONLY_HIGH", "BLOCK_NONE", "OFF")
 MODALITIES = ("MODALITY_UNSPECIFIED", "TEXT", "IMAGE", "AUDIO")
+# The wire names are lower case: the SDK sends "flex", and answers report `usageMetadata.serviceTier: "standard"`.
+SERVICE_TIERS = ("unspecified", "standard", "flex", "priority")
+THINKING_LEVELS = ("THINKING_LEVEL_UNSPECIFIED", "MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
+# google.ai.generativelanguage Schema.type; the SDK sends upper case, hand-written schemas often lower case.
+SCHEMA_TYPES = ("TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL")
 PART_DATA = (
     "text",
     "inlineData",
@@ -46,7 +49,8 @@ class Invalid(Exception):
         self.status = status
 
 
-# A spec is None (anything), a type name, ("enum", values), ("list", spec) or ("obj", {camelName: spec}).
+# A spec is None (anything), a type name, ("enum", values), ("ienum", values) (case-insensitive), ("list", spec),
+# ("map", spec) (string keys, values of spec) or ("obj", {camelName: spec}).
 def _obj(**fields: Any) -> tuple[str, dict[str, Any]]:
     return ("obj", fields)
 
@@ -59,6 +63,33 @@ def _enum(*values: str) -> tuple[str, tuple[str, ...]]:
     return ("enum", values)
 
 
+# Gemini's OpenAPI-subset Schema, recursive: the inner specs are filled in below.
+_SCHEMA_FIELDS: dict[str, Any] = {}
+SCHEMA = ("obj", _SCHEMA_FIELDS)
+_SCHEMA_FIELDS.update(
+    type=("ienum", SCHEMA_TYPES),
+    format="str",
+    title="str",
+    description="str",
+    nullable="bool",
+    enum=_list("str"),
+    maxItems="int64",
+    minItems="int64",
+    properties=("map", SCHEMA),
+    required=_list("str"),
+    minProperties="int64",
+    maxProperties="int64",
+    minLength="int64",
+    maxLength="int64",
+    pattern="str",
+    example=None,
+    anyOf=_list(SCHEMA),
+    propertyOrdering=_list("str"),
+    default=None,
+    items=SCHEMA,
+    minimum="num",
+    maximum="num",
+)
 _BLOB = _obj(mimeType="str", data="bytes", displayName="str")
 _PART = _obj(
     text="str",
@@ -78,7 +109,7 @@ _CONTENT = _obj(role="str", parts=_list(_PART))
 _GENERATION_CONFIG = _obj(
     stopSequences=_list("str"),
     responseMimeType="str",
-    responseSchema=None,
+    responseSchema=SCHEMA,
     responseJsonSchema=None,
     candidateCount="int",
     maxOutputTokens="int",
@@ -93,7 +124,7 @@ _GENERATION_CONFIG = _obj(
     enableEnhancedCivicAnswers="bool",
     responseModalities=_list(_enum(*MODALITIES)),
     speechConfig=None,
-    thinkingConfig=None,
+    thinkingConfig=_obj(includeThoughts="bool", thinkingBudget="int", thinkingLevel=_enum(*THINKING_LEVELS)),
     imageConfig=_obj(aspectRatio="str", imageSize="str"),
     mediaResolution=None,
 )
@@ -106,10 +137,29 @@ REQUEST = _obj(
     tools=None,
     toolConfig=None,
     cachedContent="str",
-    serviceTier=None,
+    serviceTier=_enum(*SERVICE_TIERS),
     store="bool",
 )
-_PROTO_TYPES = {"str": "TYPE_STRING", "int": "TYPE_INT32", "num": "TYPE_FLOAT", "bool": "TYPE_BOOL"}
+# POST /v1beta/models/{model}:batchGenerateContent, inline requests only (a `fileName` names an uploaded file).
+BATCH_REQUEST = _obj(
+    batch=_obj(
+        model="str",
+        displayName="str",
+        inputConfig=_obj(
+            requests=_obj(requests=_list(_obj(request=REQUEST, metadata=None))),
+            fileName="str",
+        ),
+        priority="int64",
+        webhookConfig=None,
+    )
+)
+_PROTO_TYPES = {
+    "str": "TYPE_STRING",
+    "int": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+    "num": "TYPE_FLOAT",
+    "bool": "TYPE_BOOL",
+}
 _BASE64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
 
 
@@ -140,8 +190,8 @@ def normalise(value: Any, spec: Any = REQUEST, path: str = "") -> Any:
     if isinstance(spec, str):
         return _scalar(value, spec, path)
     kind, inner = spec
-    if kind == "enum":
-        if value not in inner:
+    if kind in ("enum", "ienum"):
+        if not isinstance(value, str) or (value.upper() if kind == "ienum" else value) not in inner:
             raise Invalid(f"Invalid value at '{path}' (TYPE_ENUM), {json.dumps(value)}")
         return value
     if kind == "list":
@@ -150,6 +200,10 @@ def normalise(value: Any, spec: Any = REQUEST, path: str = "") -> Any:
                 f"Invalid JSON payload received. Proto field is not repeating, cannot start list at '{path}'."
             )
         return [normalise(item, inner, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise Invalid(f"Invalid value at '{path}' (TYPE_MESSAGE), {json.dumps(value)[:80]}")
+        return {key: normalise(item, inner, f"{path}[{key}]") for key, item in value.items() if item is not None}
     if not isinstance(value, dict):
         raise Invalid(f"Invalid value at '{path}' (TYPE_MESSAGE), {json.dumps(value)[:80]}")
     out: dict[str, Any] = {}
@@ -177,62 +231,12 @@ def _scalar(value: Any, kind: str, path: str) -> Any:
     ok = {
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
+        # proto3 JSON writes int64 as a string and reads either.
+        "int64": (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, str) and value.lstrip("-").isdigit()),
         "num": isinstance(value, int | float) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
     }[kind]
     if not ok:
         raise Invalid(f"Invalid value at '{path}' ({_PROTO_TYPES[kind]}), {json.dumps(value)[:80]}")
     return value
-
-
-def validate_request(body: Any, model: str) -> dict[str, Any]:
-    """The normalised request, or `Invalid` with what Google would answer."""
-    request = normalise(body)
-    contents = request.get("contents") or []
-    if not contents:
-        raise Invalid("* GenerateContentRequest.contents: contents is not specified\n")
-    gemini3 = model.startswith("gemini-3")
-    mime_types = INPUT_MIME_TYPES + (GEMINI3_EXTRA_MIME_TYPES if gemini3 else ())
-    for ci, content in enumerate(contents):
-        if content.get("role", "user") not in ("user", "model", ""):
-            raise Invalid("Please use a valid role: user, model.")
-        if not content.get("parts"):
-            raise Invalid(f"* GenerateContentRequest.contents[{ci}].parts: contents.parts must not be empty.\n")
-        for pi, part in enumerate(content["parts"]):
-            set_fields = [name for name in PART_DATA if name in part]
-            if not set_fields:
-                raise Invalid(
-                    f"* GenerateContentRequest.contents[{ci}].parts[{pi}].data: required oneof field 'data' must "
-                    "have one initialized field\n"
-                )
-            if len(set_fields) > 1:
-                raise Invalid(
-                    f"Invalid JSON payload received. Oneof field 'data' is already set. Cannot set '{set_fields[1]}'."
-                )
-            blob = part.get("inlineData")
-            if blob is None:
-                continue
-            if blob.get("mimeType") not in mime_types:
-                raise Invalid(f"Unsupported MIME type: {blob.get('mimeType', '')}")
-            if gemini3 and content.get("role") == "model" and "thoughtSignature" not in part:
-                raise Invalid(
-                    f"Image part is missing a thought_signature in content position {ci + 1}, part position "
-                    f"{pi + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures"
-                )
-    config = request.get("generationConfig", {})
-    if config.get("candidateCount", 1) > 1:
-        raise Invalid(f"Multiple candidates is not enabled for models/{model}")
-    image_config = config.get("imageConfig", {})
-    ratio = image_config.get("aspectRatio")
-    if ratio is not None and ratio not in ASPECT_RATIOS:
-        raise Invalid(
-            f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: unsupported value {ratio!r}\n"
-        )
-    size = image_config.get("imageSize")
-    if size is not None and not gemini3:
-        raise Invalid(f"Image size is not supported for models/{model}.")
-    if size is not None and size not in IMAGE_SIZES:
-        raise Invalid(
-            f"* GenerateContentRequest.generation_config.image_config.image_size: unsupported value {size!r}\n"
-        )
-    return request

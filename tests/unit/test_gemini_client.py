@@ -88,10 +88,13 @@ async def test_edit_request_sends_text_then_images_in_standard_base64_and_the_ra
 
 
 async def test_configured_model_is_in_the_path(fake, session):
-    provider = GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url, model="gemini-3-pro-image-preview")
+    provider = GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url, model="gemini-3-pro-image")
     image = await provider.generate("a lighthouse")
-    assert fake.requests[0].model == "gemini-3-pro-image-preview"
-    assert image.model == "gemini-3-pro-image-preview" and image.usage.output_tokens == 1120
+    assert fake.requests[0].model == "gemini-3-pro-image"
+    usage = fake.requests[0].response["usageMetadata"]  # Pro: 1120 image tokens at 1K, plus its thinking
+    assert usage["candidatesTokensDetails"] == [{"modality": "IMAGE", "tokenCount": 1120}]
+    assert image.model == "gemini-3-pro-image"
+    assert image.usage.output_tokens == usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
 
 
 async def test_from_settings_uses_key_url_model_and_attempt_timeout(fake, session):
@@ -102,9 +105,12 @@ async def test_from_settings_uses_key_url_model_and_attempt_timeout(fake, sessio
         gemini_base_url=fake.base_url + "/",
         gemini_attempt_timeout_seconds=12.5,
     )
-    provider = build_provider(session, settings)
-    assert provider.attempt_timeout == 12.5 and provider.model == settings.gemini_model
-    await provider.generate("a cat")
+    provider = build_provider(session, settings)  # the default PROVIDERS: Google's endpoint alone
+    (gemini,) = provider.members
+    assert isinstance(gemini.provider, GeminiProvider) and gemini.lane is None
+    assert gemini.provider.attempt_timeout == 12.5 and provider.model == settings.gemini_model
+    image = await provider.generate("a cat")
+    assert image.provider == "gemini"
     assert fake.requests[0].headers["x-goog-api-key"] == KEY and fake.requests[0].status == 200
 
 

@@ -173,7 +173,7 @@ async def test_the_sdk_finds_the_retry_delay_where_we_read_it(fake, sdk):
             "temperature": 0.4,
             "system_instruction": "You draw pictures.",
         },
-        {"model": "gemini-3-pro-image-preview", "aspect_ratio": "4:3"},
+        {"model": "gemini-3-pro-image", "aspect_ratio": "4:3"},
     ],
     ids=["text", "ratio", "edit", "safety-temperature-system", "gemini-3"],
 )
@@ -184,7 +184,7 @@ async def test_sdk_requests_pass_the_fakes_strict_validation(fake, sdk, kwargs):
 
 async def test_sdk_image_size_on_gemini_3_is_accepted_and_refused_on_2_5(fake, sdk):
     image_size = types.GenerateContentConfig(image_config=types.ImageConfig(image_size="2K"))
-    await sdk.models.generate_content(model="gemini-3-pro-image-preview", contents="x", config=image_size)
+    await sdk.models.generate_content(model="gemini-3-pro-image", contents="x", config=image_size)
     with pytest.raises(errors.ClientError) as info:
         await sdk.models.generate_content(model=MODEL, contents="x", config=image_size)
     assert info.value.code == 400
@@ -418,7 +418,7 @@ async def test_sdk_and_our_client_read_the_same_answer_the_same_way(fake, sdk):
     usage = response.usage_metadata
     assert (image.usage.prompt_tokens, image.usage.output_tokens, image.usage.total_tokens) == (
         usage.prompt_token_count,
-        usage.candidates_token_count,
+        usage.candidates_token_count + usage.thoughts_token_count,  # thinking is billed as output
         usage.total_token_count,
     )
 
