@@ -22,7 +22,7 @@ from bot.storage.rows import anonymise, dict_rows
 log = logging.getLogger(__name__)
 
 ANONYMOUS = 0  # the user id of rows that belong to no one any more (the CLI's requests use it as well)
-DEFAULT_PROVIDER = "gemini"  # the only provider before each generation records its own
+DEFAULT_PROVIDER = "gemini"  # the only provider before each generation recorded its own
 UNKNOWN_MODEL = "unknown"
 
 # Columns that say nothing about who asked or what: kept when a member's generation is forgotten. The rest is
@@ -46,8 +46,8 @@ KEPT_WHEN_FORGOTTEN = frozenset(
         "mime_type",
         "image_bytes",
         "deleted_at",
-        # Announced by the credits/real-cost and providers work; harmless while they do not exist.
         "provider",
+        # Announced by the credits and real-cost work; harmless while they do not exist.
         "model_version",
         "size",
         "credits",
@@ -150,7 +150,8 @@ class Generations:
     ) -> None:
         await self.db.execute(
             "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
-            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=? WHERE id=?",
+            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=?, provider=?"
+            " WHERE id=?",
             (
                 self.clock(),
                 image.usage.prompt_tokens,
@@ -161,6 +162,7 @@ class Generations:
                 image.mime_type,
                 len(image.data),
                 message_id,
+                image.provider or None,
                 generation_id,
             ),
         )
@@ -284,10 +286,8 @@ def _generation(row: Any) -> Generation:
 async def labels(db: Database, first_id: int, last_id: int) -> dict[int, tuple[str, str]]:
     """(model, provider) of every generation with an id in [first_id, last_id]: the ledger's entries of a period
     point at generations in one id range, so one range read labels them all."""
-    columns = {row[1] for row in await db.fetchall("PRAGMA table_info(generations)")}
-    provider = "provider" if "provider" in columns else "NULL"
     rows = await db.fetchall(
-        f"SELECT id, model, {provider} FROM generations WHERE id BETWEEN ? AND ?", (first_id, last_id)
+        "SELECT id, model, provider FROM generations WHERE id BETWEEN ? AND ?", (first_id, last_id)
     )
     return {row[0]: (row[1] or UNKNOWN_MODEL, row[2] or DEFAULT_PROVIDER) for row in rows}
 

@@ -27,6 +27,7 @@ TZ = "Europe/Berlin"
 FLASH = "gemini-2.5-flash-image"
 PRO = "gemini-3-pro-image-preview"
 PRICES = {FLASH: 0.039, PRO: 0.134}
+PROVIDERS = {FLASH: "gemini", PRO: "gateway"}  # which configured provider answers for each model
 SERVER, OTHER_SERVER = 1001, 2002
 ALICE, BOB, CAROL = 111, 222, 333
 
@@ -68,7 +69,9 @@ class ScriptedProvider:
         for start, failure in FAILURES.items():
             if prompt.startswith(start):
                 raise failure
-        return GeneratedImage(self.image, "image/png", self.model, usage=Usage(12, 1290, 1302))
+        return GeneratedImage(
+            self.image, "image/png", self.model, usage=Usage(12, 1290, 1302), provider=PROVIDERS[self.model]
+        )
 
 
 @dataclass

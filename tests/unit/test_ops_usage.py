@@ -55,7 +55,7 @@ async def test_server_today_equals_the_ledger(day):
     assert [m.model for m in got.by_model] == [PRO, FLASH]  # most expensive first: 1 x 0.134 > 3 x 0.039
     assert got.by_model[0].cost_usd == pytest.approx(PRICES[PRO])
     assert got.by_model[1].cost_usd == pytest.approx(3 * PRICES[FLASH])
-    assert {m.provider for m in got.by_model} == {"gemini"}
+    assert {(m.model, m.provider) for m in got.by_model} == {(FLASH, "gemini"), (PRO, "gateway")}  # as recorded
     alice = await day.ledger.status(ALICE, SERVER)
     bob = await day.ledger.status(BOB, SERVER)
     assert got.busiest == (
@@ -140,7 +140,7 @@ async def test_table_reads_as_the_report(day):
     got = await usage_report(day.db, guild_id=SERVER, days=1, timezone=TZ, now=NOW)
     text = render_table(got)
     assert text.startswith(f"Usage of server {SERVER}, today ({TODAY})\nImages 4 · credits 4 · cost $0.251\n")
-    assert f"\n  {PRO}  gemini         1        1  $0.134\n  {FLASH}      gemini         3        3  $0.117\n" in text
+    assert f"\n  {PRO}  gateway        1        1  $0.134\n  {FLASH}      gemini         3        3  $0.117\n" in text
     assert "Refunds: 3" in text and "Blocks: 2" in text and "Failures: 3" in text
     assert "\n  local     gore              1\n  upstream  IMAGE_SAFETY      1\n" in text
 
