@@ -27,7 +27,8 @@ from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
 from bot.errors import BotError, Charge, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked, UpstreamError
 from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
-from bot.ops.metrics import Metrics, outcome_of
+from bot.ops.metered import MeteredDoor
+from bot.ops.metrics import Metrics
 from bot.providers import ImageProvider
 from bot.providers.billing import spent_usd
 from bot.providers.retry import RetryPolicy, call_with_retries
@@ -200,7 +201,7 @@ class Pipeline:
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
         told). Stopping the bot (`drain`) waits for it, including what the door says at the end. Every request
         counts once in the metrics, with how it ended, refusals included."""
-        told = _TellingDoor(door)
+        told = MeteredDoor(door)
         try:
             try:
                 accepted = await self.accept(request, key=key)
@@ -379,41 +380,6 @@ class Pipeline:
             await self.quota.refund(reservation, kind)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
-
-
-class _TellingDoor:
-    """Passes everything to the door and keeps how the request ended, for the metrics."""
-
-    def __init__(self, door: Door) -> None:
-        self.door = door
-        self.ending: BaseException | None = None
-        self.delivered = False
-        self.provider = ""  # who made the picture delivered
-
-    @property
-    def outcome(self) -> str:
-        if self.delivered:
-            return outcome_of(None)
-        return outcome_of(self.ending) if self.ending is not None else "internal"
-
-    async def refused(self, exc: BotError) -> None:
-        self.ending = exc
-        await self.door.refused(exc)
-
-    async def show(self) -> bool:
-        return await self.door.show()
-
-    async def progress(self, progress: Progress) -> None:
-        await self.door.progress(progress)
-
-    async def deliver(self, delivery: Delivery) -> int:
-        message_id = await self.door.deliver(delivery)
-        self.delivered, self.provider = True, delivery.image.provider
-        return message_id
-
-    async def fail(self, exc: Exception) -> None:
-        self.ending = exc
-        await self.door.fail(exc)
 
 
 class _RaisingDoor:

@@ -1,6 +1,7 @@
 """Running the bot for real, independent of Discord; the composition root wires these in.
 
-metrics          prometheus-client metrics in a registry of our own, behind a typed API (a no-op when off)
+metrics          prometheus-client metrics in a registry of our own, behind a typed API (a no-op when off);
+                 metered: the door wrapper through which the pipeline counts each request once
 health           the aiohttp server for /metrics, /healthz and /readyz on METRICS_PORT; Discord 429s counted
 logs             text or JSON lines, a request id per request, secrets redacted from the final line
 usage            the /usage numbers from the ledger and audit tables; usage_render draws the table, CSV and chart
