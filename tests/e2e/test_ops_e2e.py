@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -192,3 +195,39 @@ async def test_retention_runs_when_the_bot_starts(run_bot, fake_discord, gemini)
                 break
             await asyncio.sleep(0.01)
         assert await prompts() == [""]
+
+
+def test_the_gateway_latency_gauge_reads_the_heartbeat(tmp_path):
+    from types import SimpleNamespace
+
+    from bot.app import ImageBot
+    from bot.config import Settings
+
+    bot = ImageBot(Settings(_env_file=None, metrics_port=9108, database_path=tmp_path / "db.sqlite3"))
+    bot._record_latency()  # before the first heartbeat was acknowledged: nothing to report
+    assert value(samples(bot.metrics.render().decode()), "imagebot_gateway_latency_seconds") == 0
+    bot.ws = SimpleNamespace(latency=0.25)  # type: ignore[assignment]
+    bot._record_latency()
+    assert value(samples(bot.metrics.render().decode()), "imagebot_gateway_latency_seconds") == 0.25
+
+
+def healthcheck_command() -> str:
+    """The shell command of the Dockerfile's HEALTHCHECK."""
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    found = re.search(r"^\s*CMD (python -c .+)$", dockerfile.split("HEALTHCHECK", 1)[1], re.M)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_the_docker_healthcheck_command_asks_healthz(run_bot, fake_discord):
+    command = healthcheck_command()
+
+    async def healthcheck(port: int) -> int:
+        env = {**os.environ, "METRICS_PORT": str(port)}
+        proc = await asyncio.create_subprocess_shell(command, env=env, stderr=asyncio.subprocess.DEVNULL)
+        return await asyncio.wait_for(proc.wait(), 30)
+
+    async with run_bot() as bot, bot.health_server(port=0) as server:
+        assert await healthcheck(server.port) == 0
+        port = server.port
+    assert await healthcheck(port) != 0  # nothing answers any more
