@@ -29,7 +29,7 @@ import aiosqlite
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.errors import QuotaExceeded  # noqa: E402
-from bot.models import ImageRequest  # noqa: E402
+from bot.models import ImageRequest, Price  # noqa: E402
 from bot.quota.ledger import QuotaLedger  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 
@@ -57,7 +57,7 @@ async def ledger_for(path: Path, daily_quota: int) -> tuple[Database, QuotaLedge
     ledger = QuotaLedger(
         db,
         daily_quota=daily_quota,
-        price_per_image_usd=0.039,
+        default_price=Price(1, 0.039),
         server_daily_image_cap=10**7,
         global_daily_image_cap=10**7,
         server_daily_cost_cap_usd=10**6,

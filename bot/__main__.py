@@ -1,8 +1,9 @@
 """Command line: `python -m bot` runs the bot; `check`, `generate` and `sync` help the operator.
 
 python -m bot                       run the bot
-python -m bot check                 validate the configuration and say what is wrong
-python -m bot generate "a red fox" --aspect-ratio 16:9 -o fox.png
+python -m bot check [--probe]       validate the configuration, list the models against Google's; --probe makes
+                                    one smallest real picture per model and reports its cost and time
+python -m bot generate "a red fox" --aspect-ratio 16:9 [--model ID] [--size 2K] -o fox.png
                                     one image through the same pipeline, without Discord (tests the key)
 python -m bot sync [--global | --guild ID]
                                     publish the slash commands (globally takes up to an hour to show)
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
-from bot.models import ASPECT_RATIOS, ImageOptions, ImageRequest, RequestKind
+from bot.models import ASPECT_RATIOS, IMAGE_SIZES, ImageOptions, ImageRequest, RequestKind
 from bot.ops import report
 from bot.ops.logs import configure_logging
 
@@ -33,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="gemini-image-bot")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bot (the default)")
-    chk = sub.add_parser("check", help="validate the configuration")
-    chk.add_argument("--quiet", action="store_true", help="print only problems (for HEALTHCHECK)")
+    chk = sub.add_parser("check", help="validate the configuration and the models")
+    chk.add_argument("--quiet", action="store_true", help="print only problems, ask Google nothing (HEALTHCHECK)")
+    chk.add_argument("--probe", action="store_true", help="make one smallest real picture per model (costs money)")
     gen = sub.add_parser("generate", help="make one image without Discord, to test the Gemini key")
     gen.add_argument("prompt")
     gen.add_argument("--aspect-ratio", choices=ASPECT_RATIOS)
+    gen.add_argument("--model", help="a model id or name (default: GEMINI_MODEL)")
+    gen.add_argument("--size", choices=IMAGE_SIZES)
     gen.add_argument("-o", "--output", type=Path, default=Path("out.png"))
     sync = sub.add_parser("sync", help="publish the slash commands to Discord")
     scope = sync.add_mutually_exclusive_group()
@@ -61,15 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     if command == "report":
         return asyncio.run(report.report(settings, days=args.days, guild_id=args.guild, out_dir=args.out))
     if command == "check":
-        return check(settings, quiet=args.quiet)
+        return asyncio.run(check(settings, quiet=args.quiet, probe=args.probe))
     if command == "generate":
-        return asyncio.run(generate(settings, args.prompt, args.aspect_ratio, args.output))
+        options = ImageOptions(aspect_ratio=args.aspect_ratio, model=args.model, size=args.size)
+        return asyncio.run(generate(settings, args.prompt, options, args.output))
     if command == "sync":
         return asyncio.run(sync_commands(settings, args.guild))
     return run(settings)
 
 
-def check(settings: Settings, *, quiet: bool = False) -> int:
+async def check(settings: Settings, *, quiet: bool = False, probe: bool = False) -> int:
+    """The configuration, the database path, and (unless `quiet`) the models against Google's list; `probe`
+    makes one real picture per model. Exit 2 names each problem."""
     if not quiet:
         print("Configuration is valid:")
         for name, value in settings.model_dump().items():
@@ -89,10 +96,14 @@ def check(settings: Settings, *, quiet: bool = False) -> int:
     except OSError as exc:
         print(f"DATABASE_PATH: cannot create {path.parent}: {exc}", file=sys.stderr)
         return 2
-    return 0
+    if quiet:  # the container's health check asks Google nothing
+        return 0
+    from bot.checks import check_models
+
+    return await check_models(settings, probe=probe)
 
 
-async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, output: Path) -> int:
+async def generate(settings: Settings, prompt: str, options: ImageOptions, output: Path) -> int:
     from bot.pipeline import Delivery
     from bot.services import Services
     from cogs.ui.wording import user_message
@@ -105,13 +116,7 @@ async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, ou
         print(f"Saved {len(delivery.image.data)} bytes ({delivery.image.mime_type}) to {path}")
         return 0
 
-    request = ImageRequest(
-        user_id=0,
-        channel_id=0,
-        prompt=prompt,
-        kind=RequestKind.CLI,
-        options=ImageOptions(aspect_ratio=aspect_ratio or settings.default_aspect_ratio),
-    )
+    request = ImageRequest(user_id=0, channel_id=0, prompt=prompt, kind=RequestKind.CLI, options=options)
     try:
         delivery = await services.pipeline.run(request, save)
     except BotError as exc:
@@ -123,7 +128,13 @@ async def generate(settings: Settings, prompt: str, aspect_ratio: str | None, ou
     usage = delivery.image.usage
     if delivery.image.text:
         print(f"The model says: {delivery.image.text}")
-    print(f"Model {delivery.image.model}; tokens: {usage.prompt_tokens} in, {usage.output_tokens} out")
+    size = delivery.request.options.size
+    cost = delivery.image.cost_usd
+    print(
+        f"Model {delivery.image.model} ({delivery.model_name}, {size}); tokens: {usage.prompt_tokens} in, "
+        f"{usage.output_tokens} out; {delivery.reservation.credits} credit(s)"
+        + (f", real cost ${cost:.4f}" if cost is not None else "")
+    )
     return 0
 
 

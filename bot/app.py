@@ -27,6 +27,7 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.imagine",
     "cogs.edit",
     "cogs.quota",
+    "cogs.models",
     "cogs.moderation",
     "cogs.queue",
     "cogs.usage",

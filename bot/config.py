@@ -7,7 +7,7 @@ upper-case name. `.env.example` and the README's configuration table list the sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import ASPECT_RATIOS
+
+if TYPE_CHECKING:
+    from bot.providers.registry import ModelRegistry
 
 # Where an operator gets each secret, for the message printed when one is missing.
 SECRET_HELP = {
@@ -33,7 +36,6 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
-    gemini_model: str = "gemini-2.5-flash-image"
     discord_guild_id: int | None = None
     database_path: Path = Path("data/bot.sqlite3")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -54,8 +56,22 @@ class Settings(BaseSettings):
     gemini_backoff_max_seconds: float = Field(20.0, ge=0)
     # A 429 asking for a longer wait than this is not retried; the user is told to try later.
     gemini_max_retry_wait_seconds: float = Field(30.0, ge=0)
-    # Estimated cost of one image in US dollars (2.5 Flash Image: 1290 tokens at $30/1M).
-    price_per_image_usd: float = Field(0.039, ge=0)
+
+    # --- models and credits ---
+    # The model used when nobody chose one; one credit is its cheapest standard image (bot.providers.registry).
+    gemini_model: str = "gemini-nano-banana-2.1"
+    # Comma-separated ids members may choose besides the default (empty: the default only).
+    gemini_models: str = ""
+    # Size when nobody chose one; a model without it makes its nearest smaller size.
+    default_image_size: Literal["512", "1K", "2K", "4K"] = "1K"
+    # Operator prices: `model:SIZE[:tier]=dollars per image` or `model:input|text=dollars per million tokens`.
+    model_prices: str = ""
+    # Dollars one credit is worth; unset: the default model's cheapest standard image.
+    credit_usd: float | None = Field(None, gt=0)
+    # Earlier answers of a Gemini 3 model sent back with an edit (its own memory), and the byte budget they
+    # may take of the 20 MB request; 0 turns sends the picture as a fresh image instead.
+    edit_history_turns: int = Field(3, ge=0, le=10)
+    edit_history_max_bytes: int = Field(10 * 1024 * 1024, ge=0, le=18 * 1024 * 1024)
 
     # --- providers (each name's PROVIDER_<NAME>_* variables are read by bot/providers/config.py) ---
     # Provider names in priority order; `gemini` is Google's own endpoint (GEMINI_API_KEY, GEMINI_BASE_URL). A
@@ -66,14 +82,23 @@ class Settings(BaseSettings):
     provider_download_timeout_seconds: float = Field(20.0, gt=0)
 
     # --- quotas and budgets ---
-    # Images per user per day; -1 means unlimited.
+    # Credits per member per server per day; -1 means unlimited.
     daily_quota: int = Field(10, ge=-1)
     quota_timezone: str = "UTC"
-    # Images per server per day and for the whole bot per day; -1 means no cap.
-    server_daily_image_cap: int = Field(-1, ge=-1)
+    # Credits one member may use per day across every server and DMs together; -1 means no cap.
+    user_global_daily_credits: int = Field(40, ge=-1)
+    # Calls to the image model one member may cause per day, whatever they returned (text-only answers, refusals
+    # and retries count); -1 means no cap.
+    user_daily_upstream_attempts: int = Field(60, ge=-1)
+    # The most a server admin may set as a daily limit (member, role or server default), and grant one member
+    # in a day, in credits; -1 lets admins set unlimited.
+    max_admin_limit: int = Field(200, ge=-1)
+    max_admin_grant: int = Field(100, ge=0)
+    # Images (calls that may be billed, delivered or not) per server per day and for the whole bot; -1: no cap.
+    server_daily_image_cap: int = Field(200, ge=-1)
     global_daily_image_cap: int = Field(500, ge=-1)
-    # The same caps in estimated US dollars; -1 means no cap.
-    server_daily_cost_cap_usd: float = Field(-1.0, ge=-1)
+    # The same caps in US dollars (estimates while running, real cost once answered); -1 means no cap.
+    server_daily_cost_cap_usd: float = Field(5.0, ge=-1)
     global_daily_cost_cap_usd: float = Field(20.0, ge=-1)
 
     # --- upstream scheduler ---
@@ -136,6 +161,50 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(ASPECT_RATIOS)}")
         return value or None
 
+    @field_validator("gemini_model", "gemini_models")
+    @classmethod
+    def _not_retired(cls, value: str) -> str:
+        from bot.providers.registry import RETIRED, normalise_id  # bot.providers imports this module
+
+        ids = [normalise_id(v) for v in value.split(",") if v.strip()]
+        for model_id in ids:
+            if model_id in RETIRED:
+                raise ValueError(
+                    f"{model_id} was shut down by Google (it answers 404 NOT_FOUND); use {RETIRED[model_id]}"
+                )
+        return ",".join(ids)
+
+    @field_validator("gemini_model")
+    @classmethod
+    def _one_model(cls, value: str) -> str:
+        if not value or "," in value:
+            raise ValueError("must be one model id (the others go in GEMINI_MODELS)")
+        return value
+
+    @field_validator("model_prices")
+    @classmethod
+    def _prices(cls, value: str) -> str:
+        from bot.providers.registry import ModelRegistry
+
+        ModelRegistry.build(prices=value)  # raises ValueError naming the bad entry
+        return value
+
+    def registry(self) -> ModelRegistry:
+        """The models and prices these settings describe (`bot.providers.registry`)."""
+        from bot.providers.registry import ModelRegistry  # bot.providers imports this module
+
+        return ModelRegistry.build(
+            self.gemini_model,
+            self.gemini_models.split(","),
+            prices=self.model_prices,
+            credit_usd=self.credit_usd,
+        )
+
+    @field_validator("credit_usd", "metrics_port", "usage_alert_channel", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("gemini_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -172,11 +241,6 @@ class Settings(BaseSettings):
     usage_alert_channel: int | None = None
     # Whether members may ask for images in direct messages with the bot (their limits apply there too).
     allow_dms: bool = True
-
-    @field_validator("metrics_port", "usage_alert_channel", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
 
 # Every default, once: constructors that have defaults read them from here (no environment is read).

@@ -60,10 +60,55 @@ class CoolingDown(BotError):
 
 
 class QuotaExceeded(BotError):
-    def __init__(self, limit: int, resets_at_ts: float) -> None:
-        super().__init__(f"daily quota of {limit} used up")
+    """The member has fewer credits left than the request costs: in this server (`scope` "server", DMs count
+    on their own) or across every server and DMs together ("everywhere", USER_GLOBAL_DAILY_CREDITS)."""
+
+    def __init__(
+        self,
+        limit: int,
+        resets_at_ts: float,
+        *,
+        needed: int = 1,
+        left: int = 0,
+        scope: Literal["server", "everywhere"] = "server",
+    ) -> None:
+        super().__init__(f"daily quota of {limit} credits ({scope}) cannot pay {needed}; {left} left")
         self.limit = limit
         self.resets_at_ts = resets_at_ts
+        self.needed = needed
+        self.left = left
+        self.scope = scope
+
+
+class AttemptsExhausted(BotError):
+    """The member caused USER_DAILY_UPSTREAM_ATTEMPTS calls to the image model today (answers without a picture
+    and retries count), so no more are made for them until the reset."""
+
+    def __init__(self, limit: int, resets_at_ts: float) -> None:
+        super().__init__(f"{limit} upstream attempts used today")
+        self.limit = limit
+        self.resets_at_ts = resets_at_ts
+
+
+class ChoiceRefused(InvalidRequest):
+    """A model, size or aspect ratio (or number of input images) the chosen model lacks, or a model or size
+    this member may not use here. Refused before anything is charged or sent; `possible` is what they can pick."""
+
+    def __init__(
+        self,
+        what: Literal["model", "size", "aspect ratio", "input images"],
+        chosen: str,
+        *,
+        model: str,
+        possible: tuple[str, ...],
+        not_allowed: bool = False,
+    ) -> None:
+        super().__init__(f"{what} {chosen} refused for {model}; possible: {', '.join(possible) or 'none'}")
+        self.what = what
+        self.chosen = chosen
+        self.model = model  # the model's friendly name
+        self.possible = possible
+        self.not_allowed = not_allowed  # the model has it, but this server does not let this member use it
 
 
 class BudgetExhausted(BotError):
@@ -134,13 +179,18 @@ class Charge:
 class UpstreamError(BotError):
     """Something went wrong at or on the way to the image provider. Which ones are retried is decided in
     `bot.providers.retry`, in one place; which ones move a request to the next provider in
-    `bot.providers.failover`."""
+    `bot.providers.failover`.
+
+    A failed attempt may still have been billed (an answer without a picture, a timeout after the request was
+    sent, a 5xx): the provider says so in `billed`, and in `cost_usd` when the answer said what it cost."""
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
         # Whether the provider may have billed this attempt: True, False, or None when nobody could tell (then a
         # timeout counts, see `bot.providers.billing.may_be_billed`). Set by the provider that raised it.
         self.billed: bool | None = None
+        # What the attempt cost when its answer said (Gemini's usageMetadata on an answer without a picture).
+        self.cost_usd: float | None = None
         # Attempts of the same request that may have been billed, this one included (set by the provider chain).
         self.charges: tuple[Charge, ...] = ()
 
@@ -204,6 +254,15 @@ class OperatorError(UpstreamError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class ModelUnavailable(OperatorError):
+    """404 NOT_FOUND: the model id is retired, misspelt, or not served to this project (2.5 Flash Image for new
+    projects). The operator has to pick another model; retrying cannot help."""
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message, status=404, reason="NOT_FOUND")
+        self.model = model
 
 
 class UpstreamTimeout(UpstreamError):

@@ -1,13 +1,17 @@
 """The one lifecycle every image request goes through, whatever door it came in by:
 
-    accept:  validate -> history from the parent -> moderation.check -> scheduler.admit -> quota.reserve
-    serve:   door.show -> load the input images -> scheduler.run(provider.generate), retried through the gate
-             -> record the inputs -> door.deliver -> quota.commit | quota.refund -> door.fail on any other ending
+    accept:  validate -> history from the parent -> plan (model, size, price) -> moderation.check
+             -> scheduler.admit -> quota.reserve (credits, estimated dollars)
+    serve:   door.show -> load the input images (and the model's own earlier turns, for an edit) ->
+             scheduler.run(provider.generate), retried through the gate -> record the inputs -> door.deliver
+             -> quota.commit (real cost) | quota.refund (what the calls may cost anyway) -> door.fail otherwise
 
-Rejections happen before anything is reserved (the door hears them through `refused`). Once reserved, `serve`
-owns the reservation and the scheduler place: a unit is committed only after `deliver` returned (the image
-reached the user) and refunded on every other ending, including cancellation and shutdown, by the structure of
-`serve` (try/finally), not by doors remembering to. Every request that got a reservation has a row in
+Rejections happen before anything is reserved (the door hears them through `refused`): a model, size or ratio
+the model lacks or the member may not use never reaches the upstream. Once reserved, `serve` owns the
+reservation and the scheduler place: credits are committed only after `deliver` returned (the image reached the
+user) and refunded on every other ending, including cancellation and shutdown, by the structure of `serve`
+(try/finally), not by doors remembering to. Every upstream call is counted against the member's daily attempts
+and, when it may be billed, in the spend (`bot.billing`). Every request that got a reservation has a row in
 `generations` (`bot.editing.generations` owns the table) that says how it ended.
 """
 
@@ -19,114 +23,46 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
 from bot.editing.inputs import with_images
-from bot.errors import BotError, Charge, ImageBlocked, InvalidRequest, OperatorError, PromptBlocked, UpstreamError
-from bot.models import ASPECT_RATIOS, GeneratedImage, ImageRequest, Progress, Reservation
+from bot.errors import (
+    BotError,
+    ChoiceRefused,
+    ImageBlocked,
+    InvalidRequest,
+    ModelUnavailable,
+    OperatorError,
+    PromptBlocked,
+)
+from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
 from bot.ops.metered import MeteredDoor
 from bot.ops.metrics import Metrics
+from bot.ports import (
+    Accepted,
+    Deliver,
+    Delivery,
+    Door,
+    Loader,
+    Moderator,
+    Planner,
+    ProgressCallback,
+    Quota,
+    Scheduler,
+)
 from bot.providers import ImageProvider
-from bot.providers.billing import spent_usd
+from bot.providers.billing import Bill
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
+# Sizes a result can be re-rendered at (the buttons under it): the larger ones worth paying for.
+RENDER_SIZES = ("2K", "4K")
 DEFAULT_PROVIDER = "gemini"  # the metrics label of a provider that does not name itself
-T = TypeVar("T")
-ProgressCallback = Callable[[Progress], Awaitable[None]]
-# Shows the image to the user; returns the id of the message that shows it (0 when there is none, e.g. CLI).
-Deliver = Callable[["Delivery"], Awaitable[int]]
-# Fetches and judges the request's input images (after the door showed the request, so it is answered in time).
-Loader = Callable[[], Awaitable[Sequence[InputSource]]]
 
-
-class Moderator(Protocol):
-    async def check(self, request: ImageRequest) -> None:
-        """Raise `ModerationBlocked` or `CoolingDown`, or return to let the request through."""
-
-    async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
-        """Audit a refusal by Google's own filter."""
-
-
-class Quota(Protocol):
-    async def reserve(self, request: ImageRequest) -> Reservation:
-        """Hold one unit or raise `QuotaExceeded` / `BudgetExhausted`."""
-
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
-        """Count the unit as spent; False if the reservation had already ended (idempotent)."""
-
-    async def charge_failed(self, reservation: Reservation, cost_usd: float) -> None:
-        """Count what a failed request's provider may have billed in spend (not in the member's quota)."""
-
-    async def refund(self, reservation: Reservation, reason: str) -> bool:
-        """Give the unit back, recording why; False if the reservation had already ended."""
-
-    async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
-        """The held unit with the user's numbers as they stand now, for what the result shows."""
-
-
-# A user's admitted place at the scheduler, held from admission until released (queued or running); only the
-# scheduler looks inside it.
-TicketT = TypeVar("TicketT")
-
-
-class Scheduler(Protocol[TicketT]):
-    def admit(self, user_id: int, key: str) -> TicketT:
-        """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
-        Synchronous so that no other request can slip in between the check and the count."""
-
-    async def run(self, ticket: TicketT, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:
-        """Wait until the upstream gate allows a start (reporting position through `progress`), then run one
-        attempt of `job`. Called once per attempt, so retries go back through the gate. Raises `Cancelled` if
-        `cancel(key)` was called while waiting."""
-
-    def cancel(self, key: str) -> bool:
-        """Cancel a waiting request; False when it is not waiting (unknown, running or finished)."""
-
-    def release(self, ticket: TicketT) -> None:
-        """Give the user's slot back; called exactly once per admitted ticket, however the request ended."""
-
-
-class Door(Protocol):
-    """How one request talks to its user (an interaction, a message, the CLI). The pipeline calls these; a door
-    never touches the reservation."""
-
-    async def refused(self, exc: BotError) -> None:
-        """The request was refused before anything was spent."""
-
-    async def show(self) -> bool:
-        """Tell the user the request is in line; False when that is impossible (it is then refunded)."""
-
-    async def progress(self, progress: Progress) -> None:
-        """The request's place in line, or that it started."""
-
-    async def deliver(self, delivery: Delivery) -> int:
-        """Show the image; returns the id of the message that shows it (0 when there is none)."""
-
-    async def fail(self, exc: Exception) -> None:
-        """Tell the user how the request ended (it was refunded)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """A request that passed every check and holds a scheduler slot and a quota reservation."""
-
-    request: ImageRequest
-    ticket: Any
-    reservation: Reservation
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    generation_id: int
-    request: ImageRequest
-    image: GeneratedImage
-    reservation: Reservation
-    depth: int  # how many edits deep this result is (0 for a fresh image)
+__all__ = ["Accepted", "Deliver", "Delivery", "Door", "Loader", "Pipeline", "ProgressCallback"]
 
 
 class Pipeline:
@@ -138,10 +74,12 @@ class Pipeline:
         moderator: Moderator,
         quota: Quota,
         scheduler: Scheduler[Any],
+        planner: Planner,
         retry_policy: RetryPolicy,
         prompt_max_chars: int,
-        price_per_image_usd: float,
         history_depth: int,
+        history_turns: int = 0,
+        history_max_bytes: int = 0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
@@ -155,9 +93,12 @@ class Pipeline:
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
+        self.planner = planner
         self.prompt_max_chars = prompt_max_chars
-        self.price_per_image_usd = price_per_image_usd
         self.history_depth = history_depth
+        # Earlier answers of a thinking model sent back with an edit, and the bytes they may take.
+        self.history_turns = history_turns
+        self.history_max_bytes = history_max_bytes
         self.retry_policy = retry_policy
         self._active = 0
         self._idle = asyncio.Event()
@@ -177,23 +118,32 @@ class Pipeline:
         ratio = request.options.aspect_ratio
         if ratio is not None and ratio not in ASPECT_RATIOS:
             raise InvalidRequest(f"Unknown aspect ratio {ratio!r}; choose one of {', '.join(ASPECT_RATIOS)}.")
+        # The model and size are judged by the planner, which knows the models.
 
     async def accept(self, request: ImageRequest, *, key: str | None = None) -> Accepted:
-        """Every check that can refuse a request, before anything is spent: input, moderation (of the prompt and
-        the conversation behind its parent), the user's place at the scheduler, then one unit of quota. Local
-        and fast, so a door can answer a refusal within Discord's 3 seconds. `key` lets the user cancel it."""
+        """Every check that can refuse a request, before anything is spent: input, the model and size it will be
+        made with, moderation (of the prompt and the conversation behind its parent), the user's place at the
+        scheduler, then its credits. Local and fast, so a door can answer a refusal within Discord's 3 seconds.
+        `key` lets the user cancel it."""
         self.validate(request)
-        if request.parent_id is not None:
-            history = await self.generations.history(request.parent_id, self.history_depth)
+        parent = None
+        if (parent_id := request.parent_id) is not None:
+            history = await self.generations.history(parent_id, self.history_depth)
             request = dataclasses.replace(request, history=history.instructions)
+            parent = await self.generations.get(parent_id)
+        original = parent
+        if request.original_id is not None and request.original_id != request.parent_id:
+            original = await self.generations.get(request.original_id)
+        plan = await self.planner.plan(request, original.options if original else None)
+        request = plan.request
         await self.moderator.check(request)
         ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
         try:
-            reservation = await self.quota.reserve(request)
+            reservation = await self.quota.reserve(request, plan.price)
         except BaseException:
             self.scheduler.release(ticket)
             raise
-        return Accepted(request, ticket, reservation)
+        return Accepted(request, ticket, reservation, plan.spec, plan.price, parent)
 
     async def serve(
         self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
@@ -220,7 +170,7 @@ class Pipeline:
         finally:
             self.metrics.request_finished(
                 door=request.kind.value,
-                model=self.provider.model,
+                model=told.model or request.options.model or self.provider.model,
                 provider=told.provider or self.provider_name,
                 outcome=told.outcome,
             )
@@ -255,7 +205,8 @@ class Pipeline:
         try:
             shown = await door.show()
             sources = list(await load()) if shown and load else []
-            request = with_images(accepted.request, tuple(s.image for s in sources if s.image is not None))
+            turns = await self._turns(accepted)
+            request, context = self._with_inputs(accepted, sources, turns)
         except BaseException as exc:
             await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
             if not isinstance(exc, Exception):
@@ -266,13 +217,50 @@ class Pipeline:
             await self.quota.refund(reservation, "not-shown")
             return None
         try:
-            return await self._generate(request, accepted, door, sources)
+            return await self._generate(request, accepted, door, sources, context)
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
             await door.fail(exc)
             return None
 
+    async def _turns(self, accepted: Accepted) -> tuple[Turn, ...]:
+        """The model's own earlier answers to send back with an edit (Gemini 3 multi-turn editing): only for a
+        thinking model editing its own picture; empty means the picture goes as a fresh image instead."""
+        parent, spec = accepted.parent, accepted.spec
+        if parent is None or not spec.thinks or parent.options.model != spec.id:
+            return ()
+        return await self.generations.turns(parent.id, spec.id, self.history_turns, self.history_max_bytes)
+
+    def _with_inputs(
+        self, accepted: Accepted, sources: Sequence[InputSource], turns: tuple[Turn, ...]
+    ) -> tuple[ImageRequest, Context | None]:
+        """The request with the images to send, and the multi-turn context if there are turns. The parent's
+        picture is left out when the model's own turn that made it goes along (it is in there; a provider that
+        cannot take turns gets it back from the context), and the model's input limit counts every picture."""
+        request = accepted.request
+        parent_message = accepted.parent.message_id if accepted.parent and turns else None
+        picture = next((s.image for s in sources if parent_message and s.message_id == parent_message), None)
+        images = tuple(
+            s.image
+            for s in sources
+            if s.image is not None and (parent_message is None or s.message_id != parent_message)
+        )
+        sent = len(images) + len(turns)
+        if sent > accepted.spec.max_inputs:
+            raise ChoiceRefused(
+                "input images", str(sent), model=accepted.spec.name, possible=(str(accepted.spec.max_inputs),)
+            )
+        request = with_images(request, images, extra_bytes=sum(len(t.answer) + len(t.prompt) for t in turns))
+        if not turns:
+            return request, None
+        return request, Context(turns, provider_prompt(request.prompt, request.history), picture)
+
     async def _generate(
-        self, request: ImageRequest, accepted: Accepted, door: Door, sources: Sequence[InputSource]
+        self,
+        request: ImageRequest,
+        accepted: Accepted,
+        door: Door,
+        sources: Sequence[InputSource],
+        context: Context | None,
     ) -> Delivery:
         reservation = accepted.reservation
         try:
@@ -282,7 +270,7 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
-        billed: list[Charge] = []  # failed attempts (of every retry) that the provider may have billed
+        bill = Bill(accepted.price.estimate_usd)
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
@@ -290,17 +278,22 @@ class Pipeline:
             if started_at is None:
                 started_at = began
                 self.metrics.queue_wait(began - queued_at)
-            prompt = provider_prompt(request.prompt, request.history)
+            # The turns carry the newest instructions themselves; older ones stay in the preface.
+            carried = len(context.turns) if context else 0
+            prompt = provider_prompt(request.prompt, request.history[: len(request.history) - carried])
+            self.quota.attempt(reservation)
+            bill.started()
             who = self.provider_name
             try:
-                image = await self.provider.generate(prompt, request.images, request.options)
+                image = await self.provider.generate(prompt, request.images, request.options, context)
                 who = image.provider or who
-                return image
-            except UpstreamError as exc:
-                billed.extend(exc.charges)
+            except BaseException as exc:
+                bill.failed(exc)
                 raise
             finally:
-                self.metrics.upstream_call(provider=who, model=self.provider.model, seconds=self.clock() - began)
+                self.metrics.upstream_call(provider=who, model=accepted.spec.id, seconds=self.clock() - began)
+            bill.answered(image)
+            return image
 
         def upstream_elapsed() -> float:
             # The retry deadline runs from the first upstream start: waiting in line is not the upstream's fault.
@@ -319,24 +312,12 @@ class Pipeline:
                 await self.generations.record_inputs(generation_id, sources)
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
-            delivery = Delivery(generation_id, request, image, shown, depth)
+            larger = tuple(s for s in accepted.spec.larger_sizes(request.options.size or "") if s in RENDER_SIZES)
+            turns = len(context.turns) if context else 0
+            delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, turns, larger)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
-            if billed:
-                cost = spent_usd(billed, self.price_per_image_usd)
-                log.warning(
-                    "generation %s failed after %d attempt(s) that may have been billed (about $%.4f, counted in "
-                    "spend): %s",
-                    generation_id,
-                    len(billed),
-                    cost,
-                    ", ".join(f"{c.provider} {c.why}" for c in billed),
-                )
-                try:
-                    await self.quota.charge_failed(reservation, cost)
-                except Exception:  # the refund below must happen whatever this did
-                    log.exception("generation %s: the billed attempts could not be counted in spend", generation_id)
-            await self._fail(request, generation_id, reservation, exc, queued_at, started_at)
+            await self._fail(request, generation_id, reservation, exc, queued_at, started_at, bill)
             raise
         # The user has the image now: a failure of the bookkeeping below must not turn that into an error
         # message (the door would replace the picture). An entry left open is refunded at the next start.
@@ -347,14 +328,26 @@ class Pipeline:
                 message_id=message_id or None,
                 queued_ms=_ms(queued_at, started_at),
                 upstream_ms=_ms(started_at, done_at),
+                cost_usd=bill.total_usd,
+                credits=reservation.credits,
+                model=accepted.spec.id,
             )
-            # The provider's real cost when known, plus earlier attempts that may have been billed.
-            cost = spent_usd([*billed, *image.charges], self.price_per_image_usd, image)
-            if await self.quota.commit(reservation, generation_id, cost):
-                # One ledger entry is one credit until the ledger counts credits.
+            if await self.quota.commit(reservation, generation_id, bill.total_usd):
                 self.metrics.spent(
-                    model=image.model, provider=image.provider or self.provider_name, credits=1, usd=cost
+                    model=accepted.spec.id,
+                    provider=image.provider or self.provider_name,
+                    credits=reservation.credits,
+                    usd=bill.total_usd,
                 )
+            log.info(
+                "generation %s delivered: %s %s, %d credit(s), $%.4f real cost (%d call(s))",
+                generation_id,
+                image.model,
+                request.options.size,
+                reservation.credits,
+                bill.total_usd,
+                bill.calls,
+            )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
         return delivery
@@ -367,17 +360,36 @@ class Pipeline:
         exc: BaseException,
         queued_at: float,
         started_at: float | None,
+        bill: Bill,
     ) -> None:
         kind = type(exc).__name__
-        if isinstance(exc, OperatorError):
+        if isinstance(exc, ModelUnavailable):
+            log.error(
+                "OPERATOR ACTION NEEDED: the model %s is not available to this project (404 NOT_FOUND: retired, "
+                "misspelt, or not served to new projects). Set GEMINI_MODEL (and GEMINI_MODELS) to a current "
+                "model such as %s; `python -m bot check --probe` tries each. Detail: %s",
+                exc.model,
+                self.planner.registry.replacement(exc.model),
+                exc,
+            )
+        elif isinstance(exc, OperatorError):
             # The operator has to act; users only see that it is not their fault.
             log.error("OPERATOR ACTION NEEDED: the image provider refused the bot's setup: %s", exc)
         elif not isinstance(exc, BotError):
             log.error("generation %s failed unexpectedly", generation_id, exc_info=exc)
+        billed = bill.total_usd
+        if billed:
+            log.info(
+                "generation %s failed (%s) after %d call(s) that may cost $%.4f",
+                generation_id,
+                kind,
+                bill.calls,
+                billed,
+            )
         try:
             await self.generations.failed(generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at))
         finally:
-            await self.quota.refund(reservation, kind)
+            await self.quota.refund(reservation, kind, billed, generation_id=generation_id)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
 

@@ -22,7 +22,9 @@ from bot.pipeline import Pipeline
 from bot.providers.config import ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
+from bot.providers.registry import ModelRegistry
 from bot.providers.retry import RetryPolicy
+from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
 from bot.scheduler.lanes import UNLIMITED, GateLane
@@ -33,14 +35,41 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 
+def build_registry(settings: Settings) -> ModelRegistry:
+    """The models and prices; models the bot does not know are allowed, with a warning."""
+    registry = settings.registry()
+    for spec in registry.enabled:
+        if not spec.known:
+            log.warning(
+                "model %s is unknown to this bot: it is used with conservative capabilities (1K, 10 ratios, 3 input "
+                "images, no multi-turn edits) at $%.3f an image; set its price with MODEL_PRICES",
+                spec.id,
+                registry.price_usd(spec, spec.default_size),
+            )
+        elif spec.legacy:
+            log.warning(
+                "model %s is a legacy model: Google serves it only to projects that used it before (new projects get "
+                "404). Consider %s; `python -m bot check --probe` tells whether this project can use it",
+                spec.id,
+                registry.replacement(spec.id),
+            )
+    return registry
+
+
 def build_provider(
-    http: aiohttp.ClientSession, settings: Settings, *, clock: Clock | None = None, metrics: Metrics | None = None
+    http: aiohttp.ClientSession,
+    settings: Settings,
+    registry: ModelRegistry,
+    *,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> FailoverProvider:
     """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
     return build_chain(
         http,
         settings,
         load_providers(settings),
+        registry=registry,
         lane_for=lambda config: build_lane(settings, config, clock=clock, metrics=metrics),
         clock=clock,
         download_max_bytes=settings.provider_download_max_bytes,
@@ -79,9 +108,8 @@ def build_retry_policy(settings: Settings) -> RetryPolicy:
 
 def build_metrics(settings: Settings) -> Metrics:
     """One registry for the process; it records only when the endpoint that serves it is on (METRICS_PORT)."""
-    return Metrics(
-        enabled=settings.metrics_port is not None, models=[settings.gemini_model], providers=settings.provider_names
-    )
+    models = [settings.gemini_model, *(m.strip() for m in settings.gemini_models.split(",") if m.strip())]
+    return Metrics(enabled=settings.metrics_port is not None, models=models, providers=settings.provider_names)
 
 
 def build_scheduler(
@@ -123,15 +151,33 @@ def build_scheduler(
 
 
 def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+    registry = settings.registry()
+    default = registry.default
     return QuotaLedger(
         db,
         daily_quota=settings.daily_quota,
         timezone=settings.quota_timezone,
-        price_per_image_usd=settings.price_per_image_usd,
+        default_price=registry.price(default, default.fit_size(settings.default_image_size)),
         server_daily_image_cap=settings.server_daily_image_cap,
         global_daily_image_cap=settings.global_daily_image_cap,
         server_daily_cost_cap_usd=settings.server_daily_cost_cap_usd,
         global_daily_cost_cap_usd=settings.global_daily_cost_cap_usd,
+        user_global_daily_credits=settings.user_global_daily_credits,
+        user_daily_upstream_attempts=settings.user_daily_upstream_attempts,
+        max_admin_limit=settings.max_admin_limit,
+        max_admin_grant=settings.max_admin_grant,
+        clock=clock,
+    )
+
+
+def build_access(
+    db: Database, settings: Settings, registry: ModelRegistry, *, clock: Callable[[], float] = time.time
+) -> ModelAccess:
+    return ModelAccess(
+        db,
+        registry,
+        default_size=settings.default_image_size,
+        default_ratio=settings.default_aspect_ratio,
         clock=clock,
     )
 
@@ -157,8 +203,10 @@ class Services:
     settings: Settings
     db: Database
     http: aiohttp.ClientSession
+    registry: ModelRegistry
     provider: FailoverProvider
     quota: QuotaLedger
+    access: ModelAccess
     moderation: Moderation
     scheduler: Scheduler
     pipeline: Pipeline
@@ -190,26 +238,47 @@ class Services:
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         metrics = metrics or Metrics.disabled()
-        provider = build_provider(http, settings, metrics=metrics)
+        registry = build_registry(settings)
+        provider = build_provider(http, settings, registry, metrics=metrics)
+        access = build_access(db, settings, registry, clock=clock)
         moderation = build_moderation(db, settings, clock=clock, metrics=metrics)
         scheduler = build_scheduler(settings, metrics=metrics)
-        generations = Generations(db, keep_input_images=settings.keep_input_images, clock=clock)
+        generations = Generations(
+            db,
+            keep_input_images=settings.keep_input_images,
+            max_turn_bytes=settings.edit_history_max_bytes,
+            clock=clock,
+        )
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
             moderator=moderation,
             quota=quota,
             scheduler=scheduler,
+            planner=access,
             retry_policy=build_retry_policy(settings),
             prompt_max_chars=settings.prompt_max_chars,
-            price_per_image_usd=settings.price_per_image_usd,
             history_depth=settings.conversation_max_depth,
+            history_turns=settings.edit_history_turns,
+            history_max_bytes=settings.edit_history_max_bytes,
             clock=clock,
             metrics=metrics,
         )
         server_settings = ServerSettings(db, allow_dms=settings.allow_dms, clock=clock)
         return cls(
-            settings, db, http, provider, quota, moderation, scheduler, pipeline, generations, metrics, server_settings
+            settings,
+            db,
+            http,
+            registry,
+            provider,
+            quota,
+            access,
+            moderation,
+            scheduler,
+            pipeline,
+            generations,
+            metrics,
+            server_settings,
         )
 
     # --- privacy: the member's own data, and the daily retention pass ------------------------------------------

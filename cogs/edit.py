@@ -16,10 +16,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.editing.conversation import RENDER_INSTRUCTION
 from bot.editing.generations import Generation
 from bot.editing.inputs import INPUTS_NOT_KEPT
 from bot.errors import BotError, InvalidRequest, NotAllowed
-from bot.models import RequestKind
+from bot.models import ImageOptions, RequestKind
 from cogs.ui.common import send_ephemeral
 from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
@@ -146,7 +147,9 @@ class EditCog(commands.Cog):
 
     # --- buttons under results (cogs.ui.views routes them here) -------------------------------------------
 
-    async def on_result_button(self, interaction: discord.Interaction, action: str, generation_id: int) -> None:
+    async def on_result_button(
+        self, interaction: discord.Interaction, action: str, generation_id: int, size: str | None = None
+    ) -> None:
         generation = await self.bot.services.generations.get(generation_id)
         if generation is not None and generation.prompt_gone and action != "delete":
             await send_ephemeral(interaction, PROMPT_GONE)
@@ -156,6 +159,8 @@ class EditCog(commands.Cog):
             await self._reroll(interaction, generation)
         elif action == "edit":
             await self._open_edit(interaction, generation)
+        elif action == "render" and size is not None:
+            await self._render(interaction, generation, size)
         else:
             await self._delete(interaction, generation)
 
@@ -173,11 +178,32 @@ class EditCog(commands.Cog):
             generation.prompt,
             RequestKind.REROLL,
             channel_id=interaction.channel_id or generation.channel_id,
-            options=generation.options,
             parent_id=generation.parent_id,
+            original_id=generation.id,  # its model, size and shape
         )
         load = (lambda: refetch(self.bot, sources, settings)) if sources else None
         await run_interaction(self.bot, interaction, request, load)
+
+    async def _render(self, interaction: discord.Interaction, generation: Generation, size: str) -> None:
+        """The same picture at a larger size, as the presser's own request: an edit of it with the model's own
+        earlier answer where the core has it, else with the picture (read from this message) as input."""
+        settings = self.bot.settings
+        try:
+            if interaction.message is None:
+                raise InvalidRequest(GONE)
+            pending = source_images(interaction.message)
+            precheck(pending, settings)
+        except BotError as exc:
+            await send_ephemeral(interaction, user_message(exc).text)
+            return
+        request = interaction_request(
+            interaction,
+            RENDER_INSTRUCTION,
+            RequestKind.RENDER,
+            options=ImageOptions(size=size),
+            parent_id=generation.id,
+        )
+        await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
 
     async def _open_edit(self, interaction: discord.Interaction, generation: Generation) -> None:
         if not await check_interaction(self.bot, interaction):

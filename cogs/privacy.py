@@ -55,12 +55,16 @@ def forgotten_text(report: ForgetReport) -> str:
 
 
 def without_bytes(data: dict[str, Any]) -> dict[str, Any]:
-    """The export with stored image bytes replaced by their size, for when the whole would not fit in a file."""
+    """The export with stored images and the model's kept answers (which hold its picture) replaced by their size,
+    for when the whole would not fit in a file."""
     slim = copy.deepcopy(data)
     for row in slim.get("generation_inputs", []):
         stored = row.get("data")
         if isinstance(stored, dict) and "base64" in stored:
             row["data"] = {"omitted_base64_chars": len(stored["base64"])}
+    for row in slim.get("generation_turns", []):
+        if isinstance(row.get("content"), str):
+            row["content"] = {"omitted_chars": len(row["content"])}
     return slim
 
 
@@ -108,7 +112,10 @@ class PrivacyCog(commands.Cog):
         note = ""
         if len(body) > interaction.filesize_limit:
             body = json.dumps(without_bytes(data), indent=1, ensure_ascii=False).encode()
-            note = " Your stored input images were too large for one file, so the export gives their sizes only."
+            note = (
+                " Your stored images and the model's kept answers were too large for one file, so the export gives"
+                " their sizes only."
+            )
         counts = ", ".join(f"{len(rows)} {name}" for name, rows in data.items() if isinstance(rows, list) and rows)
         file = discord.File(io.BytesIO(body), filename=f"my-data-{interaction.user.id}.json")
         text = f"📦 Everything the bot keeps about you: {counts or 'nothing at all'}.{note}"

@@ -26,7 +26,7 @@ from bot.quota.limits import MAX_LIMIT, AuditEntry, QuotaStatus, ServerQuota, Sp
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import role_ids, send_ephemeral
 from cogs.ui.render import fit_lines
-from cogs.ui.wording import footer_text, source_text, user_message
+from cogs.ui.wording import credits, footer_text, source_text, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -37,25 +37,34 @@ COLOUR, WARNING = discord.Colour(0x4285F4), discord.Colour(0xF29900)
 FIELD_LIMIT = 1024  # Discord: embed field value
 MAX_AUDIT_ROWS = 25  # 25 lines of about 120 characters stay far below an embed description's 4096
 PRECEDENCE = "Which limit applies: member's own › most generous role › server default › global default."
-LIMIT_HELP = f"Images per day, 0-{MAX_LIMIT}; -1 = unlimited"
+LIMIT_HELP = f"Credits per day, 0-{MAX_LIMIT}; -1 = unlimited (the bot's operator may cap both)"
 
 # --- rendering (pure) ---------------------------------------------------------------------------------------
 
 
 def limit_text(limit: int | None) -> str:
-    return "unlimited" if limit is None else f"{limit} a day"
+    return "unlimited" if limit is None else f"{credits(limit)} a day"
 
 
 def status_embed(status: QuotaStatus, *, title: str, timezone: str, notes: tuple[str, ...] = ()) -> discord.Embed:
-    """One member's day: the line their images carry, then the parts it is made of."""
+    """One member's day in credits: the line their images carry, then the parts it is made of."""
     lines = [f"**{footer_text(status)}**"]
     if not status.guild_id:
         lines.append("Outside servers the bot's own limit applies, counted apart from every server.")
+    lines.append("Each picture costs credits by model and size (`/models` shows the prices).")
     embed = discord.Embed(title=title, description="\n".join([*lines, *notes]), colour=WARNING if notes else COLOUR)
     embed.add_field(name="Used", value=str(status.used))
     embed.add_field(name="In progress", value=str(status.reserved))
     embed.add_field(name="Left", value="unlimited" if status.left is None else str(status.left))
     embed.add_field(name="Daily limit", value=f"{limit_text(status.limit)} · {source_text(status)}", inline=False)
+    if status.everywhere_cap is not None:
+        embed.add_field(
+            name="Across all servers and DMs",
+            value=f"{status.everywhere_used} of {status.everywhere_cap} credits used (the bot's cap per member)",
+            inline=False,
+        )
+    if status.attempts_cap is not None:
+        embed.add_field(name="Calls to the image model", value=f"{status.attempts} of {status.attempts_cap} today")
     embed.add_field(name="Refunded today", value=f"{status.refunded} (failed or cancelled requests cost nothing)")
     reset = int(status.resets_at)
     embed.add_field(name="Resets", value=f"<t:{reset}:f> (<t:{reset}:R>)")
@@ -77,13 +86,13 @@ def spend_text(spend: Spend) -> str:
     images = f"{spend.images} image{'s' if spend.images != 1 else ''}"
     if spend.image_cap is not None:
         images += f" of {spend.image_cap}"
-    cost = f"${spend.cost_usd:.2f}"
+    cost = f"${spend.cost_usd:.3f}"
     if spend.cost_cap_usd is not None:
         cost += f" of ${spend.cost_cap_usd:.2f}"
-    return f"{images} · {cost} estimated"
+    return f"{images} · {cost}"
 
 
-def spend_embed(ledger: QuotaLedger, server: Spend, whole: Spend | None, price_usd: float) -> discord.Embed:
+def spend_embed(ledger: QuotaLedger, server: Spend, whole: Spend | None) -> discord.Embed:
     """Today's spend of the server and, for the bot's owner, of the whole bot, with the caps."""
     embed = discord.Embed(title="Spending today", colour=COLOUR)
     for name, spend in (("This server", server), ("The whole bot", whole)):
@@ -93,7 +102,8 @@ def spend_embed(ledger: QuotaLedger, server: Spend, whole: Spend | None, price_u
     reset = int(server.resets_at)
     embed.add_field(name="Resets", value=f"<t:{reset}:f> (<t:{reset}:R>)", inline=False)
     embed.set_footer(
-        text=f"Images delivered or in progress at ${price_usd:.3f} each (estimated); refunded requests don't count."
+        text="Real cost from Google's token counts once answered (estimates while running). Requests refunded to "
+        "members still count when Google may have billed them (answers without a picture, timeouts)."
     )
     return embed
 
@@ -126,6 +136,11 @@ def audit_line(entry: AuditEntry) -> str:
             what = "removed the server default" if value is None else f"set the server default to {limit}"
         case "set_role_limit":
             what = f"removed {role}'s limit" if value is None else f"set {role}'s limit to {limit}"
+        case "set_model_default":
+            what = f"set the default model and size to {entry.detail}"
+        case "set_model_access":
+            whom = "everyone" if entry.role_id is None else role
+            what = f"set what {whom} may use: {entry.detail}"
         case other:
             what = other
     return f"<t:{int(entry.at)}:f> <@{entry.actor_id}> {what}"
@@ -144,7 +159,7 @@ def chosen_limit(limit: int | None, clear: bool, what: str) -> int | None:
 
 
 class QuotaCog(commands.Cog):
-    admin = ManageGuildGroup(name="quota-admin", description="Daily image limits and spending here (Manage Server)")
+    admin = ManageGuildGroup(name="quota-admin", description="Daily credits and spending here (Manage Server)")
 
     def __init__(self, bot: ImageBot) -> None:
         self.bot = bot
@@ -153,25 +168,21 @@ class QuotaCog(commands.Cog):
     def ledger(self) -> QuotaLedger:
         return self.bot.services.quota
 
-    @property
-    def price(self) -> float:
-        return self.bot.settings.price_per_image_usd
-
     def _status_embed(self, status: QuotaStatus, title: str, notes: tuple[str, ...] = ()) -> discord.Embed:
         return status_embed(status, title=title, timezone=self.bot.settings.quota_timezone, notes=notes)
 
     @app_commands.command(name="quota")
     async def quota(self, interaction: discord.Interaction) -> None:
-        """See how many images you have left today, where your limit comes from and when it resets."""
+        """See how many credits you have left today, where your limit comes from and when it resets."""
         guild_id = interaction.guild_id
         status = await self.ledger.status(interaction.user.id, guild_id, role_ids(interaction.user))
         server = await self.ledger.spend(guild_id) if guild_id else None
         notes = budget_notes(self.ledger, server, await self.ledger.spend(None))
-        embed = self._status_embed(status, "Your images today", notes)
+        embed = self._status_embed(status, "Your credits today", notes)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     def _member_embed(self, status: QuotaStatus, member: discord.Member) -> discord.Embed:
-        return self._status_embed(status, f"{member.display_name}'s images today")
+        return self._status_embed(status, f"{member.display_name}'s credits today")
 
     async def _reply(
         self, interaction: discord.Interaction, change: Callable[[], Awaitable[tuple[str | None, discord.Embed]]]
@@ -191,7 +202,7 @@ class QuotaCog(commands.Cog):
     async def set_(
         self, interaction: discord.Interaction, user: discord.Member, limit: int | None = None, clear: bool = False
     ) -> None:
-        """Set one member's daily image limit here (it beats roles and the server default), or clear it."""
+        """Set one member's daily credits here (it beats roles and the server default), or clear it."""
         assert interaction.guild_id is not None  # the group is guild-only
         guild_id = interaction.guild_id
 
@@ -209,9 +220,9 @@ class QuotaCog(commands.Cog):
         await self._reply(interaction, change)
 
     @admin.command(name="grant")
-    @app_commands.describe(user="The member", amount=f"Extra images for today only (1-{MAX_LIMIT})")
+    @app_commands.describe(user="The member", amount=f"Extra credits for today only (1-{MAX_LIMIT})")
     async def grant(self, interaction: discord.Interaction, user: discord.Member, amount: int) -> None:
-        """Give a member extra images for today only, on top of their limit."""
+        """Give a member extra credits for today only, on top of their limit."""
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
 
@@ -219,7 +230,7 @@ class QuotaCog(commands.Cog):
             status = await self.ledger.grant(
                 guild_id, user.id, amount, actor_id=interaction.user.id, role_ids=role_ids(user)
             )
-            text = f"Granted {user.mention} {amount} more image{'s' if amount != 1 else ''} for today."
+            text = f"Granted {user.mention} {amount} more credit{'s' if amount != 1 else ''} for today."
             if status.limit is None:
                 text += " Their limit is unlimited, so this changes nothing for now."
             return text, self._member_embed(status, user)
@@ -227,9 +238,9 @@ class QuotaCog(commands.Cog):
         await self._reply(interaction, change)
 
     @admin.command(name="reset")
-    @app_commands.describe(user="The member whose images today stop counting")
+    @app_commands.describe(user="The member whose credits spent today stop counting")
     async def reset(self, interaction: discord.Interaction, user: discord.Member) -> None:
-        """Forgive the images a member received today, so their full limit is back."""
+        """Forgive the credits a member spent today, so their full limit is back."""
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
 
@@ -238,7 +249,7 @@ class QuotaCog(commands.Cog):
                 guild_id, user.id, actor_id=interaction.user.id, role_ids=role_ids(user)
             )
             text = (
-                f"Reset {user.mention}'s day: the images they received today no longer count against them "
+                f"Reset {user.mention}'s day: the credits they spent today no longer count against them "
                 "(they still count toward this server's spending)."
             )
             return text, self._member_embed(status, user)
@@ -250,7 +261,7 @@ class QuotaCog(commands.Cog):
         limit=LIMIT_HELP, clear="True: remove the server default, so the bot's global default applies"
     )
     async def default(self, interaction: discord.Interaction, limit: int | None = None, clear: bool = False) -> None:
-        """Set the daily image limit for members here with no role limit or own limit, or clear it."""
+        """Set the daily credits of members here with no role limit or own limit, or clear it."""
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
 
@@ -270,7 +281,7 @@ class QuotaCog(commands.Cog):
     async def role(
         self, interaction: discord.Interaction, role: discord.Role, limit: int | None = None, clear: bool = False
     ) -> None:
-        """Set the daily image limit of a role (members get their most generous role's), or clear it."""
+        """Set the daily credits of a role (members get their most generous role's), or clear it."""
         assert interaction.guild_id is not None
         guild_id = interaction.guild_id
 
@@ -301,12 +312,12 @@ class QuotaCog(commands.Cog):
 
     @admin.command(name="spend")
     async def spend(self, interaction: discord.Interaction) -> None:
-        """See today's images and estimated cost here (the bot's owner also sees the whole bot's)."""
+        """See today's images and their real cost here (the bot's owner also sees the whole bot's)."""
         server = await self.ledger.spend(interaction.guild_id)
         whole = await self.ledger.spend(None)
         # Other servers' usage and the operator's budget are the operator's business.
         shown = whole if await self.bot.is_owner(interaction.user) else None
-        embed = spend_embed(self.ledger, server, shown, self.price)
+        embed = spend_embed(self.ledger, server, shown)
         if shown is None and self.ledger.budget_reached(whole):
             embed.description = "⚠️ The bot's overall daily budget is used up: nobody can generate until it resets."
         await interaction.response.send_message(embed=embed, ephemeral=True)

@@ -53,6 +53,9 @@ def usage_embed(report: UsageReport, chart_name: str) -> discord.Embed:
     summary = (
         f"**{count(report.images, 'image')}** · **{count(report.credits, 'credit')}** · **{usd(report.cost_usd)}**"
     )
+    if report.billed_failures:
+        failed = count(report.billed_failures, "failed call")
+        summary += f"\nThe cost includes {failed} the provider may bill (members were not charged for them)"
     if report.held:
         summary += f" · {report.held} being made now"
     embed = discord.Embed(title=f"Usage of {whose}, {p.label} ({span})", description=summary, colour=ACCENT)

@@ -12,8 +12,18 @@ message-content intent, and it costs no Discord request; the reply chain decides
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+from bot.models import Turn
+
+# What a 2K / 4K button asks of the model: the same picture, larger (sent with the model's own earlier answer
+# where it has one, else with the picture as an input image).
+RENDER_INSTRUCTION = (
+    "Render this exact picture again at a higher resolution. Keep everything the same: the content, composition, "
+    "colours, lighting and style; only add fine detail."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +97,54 @@ async def walk(start_id: int | None, fetch: Callable[[int], Awaitable[Step | Non
         newest_first.append(step.prompt)
         current = step.parent_id
     return History(tuple(reversed(newest_first)))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """A generation of the chain as the store has it: its instruction, and the model's answer if one was kept."""
+
+    generation_id: int
+    prompt: str
+    model: str | None  # the model id whose answer `size` bytes were kept (None: nothing kept)
+    size: int
+
+
+def signed(answer: str) -> bool:
+    """Whether every picture of a model answer carries its thought signature: a model turn without one is a 400,
+    so such an answer is never sent back."""
+    try:
+        content = json.loads(answer)
+    except ValueError:
+        return False
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list) or content.get("role") != "model":
+        return False
+    pictures = [p for p in parts if isinstance(p, dict) and "inlineData" in p and not p.get("thought")]
+    return bool(pictures) and all(p.get("thoughtSignature") for p in pictures)
+
+
+def choose_turns(chain: Sequence[StoredTurn], model: str, max_turns: int, max_bytes: int) -> list[StoredTurn]:
+    """Which earlier answers go back with an edit: the newest steps of the chain (`chain` is newest first) whose
+    answer was kept from the same model, at most `max_turns` and `max_bytes` together, stopping at the first
+    step that does not qualify (a turn from another model or provider, or missing, breaks the conversation).
+    Oldest first."""
+    chosen: list[StoredTurn] = []
+    total = 0
+    for step in chain[:max_turns]:
+        if step.model != model or total + step.size > max_bytes:
+            break
+        chosen.append(step)
+        total += step.size
+    return chosen[::-1]
+
+
+def as_turns(chosen: Sequence[StoredTurn], answers: dict[int, str]) -> tuple[Turn, ...]:
+    """The chosen steps (oldest first) as provider turns, from the newest back to the first whose answer is
+    missing or unsigned: a model turn without its signature is never sent."""
+    newest_first: list[Turn] = []
+    for step in reversed(chosen):
+        answer = answers.get(step.generation_id, "")
+        if not signed(answer):
+            break
+        newest_first.append(Turn(step.prompt, answer))
+    return tuple(reversed(newest_first))

@@ -1,11 +1,13 @@
-"""The `generations` and `generation_inputs` tables, and the only code with SQL on them: the pipeline records
-each request's start and ending here; the editing doors read results back (a result by its message, the latest
-result in a thread, a chain's instructions and depth, where each input image came from, so a Reroll can fetch it
-again); the usage report reads models and failures; privacy exports, forgets and redacts (`bot.ops.privacy`
-runs those three inside one transaction over every owner's tables, so they take its connection)."""
+"""The `generations`, `generation_inputs` and `generation_turns` tables, and the only code with SQL on them: the
+pipeline records each request's start and ending here (model, size, real cost, the model's answer as received);
+the editing doors read results back (a result by its message, the latest result in a thread, a chain's
+instructions, depth and kept answers, where each input image came from, so a Reroll can fetch it again); the
+usage report reads models, providers and failures; privacy exports, forgets and redacts (`bot.ops.privacy` runs
+those three inside one transaction over every owner's tables, so they take its connection)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import DEFAULTS
-from bot.editing.conversation import History, Step, walk
-from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind
+from bot.editing.conversation import History, Step, StoredTurn, as_turns, choose_turns, walk
+from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind, Turn
 from bot.storage.db import Database
 from bot.storage.rows import anonymise, dict_rows
 
@@ -47,18 +49,18 @@ KEPT_WHEN_FORGOTTEN = frozenset(
         "image_bytes",
         "deleted_at",
         "provider",
-        # Announced by the credits and real-cost work; harmless while they do not exist.
         "model_version",
         "size",
         "credits",
         "cost_micros",
+        "image_tokens",
         "thinking_tokens",
     }
 )
 
 _COLUMNS = (
-    "id, user_id, guild_id, channel_id, kind, prompt, options_json, input_images, parent_id, status, message_id,"
-    " deleted_at"
+    "id, user_id, guild_id, channel_id, kind, prompt, model, options_json, input_images, parent_id, status,"
+    " message_id, deleted_at, model_version"
 )
 
 
@@ -70,12 +72,13 @@ class Generation:
     channel_id: int
     kind: RequestKind
     prompt: str
-    options: ImageOptions
+    options: ImageOptions  # with the model and size it was made with (older rows: the model only)
     input_count: int
     parent_id: int | None
     status: GenerationStatus
     message_id: int | None  # the Discord message that shows the result
     deleted: bool  # that message was deleted
+    model_version: str | None = None  # the model that really answered
 
     @property
     def shown(self) -> bool:
@@ -105,25 +108,29 @@ class Generations:
         db: Database,
         *,
         keep_input_images: bool = DEFAULTS.keep_input_images,
+        max_turn_bytes: int = DEFAULTS.edit_history_max_bytes,
         clock: Callable[[], float] = time.time,
     ):
         self.db = db
         self.keep_input_images = keep_input_images
+        # An answer larger than this could never be sent back within the budget, so it is not kept.
+        self.max_turn_bytes = max_turn_bytes
         self.clock = clock
 
     # --- the pipeline's side: one row per request that got a reservation -----------------------------------
 
     async def start(self, request: ImageRequest, model: str) -> tuple[int, int]:
-        """Record a request as it starts; returns its id and how many edits deep it is (0 when its parent is
-        unknown, which then is not recorded either)."""
+        """Record a request as it starts (its options name the model and size chosen for it; `model` is used
+        when they do not); returns its id and how many edits deep it is (0 when its parent is unknown, which then
+        is not recorded either)."""
         depth = 0
         if request.parent_id is not None and await self.db.fetchone(
             "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
         ):
             depth = await self.depth(request.parent_id) + 1
         generation_id = await self.db.execute(
-            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, options_json,"
-            " input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, size,"
+            " options_json, input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 self.clock(),
                 request.user_id,
@@ -131,8 +138,9 @@ class Generations:
                 request.channel_id,
                 request.kind.value,
                 request.prompt,
-                model,
-                json.dumps({"aspect_ratio": request.options.aspect_ratio}),
+                request.options.model or model,
+                request.options.size,
+                json.dumps(request.options.as_json()),
                 len(request.images),
                 request.parent_id if depth else None,
             ),
@@ -147,25 +155,71 @@ class Generations:
         message_id: int | None,
         queued_ms: float | None,
         upstream_ms: float | None,
+        cost_usd: float | None = None,
+        credits: int | None = None,
+        model: str | None = None,
     ) -> None:
-        await self.db.execute(
-            "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
-            " total_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?, image_bytes=?, message_id=?, provider=?"
-            " WHERE id=?",
-            (
-                self.clock(),
-                image.usage.prompt_tokens,
-                image.usage.output_tokens,
-                image.usage.total_tokens,
-                queued_ms,
-                upstream_ms,
-                image.mime_type,
-                len(image.data),
-                message_id,
-                image.provider or None,
-                generation_id,
-            ),
+        """The result reached its user: its usage, real cost and the model that answered, and (for signed
+        answers of `model`, under the byte budget) the answer as received, for later multi-turn edits."""
+        usage = image.usage
+        answer = None
+        if image.content is not None and model:
+            # Megabytes of JSON for a large picture: serialised off the event loop.
+            answer = await asyncio.to_thread(json.dumps, image.content, separators=(",", ":"))
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
+                " total_tokens=?, image_tokens=?, thinking_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?,"
+                " image_bytes=?, message_id=?, model_version=?, cost_micros=?, credits=?, provider=? WHERE id=?",
+                (
+                    self.clock(),
+                    usage.prompt_tokens,
+                    usage.output_tokens,
+                    usage.total_tokens,
+                    usage.image_tokens,
+                    usage.thinking_tokens,
+                    queued_ms,
+                    upstream_ms,
+                    image.mime_type,
+                    len(image.data),
+                    message_id,
+                    image.model,
+                    None if cost_usd is None else round(cost_usd * 1_000_000),
+                    credits,
+                    image.provider or None,
+                    generation_id,
+                ),
+            )
+            if answer is not None and len(answer) <= self.max_turn_bytes:
+                await conn.execute(
+                    "INSERT OR REPLACE INTO generation_turns (generation_id, model, content) VALUES (?,?,?)",
+                    (generation_id, model, answer),
+                )
+
+    async def turns(self, generation_id: int, model: str, max_turns: int, max_bytes: int) -> tuple[Turn, ...]:
+        """The kept answers to send back with an edit of `generation_id` made by `model`: the newest steps of its
+        chain from the same model, within `max_turns` and `max_bytes`, oldest first (empty: send the picture as
+        a fresh image). See `bot.editing.conversation.choose_turns`."""
+        if max_turns <= 0:
+            return ()
+        rows = await self.db.fetchall(
+            "WITH RECURSIVE chain(id, parent_id, n) AS ("
+            " SELECT id, parent_id, 0 FROM generations WHERE id=?"
+            " UNION ALL SELECT g.id, g.parent_id, n+1 FROM generations g JOIN chain c ON g.id=c.parent_id"
+            " WHERE n < ?)"
+            " SELECT c.id, g.prompt, t.model, COALESCE(LENGTH(t.content), 0) FROM chain c"
+            " JOIN generations g ON g.id=c.id LEFT JOIN generation_turns t ON t.generation_id=c.id ORDER BY c.n",
+            (generation_id, max_turns - 1),
         )
+        chosen = choose_turns([StoredTurn(*row) for row in rows], model, max_turns, max_bytes)
+        if not chosen:
+            return ()
+        ids = [step.generation_id for step in chosen]
+        found = await self.db.fetchall(
+            f"SELECT generation_id, content FROM generation_turns WHERE generation_id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+        return as_turns(chosen, {row[0]: row[1] for row in found})
 
     async def failed(self, generation_id: int, error_kind: str, detail: str, *, queued_ms: float | None) -> None:
         await self.db.execute(
@@ -263,7 +317,9 @@ class Generations:
 
 
 def _generation(row: Any) -> Generation:
-    options = json.loads(row["options_json"] or "{}")
+    options = ImageOptions.from_json(json.loads(row["options_json"] or "{}"))
+    if options.model is None:  # rows from before models could be chosen name it only in their own column
+        options = ImageOptions(options.aspect_ratio, row["model"], options.size, options.tier)
     return Generation(
         id=row["id"],
         user_id=row["user_id"],
@@ -271,12 +327,13 @@ def _generation(row: Any) -> Generation:
         channel_id=row["channel_id"],
         kind=RequestKind(row["kind"]),
         prompt=row["prompt"],
-        options=ImageOptions(aspect_ratio=options.get("aspect_ratio")),
+        options=options,
         input_count=row["input_images"],
         parent_id=row["parent_id"],
         status=GenerationStatus(row["status"]),
         message_id=row["message_id"],
         deleted=row["deleted_at"] is not None,
+        model_version=row["model_version"],
     )
 
 
@@ -307,7 +364,8 @@ async def failure_counts(db: Database, guild_id: int | None, start: float, end: 
 
 
 async def export_member(conn: Any, user_id: int) -> dict[str, list[dict[str, Any]]]:
-    """Every generation of a member and every input record of them, all columns (a column added later too)."""
+    """Every generation of a member, its input records and the model's answers kept for it, all columns (a
+    column added later too)."""
     return {
         "generations": await dict_rows(conn, "SELECT * FROM generations WHERE user_id = ? ORDER BY id", (user_id,)),
         "generation_inputs": await dict_rows(
@@ -316,17 +374,25 @@ async def export_member(conn: Any, user_id: int) -> dict[str, list[dict[str, Any
             " WHERE g.user_id = ? ORDER BY i.generation_id, i.position",
             (user_id,),
         ),
+        "generation_turns": await dict_rows(
+            conn,
+            "SELECT t.* FROM generation_turns t JOIN generations g ON g.id = t.generation_id"
+            " WHERE g.user_id = ? ORDER BY t.generation_id",
+            (user_id,),
+        ),
     }
 
 
 async def forget_member(conn: Any, user_id: int, now: float) -> tuple[int, int]:
     """A member's generations become anonymous rows (model, kind, status, tokens and timings stay: they are the
-    server's spend by model) and their input records go. The message id goes too, so a Reroll or reply on the
-    picture finds nothing to act on, and other members' edits of it lose it as a parent (their history no longer
-    carries the member's words). Returns (generations anonymised, input records deleted)."""
+    server's spend by model); their input records and the model's answers kept for them go. The message id goes
+    too, so a Reroll or reply on the picture finds nothing to act on, and other members' edits of it lose it as a
+    parent (their history no longer carries the member's words). Returns (generations anonymised, input records
+    deleted)."""
     mine = "SELECT id FROM generations WHERE user_id = ?"
     cursor = await conn.execute(f"DELETE FROM generation_inputs WHERE generation_id IN ({mine})", (user_id,))
     inputs = int(cursor.rowcount)
+    await conn.execute(f"DELETE FROM generation_turns WHERE generation_id IN ({mine})", (user_id,))
     await conn.execute(f"UPDATE generations SET parent_id = NULL WHERE parent_id IN ({mine})", (user_id,))
     generations = await anonymise(conn, "generations", KEPT_WHEN_FORGOTTEN, "user_id = ?", (user_id,))
     await conn.execute(
@@ -337,7 +403,8 @@ async def forget_member(conn: Any, user_id: int, now: float) -> tuple[int, int]:
 
 
 async def redact_older_than(conn: Any, cutoff: float) -> tuple[int, int]:
-    """Blank the prompts (and drop kept input bytes) of generations made before `cutoff`; returns how many of each."""
+    """Blank the prompts (and drop kept input bytes and the model's kept answers, which may repeat the prompt) of
+    generations made before `cutoff`; returns how many prompts and input images."""
     cursor = await conn.execute("UPDATE generations SET prompt = '' WHERE created_at < ? AND prompt != ''", (cutoff,))
     prompts = int(cursor.rowcount)
     cursor = await conn.execute(
@@ -345,4 +412,9 @@ async def redact_older_than(conn: Any, cutoff: float) -> tuple[int, int]:
         " (SELECT id FROM generations WHERE created_at < ?)",
         (cutoff,),
     )
-    return prompts, int(cursor.rowcount)
+    inputs = int(cursor.rowcount)
+    await conn.execute(
+        "DELETE FROM generation_turns WHERE generation_id IN (SELECT id FROM generations WHERE created_at < ?)",
+        (cutoff,),
+    )
+    return prompts, inputs

@@ -57,8 +57,9 @@ def check_count(count: int, limit: int) -> None:
         )
 
 
-def with_images(request: ImageRequest, images: tuple[InputImage, ...]) -> ImageRequest:
-    """The request with its input images, refused if together they exceed what the upstream accepts."""
+def with_images(request: ImageRequest, images: tuple[InputImage, ...], *, extra_bytes: int = 0) -> ImageRequest:
+    """The request with its input images, refused if together (with `extra_bytes` of earlier turns sent along)
+    they exceed what the upstream accepts."""
     updated = dataclasses.replace(request, images=images)
-    check_request_size(provider_prompt(updated.prompt, updated.history), images)
+    check_request_size(provider_prompt(updated.prompt, updated.history), images, extra_bytes=extra_bytes)
     return updated

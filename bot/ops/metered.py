@@ -10,7 +10,7 @@ from bot.models import Progress
 from bot.ops.metrics import outcome_of
 
 if TYPE_CHECKING:
-    from bot.pipeline import Delivery, Door
+    from bot.ports import Delivery, Door
 
 
 class MeteredDoor:
@@ -19,6 +19,7 @@ class MeteredDoor:
         self.ending: BaseException | None = None
         self.delivered = False
         self.provider = ""  # who made the picture delivered
+        self.model = ""  # with which of our models
 
     @property
     def outcome(self) -> str:
@@ -39,6 +40,7 @@ class MeteredDoor:
     async def deliver(self, delivery: Delivery) -> int:
         message_id = await self.door.deliver(delivery)
         self.delivered, self.provider = True, delivery.image.provider
+        self.model = delivery.request.options.model or ""
         return message_id
 
     async def fail(self, exc: Exception) -> None:

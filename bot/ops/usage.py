@@ -2,20 +2,17 @@
 today or the last 7 or 30 quota days, as plain values.
 
 Everything is read from the ledger and the audit tables through their owners, never from counters kept on the
-side, so the report is what the ledger holds: images are ledger entries that were delivered (committed, or
-forgiven by an admin: those were paid for), cost is what each entry was committed at (the real cost once
-providers report it), held entries are requests still running. Refunds come with the reason the ledger
-recorded, blocks with the tier and category the moderation log recorded, failures with the error class the
-generations table recorded. Each entry's model and provider come from its generation (one range read), and the
-sums by day, model and member are made here.
-
-What a ledger entry is worth in credits is written once, `bot.quota.records.CREDITS`: when the ledger moves from
-images to credits, the change is that line.
+side, so the report is what the ledger holds: images and credits are ledger entries that were delivered
+(committed, or forgiven by an admin: those were paid for); cost is what the upstream may bill, the real cost of
+each delivered image plus the calls that brought no picture but may have been billed (their members were
+refunded); held entries are requests still running. Refunds come with the reason the ledger recorded, blocks
+with the tier and category the moderation log recorded, failures with the error class the generations table
+recorded. Each entry's model and provider come from its generation (one range read), and the sums by day, model
+and member are made here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -49,14 +46,15 @@ class Period:
 
 @dataclass(frozen=True, slots=True)
 class ModelSpend:
-    """One day's (or the period's) delivered images of one model from one provider."""
+    """One day's (or the period's) images and cost of one model from one provider."""
 
     day: str  # "" in period totals
     model: str
     provider: str
     images: int
     credits: float
-    cost_usd: float
+    cost_usd: float  # delivered images and failed calls that may have been billed
+    billed_failures: int = 0  # calls that brought no picture but may have been billed
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +86,8 @@ class UsageReport:
     period: Period
     images: int
     credits: float
-    cost_usd: float
+    cost_usd: float  # what the upstream may bill for the period: delivered images and failed calls
+    billed_failures: int  # requests refunded to their member although the provider may have billed them
     held: int  # requests holding a reservation right now (running or queued)
     daily: tuple[ModelSpend, ...]  # per day, model and provider; days without images have no row
     by_model: tuple[ModelSpend, ...]  # the period's totals per model and provider, most expensive first
@@ -127,56 +126,64 @@ def period(days: int, timezone: str | ZoneInfo, now: float) -> Period:
     return Period(days, first.isoformat(), today.isoformat(), start, end)
 
 
+@dataclass(slots=True)
+class _Sums:
+    images: int = 0
+    credits: float = 0.0
+    micros: int = 0
+    billed_failures: int = 0
+
+    def add(self, entry: ledger.CostEntry) -> None:
+        self.images += entry.delivered
+        self.credits += entry.credits
+        self.micros += entry.cost_micros
+        self.billed_failures += not entry.delivered
+
+
 async def usage_report(
     db: Database, *, guild_id: int | None, days: int, timezone: str | ZoneInfo, now: float, top: int = 5
 ) -> UsageReport:
     """The report for one server (`guild_id`) or the whole bot (None) over the last `days` quota days."""
     span = period(days, timezone, now)
-    entries = await ledger.spent_entries(db, guild_id, span.first_day, span.last_day)
+    entries = await ledger.cost_entries(db, guild_id, span.first_day, span.last_day)
     ids = [e.generation_id for e in entries if e.generation_id is not None]
     names = await generations.labels(db, min(ids), max(ids)) if ids else {}
     unknown = (generations.UNKNOWN_MODEL, generations.DEFAULT_PROVIDER)
-    daily: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0])
-    members: dict[int, list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    daily: dict[tuple[str, str, str], _Sums] = defaultdict(_Sums)
+    by_model: dict[tuple[str, str], _Sums] = defaultdict(_Sums)
+    members: dict[int, _Sums] = defaultdict(_Sums)
+    everything = _Sums()
     for entry in entries:
         model, provider = names.get(entry.generation_id or -1, unknown)
-        for sums in (daily[(entry.day, model, provider)], members[entry.user_id]):
-            sums[0] += 1
-            sums[1] += entry.credits
-            sums[2] += entry.cost_micros
-    rows = [
-        ModelSpend(day, model, provider, int(n), credits, micros / 1_000_000)
-        for (day, model, provider), (n, credits, micros) in sorted(daily.items())
-    ]
-    totals: dict[tuple[str, str], ModelSpend] = {}
-    for row in rows:
-        seen = totals.get((row.model, row.provider))
-        totals[(row.model, row.provider)] = (
-            dataclasses.replace(row, day="")
-            if seen is None
-            else dataclasses.replace(
-                seen,
-                images=seen.images + row.images,
-                credits=seen.credits + row.credits,
-                cost_usd=seen.cost_usd + row.cost_usd,
-            )
-        )
+        for sums in (daily[(entry.day, model, provider)], by_model[(model, provider)], members[entry.user_id]):
+            sums.add(entry)
+        everything.add(entry)
+
+    def spend(day: str, model: str, provider: str, sums: _Sums) -> ModelSpend:
+        return ModelSpend(day, model, provider, sums.images, sums.credits, sums.micros / 1e6, sums.billed_failures)
+
+    totals = [spend("", model, provider, sums) for (model, provider), sums in by_model.items()]
     # user 0 is the CLI and forgotten members: nobody to name.
     busiest = sorted(
-        (MemberSpend(user, int(n), credits, micros / 1_000_000) for user, (n, credits, micros) in members.items()),
+        (
+            MemberSpend(user, s.images, s.credits, s.micros / 1e6)
+            for user, s in members.items()
+            if user != ledger.ANONYMOUS
+        ),
         key=lambda m: (-m.credits, -m.images, m.user_id),
     )
     return UsageReport(
         guild_id=guild_id,
         period=span,
-        images=len(entries),
-        credits=sum(e.credits for e in entries),
-        cost_usd=sum(e.cost_micros for e in entries) / 1_000_000,
+        images=everything.images,
+        credits=everything.credits,
+        cost_usd=everything.micros / 1e6,
+        billed_failures=everything.billed_failures,
         held=await ledger.held_count(db, guild_id, span.first_day, span.last_day),
-        daily=tuple(rows),
-        by_model=tuple(sorted(totals.values(), key=lambda m: (-m.cost_usd, -m.images, m.model, m.provider))),
+        daily=tuple(spend(*key, sums) for key, sums in sorted(daily.items())),
+        by_model=tuple(sorted(totals, key=lambda m: (-m.cost_usd, -m.images, m.model, m.provider))),
         refunds=tuple(Reason(*r) for r in await ledger.refund_counts(db, guild_id, span.first_day, span.last_day)),
         blocks=tuple(Blocks(*b) for b in await moderation.block_counts(db, guild_id, span.start, span.end)),
-        busiest=tuple(m for m in busiest if m.user_id != ledger.ANONYMOUS)[:top],
+        busiest=tuple(busiest[:top]),
         failures=tuple(Reason(*f) for f in await generations.failure_counts(db, guild_id, span.start, span.end)),
     )

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.models import GeneratedImage, ImageOptions, InputImage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage
 
 
 class ImageProvider(Protocol):
-    model: str
+    model: str  # the default model (options.model names the one a request uses)
 
     async def generate(
-        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+        self,
+        prompt: str,
+        images: tuple[InputImage, ...] = (),
+        options: ImageOptions | None = None,
+        context: Context | None = None,
     ) -> GeneratedImage:
-        """Make one image or raise a `bot.errors.UpstreamError`."""
+        """Make one image with `options.model` at `options.size` (None: the provider's default) or raise a
+        `bot.errors.UpstreamError` (saying, where it can, whether the call may have been billed: `billed`,
+        `cost_usd`). `context`: earlier turns of a multi-turn edit as this provider returned them (a provider
+        that cannot send them back sends `context.prompt` and `context.picture` instead: the provider chain does
+        that for gateways). The image's `cost_usd` is its real cost when the provider can tell."""
         ...
 
 

@@ -15,6 +15,7 @@ from bot.providers.failover import Clock, FailoverProvider, Lane, Member
 from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
+from bot.providers.registry import ModelRegistry
 
 
 def build_chain(
@@ -26,17 +27,20 @@ def build_chain(
     clock: Clock | None = None,
     download_max_bytes: int = 30 * 1024 * 1024,
     download_timeout: float = 20.0,
+    registry: ModelRegistry | None = None,
 ) -> FailoverProvider:
     """The chain for `settings` (providers read from the environment unless `configs` are given). `lane_for`
-    makes each provider's lane; a chain of one needs none. The aiohttp session is the app's, shared by all."""
+    makes each provider's lane; a chain of one needs none. The aiohttp session is the app's, shared by all.
+    `registry`: the models and prices (default: the settings')."""
     configs = load_providers(settings) if configs is None else configs
+    registry = registry or settings.registry()
     chain = len(configs) > 1
     if chain and lane_for is None:
         raise ValueError("a chain of several providers needs lane_for")
     members = [
         Member(
             config,
-            _provider(session, settings, config, download_max_bytes, download_timeout),
+            _provider(session, settings, config, registry, download_max_bytes, download_timeout),
             lane_for(config) if chain and lane_for is not None else None,
         )
         for config in configs
@@ -48,6 +52,7 @@ def _provider(
     session: aiohttp.ClientSession,
     settings: Settings,
     config: ProviderConfig,
+    registry: ModelRegistry,
     download_max_bytes: int,
     download_timeout: float,
 ) -> ImageProvider:
@@ -60,7 +65,7 @@ def _provider(
             session,
             config.api_key,
             base_url=config.base_url,
-            model=config.remote_model(settings.gemini_model),
+            registry=registry,
             attempt_timeout=settings.gemini_attempt_timeout_seconds,
         )
     kind = OpenAIImagesProvider if config.kind == "openai-images" else OpenAIChatProvider

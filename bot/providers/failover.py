@@ -19,10 +19,11 @@ have been billed (`billing.Charge`); a request that fails carries them on its er
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -35,7 +36,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageOptions, InputImage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage
 from bot.providers import ImageProvider
 from bot.providers.billing import add_charges, attribute, may_be_billed
 from bot.providers.config import ProviderConfig
@@ -160,19 +161,48 @@ class FailoverProvider:
         return tuple(m.name for m in self.members)
 
     async def generate(
-        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+        self,
+        prompt: str,
+        images: tuple[InputImage, ...] = (),
+        options: ImageOptions | None = None,
+        context: Context | None = None,
     ) -> GeneratedImage:
+        model = (options.model if options else None) or self.model
         if len(self.members) == 1:
             member = self.members[0]
             try:
-                image = await member.provider.generate(prompt, images, options)
+                image = await self._call(member, prompt, images, options, context)
             except UpstreamError as exc:
-                add_charges(exc, self._charges(member, exc))
+                add_charges(exc, self._charges(member, exc, model))
                 raise
-            return attribute(image, provider=member.name, cost_usd=member.config.price(self.model))
-        return await self._chain(prompt, images, options)
+            return attribute(image, provider=member.name, cost_usd=member.config.price(model))
+        return await self._chain(prompt, images, options, context)
 
-    async def _chain(self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None) -> GeneratedImage:
+    def _call(
+        self,
+        member: Member,
+        prompt: str,
+        images: tuple[InputImage, ...],
+        options: ImageOptions | None,
+        context: Context | None,
+    ) -> Awaitable[GeneratedImage]:
+        """One provider's attempt at our model id mapped to theirs. Google's endpoint gets the model's own earlier
+        turns of a multi-turn edit; any other provider a stateless edit: every instruction in the prompt and the
+        source picture as a fresh input."""
+        model = (options.model if options else None) or self.model
+        options = dataclasses.replace(options or ImageOptions(), model=member.config.remote_model(model))
+        if member.config.kind == "gemini":
+            if context is not None:
+                return member.provider.generate(prompt, images, options, context)
+            return member.provider.generate(prompt, images, options)
+        if context is not None:
+            prompt, images = context.stateless(images)
+        return member.provider.generate(prompt, images, options)
+
+    async def _chain(
+        self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None, context: Context | None
+    ) -> GeneratedImage:
+        model = (options.model if options else None) or self.model
         ends = self._clock.monotonic() + self.deadline
         charges: list[Charge] = []
         failures: list[UpstreamError] = []
@@ -189,9 +219,9 @@ class FailoverProvider:
             try:
                 # Every provider gets the request as plain prompt plus pictures: a conversation's history reaches
                 # a gateway as its instructions and the source picture as a fresh input (a stateless edit).
-                image = await self._attempt(member, prompt, images, options)
+                image = await self._attempt(member, prompt, images, options, context)
             except UpstreamError as exc:
-                charges += self._charges(member, exc)
+                charges += self._charges(member, exc, model)
                 if not fails_over(exc):
                     add_charges(exc, charges)
                     raise
@@ -203,7 +233,7 @@ class FailoverProvider:
             return attribute(
                 image,
                 provider=member.name,
-                cost_usd=member.config.price(self.model),
+                cost_usd=member.config.price(model),
                 charges=charges,
                 fallback=member is not self.members[0],
             )
@@ -226,7 +256,12 @@ class FailoverProvider:
         return None, busy_until
 
     async def _attempt(
-        self, member: Member, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None
+        self,
+        member: Member,
+        prompt: str,
+        images: tuple[InputImage, ...],
+        options: ImageOptions | None,
+        context: Context | None,
     ) -> GeneratedImage:
         lane = member.lane
         assert lane is not None
@@ -234,7 +269,7 @@ class FailoverProvider:
         error: BaseException | None = None
         tokens = 0
         try:
-            image = await member.provider.generate(prompt, images, options)
+            image = await self._call(member, prompt, images, options, context)
             tokens = image.usage.total_tokens
             return image
         except BaseException as exc:
@@ -274,11 +309,12 @@ class FailoverProvider:
             return CircuitOpen(self._clock.time() + min(opens))
         return UpstreamTimeout(f"no provider was free within {self.deadline:g}s")
 
-    def _charges(self, member: Member, exc: UpstreamError) -> list[Charge]:
+    def _charges(self, member: Member, exc: UpstreamError, model: str) -> list[Charge]:
         if not may_be_billed(exc):
             return []
-        model = member.config.remote_model(self.model)
-        return [Charge(member.name, model, member.config.price(self.model), type(exc).__name__)]
+        # What the answer said it cost (Gemini's token counts) beats the operator's configured price.
+        cost = exc.cost_usd if exc.cost_usd is not None else member.config.price(model)
+        return [Charge(member.name, member.config.remote_model(model), cost, type(exc).__name__)]
 
 
 def _log_failure(member: Member, exc: UpstreamError, *, last: bool) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -23,9 +24,11 @@ import pybase64
 from pydantic import SecretStr
 
 from bot.config import DEFAULTS
+from bot.editing.images import sniff_mime
 from bot.errors import (
     GenerationFailed,
     ImageBlocked,
+    ModelUnavailable,
     OperatorError,
     PromptBlocked,
     RateLimited,
@@ -34,7 +37,8 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageOptions, InputImage, Usage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage, Turn, Usage
+from bot.providers.registry import ModelRegistry, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,8 @@ _LIMIT_ZERO = re.compile(r"limit:\s*0(?![\d.])")
 
 
 class GeminiProvider:
-    """`ImageProvider` for Gemini image models. The aiohttp session is the app's and is not closed here."""
+    """`ImageProvider` for Gemini image models. The aiohttp session is the app's and is not closed here. One
+    provider serves every model: the request's options name the model and size (`model` is the default)."""
 
     name = "gemini"  # how metrics and reports name this provider
 
@@ -74,78 +79,160 @@ class GeminiProvider:
         api_key: SecretStr,
         *,
         base_url: str = DEFAULTS.gemini_base_url,
-        model: str = DEFAULTS.gemini_model,
+        registry: ModelRegistry | None = None,
         attempt_timeout: float = DEFAULTS.gemini_attempt_timeout_seconds,
     ) -> None:
         self._session = session
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self.model = model.removeprefix("models/")
+        self.registry = registry or ModelRegistry.build()
+        self.model = self.registry.default.id
         self.attempt_timeout = attempt_timeout
-        self.url = f"{self.base_url}/{API_VERSION}/models/{self.model}:generateContent"
 
     def __repr__(self) -> str:
         return f"GeminiProvider(model={self.model!r}, base_url={self.base_url!r})"
 
+    def url(self, model: str, method: str = "generateContent") -> str:
+        return f"{self.base_url}/{API_VERSION}/models/{model}:{method}"
+
     async def generate(
-        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+        self,
+        prompt: str,
+        images: tuple[InputImage, ...] = (),
+        options: ImageOptions | None = None,
+        context: Context | None = None,
     ) -> GeneratedImage:
-        """One HTTP attempt: the image, or an `UpstreamError` subclass."""
-        encode = partial(_encode, prompt, images, options)
+        """One HTTP attempt: the image, or an `UpstreamError` subclass. `context` holds earlier turns of a
+        multi-turn edit, sent before the new instruction exactly as they were received."""
+        options = options or ImageOptions()
+        spec = self.registry.get(options.model or self.model)
+        turns = context.turns if context else ()
+        encode = partial(_encode, prompt, images, options, spec, turns)
         # Megabytes of input images take tens of milliseconds to encode: not on the event loop.
-        body = await asyncio.to_thread(encode) if images else encode()
+        body = await asyncio.to_thread(encode) if images or turns else encode()
         headers = {"x-goog-api-key": self._api_key.get_secret_value(), "Content-Type": "application/json"}
-        started = time.monotonic()
-        try:
-            async with self._session.post(
-                self.url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.attempt_timeout)
-            ) as resp:
-                status = resp.status
-                raw = await resp.read()
-        except TimeoutError:
-            # aiohttp's timeout errors subclass TimeoutError (and ClientError), so this comes first.
-            raise UpstreamTimeout(f"no answer from Gemini within {self.attempt_timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            # The key travels only in a header, so aiohttp's text (host, port, OS error) cannot contain it.
-            raise UpstreamUnavailable(f"cannot reach Gemini: {type(exc).__name__}: {exc}") from exc
-        log.debug("gemini %s answered %s (%d bytes) in %.2fs", self.model, status, len(raw), time.monotonic() - started)
-        secret = self._api_key.get_secret_value().encode()
-        if secret in raw:
-            # Some Google errors quote the key ("Consumer 'api_key:AIza...' has been suspended").
-            raw = raw.replace(secret, b"[redacted]")
+        status, raw = await self._call("POST", self.url(spec.id), body, headers)
         try:
             payload: Any = json.loads(raw)
         except ValueError:
             payload = None
         error = _error_envelope(payload)
         if status != 200 or error is not None:
-            raise error_from_response(status, error, raw)
-        return parse_response(payload, self.model)
+            raise error_from_response(status, error, raw, model=spec.id)
+        size = options.size or spec.default_size
+        return parse_response(
+            payload, spec.id, cost=lambda usage: self.registry.cost_usd(spec, size, usage, options.tier)
+        )
+
+    async def list_models(self) -> list[str]:
+        """The ids `GET /v1beta/models` lists for this key, every page (for `python -m bot check`)."""
+        found: list[str] = []
+        token = ""
+        headers = {"x-goog-api-key": self._api_key.get_secret_value()}
+        while True:
+            query = "?pageSize=1000" + (f"&pageToken={token}" if token else "")
+            status, raw = await self._call("GET", f"{self.base_url}/{API_VERSION}/models{query}", None, headers)
+            try:
+                payload: Any = json.loads(raw)
+            except ValueError:
+                payload = None
+            if status != 200 or not isinstance(payload, dict):
+                raise error_from_response(status, _error_envelope(payload), raw)
+            for model in payload.get("models") or []:
+                if isinstance(model, dict) and isinstance(model.get("name"), str):
+                    found.append(model["name"].removeprefix("models/"))
+            token = _str(payload.get("nextPageToken")) or ""
+            if not token:
+                return found
+
+    async def _call(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        started = time.monotonic()
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=self.attempt_timeout)
+            ) as resp:
+                status = resp.status
+                raw = await resp.read()
+        except TimeoutError:
+            # aiohttp's timeout errors subclass TimeoutError (and ClientError), so this comes first. The request
+            # may have been answered (and billed) after we gave up.
+            raise _billed(UpstreamTimeout(f"no answer from Gemini within {self.attempt_timeout:g}s"), True) from None
+        except aiohttp.ClientError as exc:
+            # The key travels only in a header, so aiohttp's text (host, port, OS error) cannot contain it.
+            billed = not isinstance(exc, aiohttp.ClientConnectorError)  # never connected: never billed
+            error = UpstreamUnavailable(f"cannot reach Gemini: {type(exc).__name__}: {exc}")
+            raise _billed(error, billed) from exc
+        log.debug(
+            "gemini %s %s answered %s (%d bytes) in %.2fs", method, url, status, len(raw), time.monotonic() - started
+        )
+        secret = self._api_key.get_secret_value().encode()
+        if secret in raw:
+            # Some Google errors quote the key ("Consumer 'api_key:AIza...' has been suspended").
+            raw = raw.replace(secret, b"[redacted]")
+        return status, raw
 
 
-def _encode(prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None) -> bytes:
-    return json.dumps(build_request(prompt, images, options)).encode()
+def _encode(
+    prompt: str, images: tuple[InputImage, ...], options: ImageOptions, spec: ModelSpec, context: tuple[Turn, ...]
+) -> bytes:
+    return json.dumps(build_request(prompt, images, options, spec=spec, context=context)).encode()
 
 
-def build_request(prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None) -> dict:
-    """The generateContent body: one user turn, the text first, then the input images.
+def build_request(
+    prompt: str,
+    images: tuple[InputImage, ...] = (),
+    options: ImageOptions | None = None,
+    *,
+    spec: ModelSpec | None = None,
+    context: tuple[Turn, ...] = (),
+) -> dict:
+    """The generateContent body: earlier turns (user instruction, model answer as received), then the new user
+    turn, its text first, then the input images.
 
-    No `imageSize` (2.5 Flash Image rejects it), no `candidateCount` (N images = N requests)."""
+    `imageSize` only for models that take it (2.5 Flash Image rejects the field); no `candidateCount` (N images
+    = N requests); `serviceTier` only off the standard lane."""
+    options = options or ImageOptions()
     parts: list[dict[str, Any]] = [{"text": prompt}]
     parts += [
         {"inlineData": {"mimeType": image.mime_type, "data": pybase64.b64encode(image.data).decode("ascii")}}
         for image in images
     ]
+    contents: list[dict[str, Any]] = []
+    for turn in context:
+        contents += [{"role": "user", "parts": [{"text": turn.prompt}]}, json.loads(turn.answer)]
+    contents.append({"role": "user", "parts": parts})
     config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
-    if options is not None and options.aspect_ratio:
-        config["imageConfig"] = {"aspectRatio": options.aspect_ratio}
-    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+    image_config: dict[str, str] = {}
+    if options.aspect_ratio:
+        image_config["aspectRatio"] = options.aspect_ratio
+    if spec is not None and spec.sends_size and options.size:
+        image_config["imageSize"] = options.size
+    if image_config:
+        config["imageConfig"] = image_config
+    body: dict[str, Any] = {"contents": contents, "generationConfig": config}
+    if options.tier == "flex":
+        body["serviceTier"] = "flex"
+    return body
 
 
-def parse_response(payload: Any, model: str) -> GeneratedImage:
-    """Turn a 200 answer into the image, or raise what Google's answer means (reference: "Parse in this order")."""
+def parse_response(payload: Any, model: str, cost: Callable[[Usage], float] | None = None) -> GeneratedImage:
+    """Turn a 200 answer into the image, or raise what Google's answer means (reference: "Parse in this order").
+    `cost` prices the answer's usage; an answer without a picture was billed too, and its error says so."""
     if not isinstance(payload, dict) or not _RESPONSE_KEYS & payload.keys():
-        raise UpstreamUnavailable("malformed answer from Gemini: not a generateContent response")
+        raise _billed(UpstreamUnavailable("malformed answer from Gemini: not a generateContent response"), True)
+    usage = _usage(payload)
+    cost_usd = cost(usage) if cost is not None else None
+    try:
+        return _parse(payload, model, usage, cost_usd)
+    except PromptBlocked as exc:  # refused before anything was made
+        exc.billed = False
+        raise
+    except UpstreamError as exc:  # an answer without a picture: its tokens are billed
+        exc.billed, exc.cost_usd = True, cost_usd
+        raise
+
+
+def _parse(payload: dict, model: str, usage: Usage, cost_usd: float | None) -> GeneratedImage:
     feedback = _dict(payload.get("promptFeedback"))
     if feedback.get("blockReason") or "candidates" not in payload:
         reason = str(feedback.get("blockReason") or "OTHER")
@@ -156,7 +243,8 @@ def parse_response(payload: Any, model: str) -> GeneratedImage:
     if not candidates:
         raise GenerationFailed("NO_CANDIDATES")
     candidate = _dict(candidates[0])
-    parts = _dict(candidate.get("content")).get("parts")
+    content = _dict(candidate.get("content"))
+    parts = content.get("parts")
     parts = [p for p in parts if isinstance(p, dict) and not p.get("thought")] if isinstance(parts, list) else []
     text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str)).strip() or None
     images = [p for p in parts if _dict(p.get("inlineData")).get("data")]
@@ -166,9 +254,13 @@ def parse_response(payload: Any, model: str) -> GeneratedImage:
             data = pybase64.b64decode(inline["data"], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise UpstreamUnavailable("malformed answer from Gemini: image data is not base64") from None
-        mime_type = _str(inline.get("mimeType")) or _sniff(data)
+        # The declared type can disagree with the bytes (JPEG declared as PNG): the bytes decide.
+        mime_type = sniff_mime(data) or _str(inline.get("mimeType")) or "image/png"
         used_model = _str(payload.get("modelVersion")) or model
-        return GeneratedImage(data, mime_type, used_model, text=text, usage=_usage(payload))
+        # Signed answers are kept as received, so an edit can send them back (Gemini 3 multi-turn editing).
+        signed = all("thoughtSignature" in p for p in images)
+        kept = content if signed else None
+        return GeneratedImage(data, mime_type, used_model, text=text, usage=usage, cost_usd=cost_usd, content=kept)
     reason = _str(candidate.get("finishReason")) or "FINISH_REASON_UNSPECIFIED"
     message = _str(candidate.get("finishMessage"))
     if reason in SAFETY_FINISH_REASONS:
@@ -179,8 +271,20 @@ def parse_response(payload: Any, model: str) -> GeneratedImage:
     raise GenerationFailed(reason, message)
 
 
-def error_from_response(status: int, error: dict | None, raw: bytes = b"") -> UpstreamError:
-    """Map a failed answer (HTTP status plus the `error` object, if any) into the bot's hierarchy."""
+def _billed(exc: UpstreamError, billed: bool) -> UpstreamError:
+    exc.billed = billed
+    return exc
+
+
+def error_from_response(status: int, error: dict | None, raw: bytes = b"", *, model: str = "") -> UpstreamError:
+    """Map a failed answer (HTTP status plus the `error` object, if any) into the bot's hierarchy. 4xx answers
+    and 503 (overloaded: nothing started) are refusals before any work, not billed; another 5xx may have been
+    (a failed generation may still be billed)."""
+    exc = _error_from_response(status, error, raw, model)
+    return _billed(exc, isinstance(exc, UpstreamUnavailable) and status != 503)
+
+
+def _error_from_response(status: int, error: dict | None, raw: bytes, model: str) -> UpstreamError:
     error = error or {}
     code = status if status != 200 else int(error.get("code") or 500)
     google_status = _str(error.get("status")) or ""
@@ -207,6 +311,9 @@ def error_from_response(status: int, error: dict | None, raw: bytes = b"") -> Up
         return RateLimited(summary, _retry_after(details, message))
     if code in _TRANSIENT_STATUSES:
         return UpstreamUnavailable(summary)
+    if code == 404 and model:
+        # A retired id, a typo, or a legacy model this project was never served (models.get still says 200).
+        return ModelUnavailable(summary, model=model)
     if 400 <= code < 500:
         # 400 (bad key, bad field, billing/region), 401-404: our setup or our request is wrong, and retrying
         # cannot help. A bad user input would have been caught by our own validation before sending.
@@ -244,24 +351,35 @@ def _retry_after(details: list[dict], message: str) -> float | None:
 def _usage(payload: dict) -> Usage:
     meta = _dict(payload.get("usageMetadata"))
 
-    def count(key: str) -> int:
-        value = meta.get(key)
-        return value if isinstance(value, int) else 0
+    def count(source: dict, key: str) -> int:
+        value = source.get(key)
+        return value if isinstance(value, int) and value > 0 else 0
 
-    # Thinking tokens (Gemini 3) are billed as output.
+    candidates = count(meta, "candidatesTokenCount")
+    details = meta.get("candidatesTokensDetails")
+    by_modality = [_dict(d) for d in details] if isinstance(details, list) else []
+    image = sum(count(d, "tokenCount") for d in by_modality if d.get("modality") == "IMAGE")
+    if not by_modality and _has_image(payload):
+        image = candidates  # no split given: count it all at the image rate (the larger one)
+    thinking = count(meta, "thoughtsTokenCount")
+    # Thinking tokens (Gemini 3) are billed as output, at the text rate.
     return Usage(
-        prompt_tokens=count("promptTokenCount"),
-        output_tokens=count("candidatesTokenCount") + count("thoughtsTokenCount"),
-        total_tokens=count("totalTokenCount"),
+        prompt_tokens=count(meta, "promptTokenCount"),
+        output_tokens=candidates + thinking,
+        total_tokens=count(meta, "totalTokenCount"),
+        image_tokens=min(image, candidates),
+        thinking_tokens=thinking,
     )
 
 
-def _sniff(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"
+def _has_image(payload: dict) -> bool:
+    candidates = payload.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        return False
+    parts = _dict(_dict(candidates[0]).get("content")).get("parts")
+    return isinstance(parts, list) and any(
+        isinstance(p, dict) and not p.get("thought") and _dict(p.get("inlineData")).get("data") for p in parts
+    )
 
 
 def _dict(value: Any) -> dict:

@@ -19,7 +19,7 @@ from typing import Any
 import pybase64
 
 from bot.errors import GenerationFailed, ImageBlocked, TextOnlyAnswer, UpstreamUnavailable
-from bot.models import GeneratedImage, ImageOptions, InputImage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage
 from bot.providers.gemini import SAFETY_FINISH_REASONS
 from bot.providers.openai_common import OpenAICompatible, error_from_response, usage_of
 
@@ -30,12 +30,18 @@ class OpenAIChatProvider(OpenAICompatible):
     kind = "openai-chat"
 
     async def generate(
-        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+        self,
+        prompt: str,
+        images: tuple[InputImage, ...] = (),
+        options: ImageOptions | None = None,
+        context: Context | None = None,
     ) -> GeneratedImage:
+        if context is not None:  # a gateway keeps no model turns: a stateless edit
+            prompt, images = context.stateless(images)
         ratio = options.aspect_ratio if options is not None else None
-        # Sizes (1K/2K/4K) arrive with the model registry; until then the gateway's default (1K) is made.
-        image_size = getattr(options, "image_size", None)
-        remote = self.config.remote_model(self.model)
+        image_size = options.size if options is not None else None
+        # The chain hands over our model id already mapped to this provider's (PROVIDER_N_MODELS).
+        remote = options.model if options is not None and options.model else self.config.remote_model(self.model)
 
         def encode() -> bytes:
             return json.dumps(build_request(remote, prompt, images, ratio, image_size)).encode()

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from bot.errors import GenerationFailed, UpstreamUnavailable
-from bot.models import GeneratedImage, ImageOptions, InputImage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage
 from bot.providers.openai_common import OpenAICompatible, usage_of
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,18 @@ class OpenAIImagesProvider(OpenAICompatible):
     kind = "openai-images"
 
     async def generate(
-        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+        self,
+        prompt: str,
+        images: tuple[InputImage, ...] = (),
+        options: ImageOptions | None = None,
+        context: Context | None = None,
     ) -> GeneratedImage:
+        if context is not None:  # a gateway keeps no model turns: a stateless edit
+            prompt, images = context.stateless(images)
         ratio = options.aspect_ratio if options is not None else None
         size = self.config.size_map.get(ratio) if ratio else None
-        remote = self.config.remote_model(self.model)
+        # The chain hands over our model id already mapped to this provider's (PROVIDER_N_MODELS).
+        remote = options.model if options is not None and options.model else self.config.remote_model(self.model)
         # No response_format: some models behind gateways refuse it (GPT Image), and both answers are read.
         fields: dict[str, str] = {"model": remote, "prompt": prompt, "n": "1"}
         if size:

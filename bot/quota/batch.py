@@ -61,11 +61,16 @@ class GroupCommit:
     async def run(self, fn: Callable[..., T], *args: Any, orphan: Callable[[T], None] | None = None) -> T:
         """`fn(conn, *args)` in the next batch. Cancelled before its batch started, it never runs; cancelled
         later, it still completes and `orphan` receives its result."""
+        return await self.submit(fn, *args, orphan=orphan)
+
+    def submit(self, fn: Callable[..., T], *args: Any, orphan: Callable[[T], None] | None = None) -> asyncio.Future[T]:
+        """Queue `fn(conn, *args)` for the next batch now and return its future (a write nobody has to wait
+        for still runs before every operation submitted after it)."""
         op = _Op(fn, args, asyncio.get_running_loop().create_future(), orphan)
         self._pending.append(op)
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._flush())
-        return await op.future
+        return op.future
 
     async def wait_idle(self) -> None:
         """Return once every submitted operation has run."""

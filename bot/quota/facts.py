@@ -1,5 +1,6 @@
-"""What every quota decision reads, in one statement: the member's limits, grants, usage by state and the
-server's and the bot's spend. `QuotaLedger` runs it inside the transaction that writes the decision."""
+"""What every quota decision reads, in one statement: the member's limits, grants, credits by state, their
+credits and upstream attempts across every server, and the server's and the bot's spend. `QuotaLedger` runs it
+inside the transaction that writes the decision."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ UNION ALL SELECT 'role', daily_limit, role_id FROM quota_role_limits
 UNION ALL SELECT 'server', daily_limit, NULL FROM quota_server_limits WHERE guild_id = :guild
 UNION ALL SELECT 'granted', TOTAL(amount), NULL FROM quota_grants
     WHERE guild_id = :guild AND user_id = :user AND day = :day
-UNION ALL SELECT state, COUNT(*), NULL FROM quota_entries
+UNION ALL SELECT state, TOTAL(credits), NULL FROM quota_entries
     WHERE guild_id = :guild AND user_id = :user AND day = :day GROUP BY state
+UNION ALL SELECT 'everywhere', TOTAL(IIF(state = 'refunded', 0, credits)),
+        TOTAL(attempts) + TOTAL(state = 'open' AND attempts = 0) FROM quota_entries
+    WHERE user_id = :user AND day = :day
 UNION ALL SELECT IIF(scope = -1, 'spend:global', 'spend:server'), images, cost_micros FROM quota_spend
     WHERE day = :day AND scope IN (:guild, -1)
 """
@@ -36,7 +40,10 @@ class Facts:
     roles: list[tuple[int, int]] = field(default_factory=list)
     server_default: int | None = None
     granted: int = 0
-    states: dict[str, int] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)  # credits by entry state, this server
+    everywhere: int = 0  # credits held or spent today in every server and DMs together
+    # Calls to the image model today, everywhere; a request still waiting for its first call counts as one.
+    attempts: int = 0
     server_spend: tuple[int, int] = (0, 0)  # images, cost in micros
     global_spend: tuple[int, int] = (0, 0)
 
@@ -53,12 +60,14 @@ class Facts:
                     facts.server_default = a
                 case "granted":
                     facts.granted = int(a)
+                case "everywhere":
+                    facts.everywhere, facts.attempts = int(a), int(b or 0)
                 case "spend:server":
                     facts.server_spend = (a, b)
                 case "spend:global":
                     facts.global_spend = (a, b)
                 case state:
-                    facts.states[state] = a
+                    facts.states[state] = int(a)
         return facts
 
 

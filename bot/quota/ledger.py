@@ -1,5 +1,12 @@
-"""The quota ledger: a request reserves one unit when it is accepted, commits it when the image was delivered,
-and is refunded on every other ending. Each entry says why it ended.
+"""The quota ledger: a request reserves its credits when it is accepted, commits them when the image was
+delivered, and is refunded on every other ending. Each entry says why it ended.
+
+Money is counted apart from the member's credits: an entry holds the estimated dollars while it runs; when it
+ends it holds what the upstream may bill for it (the real cost of its answers, the estimate for a call that
+timed out or failed after it was sent, nothing for a call that was refused or never made), refunded or not. The
+spending caps read those dollars, so a member who is refunded for an answer without a picture still uses up the
+server's and the bot's budget, and each member has a daily number of upstream calls
+(`user_daily_upstream_attempts`) so such answers cannot repeat without end.
 
 Every decision (the member's limit, their usage today, the server's and the bot's spend) is read inside the same
 `BEGIN IMMEDIATE` transaction as the row it leads to, so concurrent requests, even from another process on the
@@ -10,9 +17,7 @@ Reserve, commit and refund are synchronous functions run whole on the database t
 together share one transaction (`bot.quota.batch`): nothing can interleave between a read and its write, and a
 burst costs one round trip to the database thread instead of one per statement (see bench/quota.py).
 
-How limits combine and what a quota day is: see `bot.quota.limits`. Admins' changes (limits, grants, resets) are
-written together with their audit row (who, when, what) in one transaction and answer with the resulting state;
-permission checks belong to the caller (the cog).
+How limits combine and what a quota day is: see `bot.quota.limits`. Admins' changes: `bot.quota.admin`.
 """
 
 from __future__ import annotations
@@ -27,45 +32,31 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DEFAULTS
-from bot.errors import BudgetExhausted, InvalidRequest, QuotaExceeded
-from bot.models import ImageRequest, Reservation
+from bot.errors import AttemptsExhausted, BudgetExhausted, QuotaExceeded
+from bot.models import ImageRequest, Price, Reservation
+from bot.quota.admin import QuotaAdmin
 from bot.quota.batch import GroupCommit
 from bot.quota.facts import FACTS, Facts, facts_params, read_facts, to_micros
-from bot.quota.limits import (
-    GLOBAL_DEFAULT,
-    MAX_LIMIT,
-    SERVER_DEFAULT,
-    AuditAction,
-    AuditEntry,
-    QuotaDays,
-    QuotaStatus,
-    ServerQuota,
-    Spend,
-    check_limit,
-    resolve_limit,
-    to_limit,
-)
+from bot.quota.limits import QuotaDays, QuotaStatus, Spend, capped, resolve_limit
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
+ONE_CREDIT = Price(1, 0.0)
 
 
-def _set_or_clear(table: str, keys: dict[str, int], limit: int | None) -> tuple[str, tuple[int, ...]]:
-    """The statement that stores a limit in one of the limit tables, or removes it (None)."""
-    if limit is None:
-        return f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = ?" for k in keys), tuple(keys.values())
-    columns = ", ".join(keys)
-    return (
-        f"INSERT INTO {table} ({columns}, daily_limit) VALUES ({', '.join('?' * (len(keys) + 1))})"
-        f" ON CONFLICT ({columns}) DO UPDATE SET daily_limit = excluded.daily_limit",
-        (*keys.values(), limit),
-    )
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("an upstream attempt could not be counted: %s", future.exception())
 
 
-class QuotaLedger:
+def _cap(value: float) -> int | None:
+    return None if value < 0 else int(value)
+
+
+class QuotaLedger(QuotaAdmin):
     """Implements `bot.pipeline.Quota`. Caps and limits use -1 for "none"/"unlimited"."""
 
     def __init__(
@@ -74,68 +65,92 @@ class QuotaLedger:
         *,
         daily_quota: int,
         timezone: str | ZoneInfo = DEFAULTS.quota_timezone,
-        # Unless given, no price and no caps (the bot's come from the settings, bot.services).
-        price_per_image_usd: float = 0.0,
+        # Unless given, no caps (the bot's come from the settings, bot.services), and a request that names no
+        # price costs one credit and nothing in dollars (tools and tests).
+        default_price: Price = ONE_CREDIT,
         server_daily_image_cap: int = -1,
         global_daily_image_cap: int = -1,
         server_daily_cost_cap_usd: float = -1.0,
         global_daily_cost_cap_usd: float = -1.0,
+        user_global_daily_credits: int = -1,
+        user_daily_upstream_attempts: int = -1,
+        max_admin_limit: int = -1,
+        max_admin_grant: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.daily_quota = daily_quota
         self.days = QuotaDays(timezone)
-        self.price_micros = to_micros(price_per_image_usd)
-        self.server_image_cap = None if server_daily_image_cap < 0 else server_daily_image_cap
-        self.global_image_cap = None if global_daily_image_cap < 0 else global_daily_image_cap
+        self.default_price = default_price
+        self.server_image_cap = _cap(server_daily_image_cap)
+        self.global_image_cap = _cap(global_daily_image_cap)
         self.server_cost_cap = None if server_daily_cost_cap_usd < 0 else to_micros(server_daily_cost_cap_usd)
         self.global_cost_cap = None if global_daily_cost_cap_usd < 0 else to_micros(global_daily_cost_cap_usd)
+        self.everywhere_cap = _cap(user_global_daily_credits)
+        self.attempts_cap = _cap(user_daily_upstream_attempts)
+        self.max_admin_limit = max_admin_limit
+        self.max_admin_grant = max_admin_grant
         self.clock = clock
         self._batch = GroupCommit(db)
         self._orphans: set[asyncio.Future[bool]] = set()
 
     # --- the pipeline's side ----------------------------------------------------------------------------------
 
-    async def reserve(self, request: ImageRequest) -> Reservation:
-        """Hold one unit for `request`, or raise `QuotaExceeded` (the member's limit) or `BudgetExhausted` (a
-        server or global cap). The member's quota is checked first: it is the answer they can act on."""
-        return await self._batch.run(self._reserve, request, self.clock(), orphan=self._refund_orphan)
+    async def reserve(self, request: ImageRequest, price: Price | None = None) -> Reservation:
+        """Hold `price` (credits, estimated dollars) for `request`, or raise `QuotaExceeded` (the member's credits
+        here or everywhere), `AttemptsExhausted` (their upstream calls today) or `BudgetExhausted` (a server or
+        global cap). The member's own limits come first: they are the answer the member can act on."""
+        price = price or self.default_price
+        return await self._batch.run(self._reserve, request, price, self.clock(), orphan=self._refund_orphan)
 
-    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, now: float) -> Reservation:
+    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, price: Price, now: float) -> Reservation:
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
         facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
-        if status.left is not None and status.left < 1:
-            raise QuotaExceeded(status.allowance or 0, resets_at)
-        if guild != NO_GUILD and self._over(facts.server_spend, self.server_image_cap, self.server_cost_cap):
+        if status.left is not None and status.left < price.credits:
+            raise QuotaExceeded(status.allowance or 0, resets_at, needed=price.credits, left=status.left)
+        everywhere = status.left_everywhere
+        if everywhere is not None and everywhere < price.credits:
+            cap = status.everywhere_cap or 0
+            raise QuotaExceeded(cap, resets_at, needed=price.credits, left=everywhere, scope="everywhere")
+        if status.attempts_left is not None and status.attempts_left < 1:
+            raise AttemptsExhausted(status.attempts_cap or 0, resets_at)
+        estimate = to_micros(price.estimate_usd)
+        if guild != NO_GUILD and self._over(facts.server_spend, self.server_image_cap, self.server_cost_cap, estimate):
             raise BudgetExhausted("server", resets_at)
-        if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap):
+        if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap, estimate):
             raise BudgetExhausted("global", resets_at)
         entry_id = conn.execute(
-            "INSERT INTO quota_entries (day, guild_id, user_id, cost_micros, created_at) VALUES (?,?,?,?,?)",
-            (day, guild, request.user_id, self.price_micros, now),
+            "INSERT INTO quota_entries (day, guild_id, user_id, credits, cost_micros, created_at) VALUES (?,?,?,?,?,?)",
+            (day, guild, request.user_id, price.credits, estimate, now),
         ).lastrowid
         assert entry_id is not None
-        remaining = None if status.left is None else status.left - 1
-        return Reservation(entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at)
+        spendable = status.spendable
+        remaining = None if spendable is None else spendable - price.credits
+        return Reservation(
+            entry_id, request.user_id, request.guild_id, status.allowance, remaining, resets_at, price.credits
+        )
 
-    def budget_reached(self, spend: Spend) -> bool:
-        """Whether a cap refuses the next image, judged as `reserve` judges it."""
+    def budget_reached(self, spend: Spend, estimate_usd: float = 0.0) -> bool:
+        """Whether a cap refuses the next request (of `estimate_usd`), judged as `reserve` judges it."""
         cost_cap = None if spend.cost_cap_usd is None else to_micros(spend.cost_cap_usd)
-        return self._over((spend.images, to_micros(spend.cost_usd)), spend.image_cap, cost_cap)
+        spent = (spend.images, to_micros(spend.cost_usd))
+        return self._over(spent, spend.image_cap, cost_cap, to_micros(estimate_usd))
 
     async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
         """The same held unit with the numbers as they stand now (what `/quota` says at this moment): the ones taken
         at reservation miss everything since (other requests ending in either order, grants, new limits)."""
         status = await self.status(request.user_id, request.guild_id, request.role_ids)
-        return dataclasses.replace(reservation, limit=status.allowance, remaining=status.left)
+        return dataclasses.replace(reservation, limit=status.allowance, remaining=status.spendable)
 
-    def _over(self, spend: tuple[int, int], image_cap: int | None, cost_cap: int | None) -> bool:
-        """Whether one more image (at the estimated price) would pass a cap."""
+    @staticmethod
+    def _over(spend: tuple[int, int], image_cap: int | None, cost_cap: int | None, estimate: int) -> bool:
+        """Whether one more request (at its estimated price, in micro-dollars) would pass a cap. A cap already
+        reached refuses even a request estimated at nothing."""
         images, cost = spend
         return (image_cap is not None and images + 1 > image_cap) or (
-            cost_cap is not None and cost + self.price_micros > cost_cap
+            cost_cap is not None and (cost + estimate > cost_cap or cost >= cost_cap)
         )
 
     def _refund_orphan(self, reservation: Reservation) -> None:
@@ -153,35 +168,36 @@ class QuotaLedger:
                 return
             await asyncio.gather(*self._orphans, return_exceptions=True)
 
+    def attempt(self, reservation: Reservation) -> None:
+        """One more call to the image model is being made for this request: it counts against the member's daily
+        attempts, and tells crash recovery the request may have been billed. Queued, not awaited, so the call is
+        not held up by a disk write; the request's commit or refund, submitted later, runs after it."""
+        future = self._batch.submit(
+            lambda conn: conn.execute(
+                "UPDATE quota_entries SET attempts = attempts + 1 WHERE id = ? AND state = 'open'", (reservation.id,)
+            )
+        )
+        future.add_done_callback(_log_failure)
+
     async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
-        """The image was delivered. False (and nothing changes) if the reservation had already ended."""
+        """The image was delivered; `cost_usd` is what the request's upstream calls cost (real, where the answer
+        said). False (and nothing changes) if the reservation had already ended."""
         sql = ", generation_id = ?, cost_micros = ?"
         extra = (generation_id, to_micros(cost_usd))
         return await self._end(reservation, "committed", "delivered", sql, extra)
 
-    async def refund(self, reservation: Reservation, reason: str) -> bool:
-        """Give the unit back; `reason` is why the request ended (the pipeline passes the exception's class name).
-        False (and nothing changes) if the reservation had already ended."""
-        return await self._end(reservation, "refunded", reason, "", ())
-
-    async def charge_failed(self, reservation: Reservation, cost_usd: float) -> None:
-        """A request that failed after a provider may have billed it (a timeout after sending, an answer that
-        could not be used): the cost counts toward the server's and the bot's spend on the reservation's day,
-        but not toward the member's quota or the image counts."""
-        micros = to_micros(cost_usd)
-        if micros > 0:
-            await self._batch.run(self._charge_failed, reservation.id, micros)
-
-    def _charge_failed(self, conn: sqlite3.Connection, entry_id: int, micros: int) -> None:
-        row = conn.execute("SELECT day, guild_id FROM quota_entries WHERE id = ?", (entry_id,)).fetchone()
-        if row is None:
-            return
-        day, guild = row
-        conn.execute(
-            "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
-            " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = cost_micros + excluded.cost_micros",
-            (day, guild, micros, day, GLOBAL_SCOPE, micros),
+    async def refund(
+        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, *, generation_id: int | None = None
+    ) -> bool:
+        """Give the credits back; `reason` is why the request ended (the pipeline passes the exception's class
+        name), `billed_usd` what its upstream calls may cost anyway (it stays in the server's and the bot's
+        spend), `generation_id` the request's record if it got one (so reports know the model of what may be
+        billed). False (and nothing changes) if the reservation had already ended."""
+        sql, extra = (
+            ", cost_micros = ?, generation_id = COALESCE(?, generation_id)",
+            (to_micros(billed_usd), generation_id),
         )
+        return await self._end(reservation, "refunded", reason, sql, extra)
 
     async def _end(
         self, reservation: Reservation, state: str, reason: str, extra_sql: str, extra: tuple[object, ...]
@@ -196,11 +212,12 @@ class QuotaLedger:
 
     async def recover(self) -> int:
         """Refund every reservation left open by an earlier run (crash, kill). Call once at start, before any
-        request is accepted. Returns how many were refunded."""
+        request is accepted. Returns how many were refunded. One whose upstream call had started may have been
+        billed: its estimate stays in the spend."""
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE quota_entries SET state = 'refunded', reason = 'crash-recovery', ended_at = ?"
-                " WHERE state = 'open'",
+                "UPDATE quota_entries SET state = 'refunded', reason = 'crash-recovery', ended_at = ?,"
+                " cost_micros = IIF(attempts > 0, cost_micros, 0) WHERE state = 'open'",
                 (self.clock(),),
             )
             return cursor.rowcount
@@ -217,7 +234,8 @@ class QuotaLedger:
         return self._status(user_id, guild, day, self.days.next_reset(now), facts)
 
     async def spend(self, guild_id: int | None) -> Spend:
-        """Today's images (held or delivered) and estimated cost of one server, or of the whole bot (None)."""
+        """Today's requests that hold or may have cost money, and their dollars, of one server, or of the whole
+        bot (None)."""
         now = self.clock()
         day = self.days.day_key(now)
         scope = GLOBAL_SCOPE if guild_id is None else guild_id
@@ -251,7 +269,7 @@ class QuotaLedger:
             user_id=user_id,
             guild_id=guild,
             day=day,
-            limit=limit,
+            limit=capped(limit, source, self.max_admin_limit),
             source=source,
             role_id=role_id,
             granted=facts.granted,
@@ -259,110 +277,8 @@ class QuotaLedger:
             reserved=facts.states.get("open", 0),
             refunded=facts.states.get("refunded", 0),
             resets_at=resets_at,
+            everywhere_used=facts.everywhere,
+            everywhere_cap=self.everywhere_cap,
+            attempts=facts.attempts,
+            attempts_cap=self.attempts_cap,
         )
-
-    # --- server admins' controls: each change is written with its audit row in one transaction ---------------
-
-    async def set_user_limit(
-        self, guild_id: int, user_id: int, limit: int | None, *, actor_id: int, role_ids: Iterable[int] = ()
-    ) -> QuotaStatus:
-        check_limit(limit)
-        sql, params = _set_or_clear("quota_user_limits", {"guild_id": guild_id, "user_id": user_id}, limit)
-        await self._change(guild_id, actor_id, "set_user_limit", sql, params, user_id=user_id, value=limit)
-        return await self.status(user_id, guild_id, role_ids)
-
-    async def grant(
-        self, guild_id: int, user_id: int, amount: int, *, actor_id: int, role_ids: Iterable[int] = ()
-    ) -> QuotaStatus:
-        """Extra units for today only; they add to whatever limit applies."""
-        if not 1 <= amount <= MAX_LIMIT:
-            raise InvalidRequest(f"A grant must be between 1 and {MAX_LIMIT} images.")
-        now = self.clock()
-        await self._change(
-            guild_id,
-            actor_id,
-            "grant",
-            "INSERT INTO quota_grants (guild_id, user_id, day, amount, granted_by, created_at) VALUES (?,?,?,?,?,?)",
-            (guild_id, user_id, self.days.day_key(now), amount, actor_id, now),
-            user_id=user_id,
-            value=amount,
-        )
-        return await self.status(user_id, guild_id, role_ids)
-
-    async def reset_user(
-        self, guild_id: int, user_id: int, *, actor_id: int, role_ids: Iterable[int] = ()
-    ) -> QuotaStatus:
-        """Forgive what the member used today. Their delivered entries become 'forgiven': they no longer count
-        against the member but still count toward the server's and the bot's spend, because they were paid
-        for. Reservations still open are left alone and count when they end."""
-        forgiven = await self._change(
-            guild_id,
-            actor_id,
-            "reset_user",
-            "UPDATE quota_entries SET state = 'forgiven'"
-            " WHERE guild_id = ? AND user_id = ? AND day = ? AND state = 'committed'",
-            (guild_id, user_id, self.days.day_key(self.clock())),
-            user_id=user_id,
-            value=None,
-            value_is_count=True,
-        )
-        log.info("quota of user %s in guild %s reset by %s: %d forgiven", user_id, guild_id, actor_id, forgiven)
-        return await self.status(user_id, guild_id, role_ids)
-
-    async def set_server_default(self, guild_id: int, limit: int | None, *, actor_id: int) -> ServerQuota:
-        check_limit(limit)
-        sql, params = _set_or_clear("quota_server_limits", {"guild_id": guild_id}, limit)
-        await self._change(guild_id, actor_id, "set_server_default", sql, params, value=limit)
-        return await self.server_quota(guild_id)
-
-    async def set_role_limit(self, guild_id: int, role_id: int, limit: int | None, *, actor_id: int) -> ServerQuota:
-        check_limit(limit)
-        sql, params = _set_or_clear("quota_role_limits", {"guild_id": guild_id, "role_id": role_id}, limit)
-        await self._change(guild_id, actor_id, "set_role_limit", sql, params, role_id=role_id, value=limit)
-        return await self.server_quota(guild_id)
-
-    async def server_quota(self, guild_id: int) -> ServerQuota:
-        row = await self.db.fetchone("SELECT daily_limit FROM quota_server_limits WHERE guild_id = ?", (guild_id,))
-        roles = await self.db.fetchall(
-            "SELECT role_id, daily_limit FROM quota_role_limits WHERE guild_id = ? ORDER BY role_id", (guild_id,)
-        )
-        return ServerQuota(
-            guild_id=guild_id,
-            default_limit=to_limit(row[0] if row else self.daily_quota),
-            default_source=SERVER_DEFAULT if row else GLOBAL_DEFAULT,
-            role_limits={role_id: to_limit(value) for role_id, value in roles},
-            spend=await self.spend(guild_id),
-        )
-
-    async def audit_log(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
-        """The server's latest quota changes, newest first."""
-        rows = await self.db.fetchall(
-            "SELECT id, at, guild_id, actor_id, action, user_id, role_id, value FROM quota_audit"
-            " WHERE guild_id = ? ORDER BY at DESC, id DESC LIMIT ?",
-            (guild_id, limit),
-        )
-        return [AuditEntry(*row) for row in rows]
-
-    async def _change(
-        self,
-        guild_id: int,
-        actor_id: int,
-        action: AuditAction,
-        sql: str,
-        params: tuple[Any, ...],
-        *,
-        user_id: int | None = None,
-        role_id: int | None = None,
-        value: int | None,
-        value_is_count: bool = False,
-    ) -> int:
-        """Apply one change and its audit row atomically; returns how many rows the change touched, which is the
-        audited value when `value_is_count` (a reset records how many units it forgave)."""
-        async with self.db.transaction() as conn:
-            touched = (await conn.execute(sql, params)).rowcount
-            await conn.execute(
-                "INSERT INTO quota_audit (at, guild_id, actor_id, action, user_id, role_id, value)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (self.clock(), guild_id, actor_id, action, user_id, role_id, touched if value_is_count else value),
-            )
-        return touched

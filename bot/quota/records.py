@@ -1,13 +1,14 @@
 """The ledger read for reports and handed over or forgotten for privacy (`bot.ops.usage`, `bot.ops.privacy`).
 
-Reports read what the ledger holds, never counters kept on the side: spent entries are those delivered
-(committed, or forgiven by an admin: those were paid for), held ones are requests still running, refunds carry
+Reports read what the ledger holds, never counters kept on the side: delivered entries (committed, or forgiven by an
+admin: those were paid for) are the images and credits; cost is what every ended entry may have been billed,
+refunded ones included (a timeout after the request was sent); held ones are requests still running; refunds carry
 the reason the ledger recorded. What one entry is worth in credits is written once, in `CREDITS`.
 
-Forgetting keeps what today's limits need: entries of earlier days (and refunded ones, which limit nothing) lose
-the member's id; today's spent and running entries keep it until the day ends, or a member could forget their
-way past today's limit. `quota_forgotten` remembers up to which entry, so the daily retention pass anonymises
-exactly those later, and none the member made after forgetting.
+Forgetting keeps what today's limits need: entries of earlier days lose the member's id; today's keep it until the
+day ends (spent and running ones count toward the daily credits, refunded ones toward the daily upstream
+attempts), or a member could forget their way past today's limits. `quota_forgotten` remembers up to which
+entry, so the daily retention pass anonymises exactly those later, and none the member made after forgetting.
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from bot.storage.db import Database
 from bot.storage.rows import dict_rows
 
 ANONYMOUS = 0  # the user id of entries that belong to no one any more
-# What one ledger entry is worth in credits: one image today; with the credits ledger, the column "credits".
-CREDITS = "1"
+# What one ledger entry is worth in credits (before the credits ledger, every entry was one image: "1").
+CREDITS = "credits"
 SPENT = "('committed', 'forgiven')"
 
 
 @dataclass(frozen=True, slots=True)
-class SpentEntry:
+class CostEntry:
     day: str
     user_id: int
     generation_id: int | None
-    credits: float
-    cost_micros: int
+    credits: float  # charged to the member: 0 for a refunded entry
+    cost_micros: int  # what the upstream may have billed for it
+    delivered: bool  # False: refunded, but the provider may have billed it
 
 
 def _scope(guild_id: int | None, first_day: str, last_day: str) -> tuple[str, tuple[Any, ...]]:
@@ -40,15 +42,17 @@ def _scope(guild_id: int | None, first_day: str, last_day: str) -> tuple[str, tu
     return "day BETWEEN ? AND ? AND guild_id = ?", (first_day, last_day, guild_id)
 
 
-async def spent_entries(db: Database, guild_id: int | None, first_day: str, last_day: str) -> list[SpentEntry]:
-    """Every delivered entry of the quota days [first_day, last_day], of one server or of the whole bot (None)."""
+async def cost_entries(db: Database, guild_id: int | None, first_day: str, last_day: str) -> list[CostEntry]:
+    """Every entry of the quota days [first_day, last_day] that was delivered or may have been billed, of one
+    server or of the whole bot (None)."""
     where, params = _scope(guild_id, first_day, last_day)
     rows = await db.fetchall(
-        f"SELECT day, user_id, generation_id, {CREDITS}, cost_micros FROM quota_entries"
-        f" WHERE state IN {SPENT} AND {where} ORDER BY id",
+        f"SELECT day, user_id, generation_id, IIF(state IN {SPENT}, {CREDITS}, 0), cost_micros, state IN {SPENT}"
+        f" FROM quota_entries WHERE (state IN {SPENT} OR (state = 'refunded' AND cost_micros > 0)) AND {where}"
+        " ORDER BY id",
         params,
     )
-    return [SpentEntry(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+    return [CostEntry(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows]
 
 
 async def held_count(db: Database, guild_id: int | None, first_day: str, last_day: str) -> int:
@@ -92,12 +96,12 @@ class LedgerForgotten:
 
 
 async def forget_member(conn: Any, user_id: int, today: str) -> LedgerForgotten:
-    """Entries of earlier days and refunded ones lose the member's id (counts and cost stay for `/usage`);
+    """Entries of earlier days lose the member's id (counts and cost stay for `/usage`);
     grants of earlier days go, today's stay (they are part of today's limit). Limits an admin set for the member
     and the admin audit trail stay: they are the server's rules and its record, not the member's content.
     Changing user_id fires none of the ledger's spend triggers: the day's spend stays as it is."""
     cursor = await conn.execute(
-        "UPDATE quota_entries SET user_id = ? WHERE user_id = ? AND (day < ? OR state = 'refunded')",
+        "UPDATE quota_entries SET user_id = ? WHERE user_id = ? AND day < ?",
         (ANONYMOUS, user_id, today),
     )
     anonymised = int(cursor.rowcount)

@@ -42,6 +42,7 @@ def request_for(
     kind: RequestKind,
     options: ImageOptions | None = None,
     parent_id: int | None = None,
+    original_id: int | None = None,
 ) -> ImageRequest:
     """The one way a door turns who asked, where and what into a request (the pipeline adds the history)."""
     return ImageRequest(
@@ -53,6 +54,7 @@ def request_for(
         options=options or ImageOptions(),
         parent_id=parent_id,
         role_ids=role_ids(user),
+        original_id=original_id,
     )
 
 

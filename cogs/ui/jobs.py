@@ -162,7 +162,7 @@ class InteractionJob(ProgressMessage):
         await self._stop_progress()
         limit = self.interaction.filesize_limit
         delivery = await fit_delivery(delivery, limit)
-        message = result_message(delivery, self.interaction.user)
+        message = result_message(delivery, self.interaction.user, limit)
         if self.token_alive:
             file = message.pop("file")
             try:

@@ -71,7 +71,7 @@ class MessageJob(ProgressMessage):
     async def deliver(self, delivery: Delivery) -> int:
         await self._stop_progress()
         delivery = await fit_delivery(delivery, self.size_limit)
-        message = result_message(delivery, self.message.author)
+        message = result_message(delivery, self.message.author, self.size_limit)
         file = message.pop("file")
         if self.reply is not None:
             try:

@@ -12,7 +12,7 @@ from typing import Any
 import discord
 
 from bot.editing.images import fit_to_limit
-from bot.models import Progress, Reservation
+from bot.models import Progress, RequestKind, Reservation
 from bot.pipeline import Delivery
 from cogs.ui.views import result_view
 from cogs.ui.wording import quota_headline
@@ -44,7 +44,8 @@ def fit_lines(lines: Sequence[str], limit: int) -> str:
 
 
 def quota_line(reservation: Reservation) -> str:
-    return quota_headline(reservation.remaining, reservation.limit, reservation.resets_at)
+    """ "4 credits · 6 of 10 left today · resets …": what the picture cost and where the member stands."""
+    return quota_headline(reservation.remaining, reservation.limit, reservation.resets_at, spent=reservation.credits)
 
 
 def progress_text(progress: Progress, *, now: float | None = None) -> str:
@@ -66,25 +67,50 @@ def progress_text(progress: Progress, *, now: float | None = None) -> str:
 
 
 async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
-    """`delivery` with its image re-encoded to fit `size_limit`, off the event loop (a large picture takes a
-    few hundred milliseconds of CPU); unchanged when it already fits."""
+    """`delivery` with its image re-encoded to fit `size_limit`, off the event loop (a 4K picture takes a
+    second or more of CPU), noting the original's size and type; unchanged when it already fits."""
     image = delivery.image
     if len(image.data) <= size_limit:
         return delivery
     data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
-    return dataclasses.replace(delivery, image=dataclasses.replace(image, data=data, mime_type=mime_type))
+    resized = dataclasses.replace(image, data=data, mime_type=mime_type)
+    return dataclasses.replace(delivery, image=resized, resized_from=(len(image.data), image.mime_type))
 
 
-def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str, Any]:
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def resize_note(delivery: Delivery, size_limit: int) -> str:
+    """Says that the picture shown is a smaller re-encoding, and why."""
+    if delivery.resized_from is None:
+        return ""
+    size, mime = delivery.resized_from
+    kind = mime.removeprefix("image/").upper()
+    return (
+        f"\n📉 The original ({delivery.request.options.size or 'full size'} {kind}, {_mb(size)}) is over this "
+        f"channel's {_mb(size_limit)} upload limit, so this is a {_mb(len(delivery.image.data))} JPEG of it."
+    )
+
+
+def result_message(delivery: Delivery, requester: discord.abc.User, size_limit: int = 0) -> dict[str, Any]:
     """The keyword arguments (content, embed, file, view) of a message that shows a delivered image (already
-    fitted to the channel's upload limit by `fit_delivery`)."""
+    fitted to the channel's upload limit `size_limit` by `fit_delivery`)."""
     image = delivery.image
+    # The file is named by what its bytes are (the provider judged them; a declared type can be wrong).
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
-    embed = discord.Embed(description=f"**{clip(delivery.request.prompt, 4000)}**", colour=ACCENT)
+    request = delivery.request
+    if request.kind is RequestKind.RENDER and request.history:
+        # A re-render's own instruction is the bot's: show the picture's prompt and what was done to it.
+        described = f"**{clip(request.history[-1], 3900)}**\n🔍 Re-rendered at {request.options.size}"
+    else:
+        described = f"**{clip(request.prompt, 4000)}**"
+    embed = discord.Embed(description=described, colour=ACCENT)
     embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
     if image.text:
         embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
-    footer = image.model
+    options = delivery.request.options
+    footer = " · ".join(p for p in (delivery.model_name, options.size, image.model) if p)
     if image.fallback:  # the first provider failed or was skipped: say who made it
         footer += f" · via {image.provider}"
     if delivery.depth:
@@ -93,8 +119,13 @@ def result_message(delivery: Delivery, requester: discord.abc.User) -> dict[str,
         sent = len(delivery.request.history)
         if sent < delivery.depth:
             footer += f" · ✂️ only the last {sent} instructions were sent as context"
-    embed.set_footer(text=footer)
+    if delivery.turns:
+        footer += (
+            f" · 🧠 edited with the model's memory of {delivery.turns} earlier step{'s' if delivery.turns > 1 else ''}"
+        )
+    embed.set_footer(text=clip(footer, 2048))
     embed.set_image(url=f"attachment://{filename}")
     file = discord.File(io.BytesIO(image.data), filename=filename)
-    view = result_view(delivery.generation_id)
-    return {"content": quota_line(delivery.reservation), "embed": embed, "file": file, "view": view}
+    view = result_view(delivery.generation_id, delivery.larger_sizes)
+    content = quota_line(delivery.reservation) + resize_note(delivery, size_limit)
+    return {"content": content, "embed": embed, "file": file, "view": view}

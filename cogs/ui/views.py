@@ -1,9 +1,10 @@
-"""Every persistent button: Reroll, Edit, Delete under each result, and Cancel under a waiting request.
+"""Every persistent button: Reroll, Edit, Delete and the 2K / 4K re-renders under each result, and Cancel under
+a waiting request.
 
 They survive restarts: each is a `DynamicItem` whose custom_id carries what it acts on (`gib:<action>:<id>`,
-`gib:cancel:<key>:<user>`), registered once in the bot's `setup_hook` (`PERSISTENT_ITEMS`), and everything else
-is read when it is pressed. The editing cog does the work of the result buttons (it sets `bot.result_actions`);
-this module only draws and routes.
+`gib:render:<size>:<id>`, `gib:cancel:<key>:<user>`), registered once in the bot's `setup_hook`
+(`PERSISTENT_ITEMS`), and everything else is read when it is pressed. The editing cog does the work of the
+result buttons (it sets `bot.result_actions`); this module only draws and routes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ TOO_LATE = "This request is no longer waiting (it has started or already ended),
 
 
 class ResultActions(Protocol):
-    async def on_result_button(self, interaction: discord.Interaction, action: str, generation_id: int) -> None: ...
+    async def on_result_button(
+        self, interaction: discord.Interaction, action: str, generation_id: int, size: str | None = None
+    ) -> None: ...
 
 
 class ResultButton(
@@ -66,11 +69,49 @@ class ResultButton(
             await send_ephemeral(interaction, user_message(exc).text)
 
 
-def result_view(generation_id: int) -> discord.ui.View:
-    """The buttons shown under a delivered image. Who may press what is decided at click time from the database."""
+class RenderButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.compile(r"gib:render:(?P<size>2K|4K):(?P<id>[0-9]{1,20})"),
+):
+    """Makes the same picture again at a larger size, as the presser's own request (charged by its credits)."""
+
+    def __init__(self, size: str, generation_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=size,
+                emoji="🔍",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"gib:render:{size}:{generation_id}",
+            )
+        )
+        self.size = size
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View], match: re.Match[str]
+    ) -> RenderButton:
+        return cls(match["size"], int(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        handler = cast("ImageBot", interaction.client).result_actions
+        try:
+            if handler is None:
+                raise RuntimeError("no cog handles result buttons (the editing extension is not loaded)")
+            await handler.on_result_button(interaction, "render", self.generation_id, self.size)
+        except Exception as exc:
+            log.error("render %s button for generation %s failed", self.size, self.generation_id, exc_info=exc)
+            await send_ephemeral(interaction, user_message(exc).text)
+
+
+def result_view(generation_id: int, render_sizes: tuple[str, ...] = ()) -> discord.ui.View:
+    """The buttons shown under a delivered image (one row: Reroll, Edit, Delete and up to two re-render sizes).
+    Who may press what is decided at click time from the database."""
     view = discord.ui.View(timeout=None)
     for action in ACTIONS:
         view.add_item(ResultButton(action, generation_id))
+    for size in render_sizes[:2]:
+        view.add_item(RenderButton(size, generation_id))
     return view
 
 
@@ -127,5 +168,6 @@ def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
 # Registered once, in `ImageBot.setup_hook`: a press on any of them, even from before a restart, is answered.
 PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]]], ...] = (
     ResultButton,
+    RenderButton,
     CancelButton,
 )

@@ -6,13 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import (
+    AttemptsExhausted,
     BudgetExhausted,
     Cancelled,
+    ChoiceRefused,
     CircuitOpen,
     CoolingDown,
     GenerationFailed,
     ImageBlocked,
     InvalidRequest,
+    ModelUnavailable,
     ModerationBlocked,
     NotAllowed,
     NotHere,
@@ -61,6 +64,8 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     words go to a channel, not only to the user, so a blocked term is not repeated there."""
     refunded = " Your quota was not charged."
     match exc:
+        case ChoiceRefused():
+            return UserMessage(choice_refused(exc))
         case InvalidRequest():
             return UserMessage(str(exc))
         case ModerationBlocked(category=category, term=term):
@@ -83,15 +88,31 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. "
                 "A moderator can lift this sooner."
             )
+        case QuotaExceeded(scope="everywhere", limit=limit, needed=needed, left=left, resets_at_ts=reset):
+            return UserMessage(
+                f"That picture costs {credits(needed)}, and you have {left} of the {limit} credits the bot allows "
+                f"one member per day across all servers and DMs. It resets {relative_time(reset)}; a cheaper "
+                "model or size may still fit (`/models`)."
+            )
         case QuotaExceeded(limit=0, resets_at_ts=reset):
             return UserMessage(
-                f"You can't generate images on this server today (your daily limit here is 0). It resets "
+                f"You can't generate images on this server today (your daily limit here is 0 credits). It resets "
                 f"{relative_time(reset)}; use `/quota` to see where the limit comes from."
+            )
+        case QuotaExceeded(limit=limit, needed=needed, left=left, resets_at_ts=reset) if left > 0:
+            return UserMessage(
+                f"That picture costs {credits(needed)} and you have {left} of your {limit} left today. Pick a "
+                f"cheaper model or size (`/models` shows the prices), or wait for the reset {relative_time(reset)}."
             )
         case QuotaExceeded(limit=limit, resets_at_ts=reset):
             return UserMessage(
-                f"You've used all {limit} of your images for today. Your quota resets {relative_time(reset)}. "
+                f"You've used all {limit} of your credits for today. Your quota resets {relative_time(reset)}. "
                 "Use `/quota` to see where you stand."
+            )
+        case AttemptsExhausted(limit=limit, resets_at_ts=reset):
+            return UserMessage(
+                f"You've asked the image model {limit} times today (answers without a picture count too), which "
+                f"is the bot's daily limit per member. It resets {relative_time(reset)}."
             )
         case BudgetExhausted(scope=scope, resets_at_ts=reset):
             whose = "This server's" if scope == "server" else "The bot's"
@@ -141,6 +162,11 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 "Google's image model has been failing repeatedly, so the bot paused sending until "
                 f"{relative_time(until)}." + refunded
             )
+        case ModelUnavailable():
+            return UserMessage(
+                "The image model this bot is set up to use isn't available to it (the model was retired or this "
+                "bot's Google project can't use it). This is not your fault: please tell the bot's operator." + refunded
+            )
         case OperatorError():
             return UserMessage(
                 "The bot can't reach the image model because of a problem with its own setup (API key, billing "
@@ -167,16 +193,44 @@ def not_here_text(exc: NotHere) -> str:
     return f"🔒 This server doesn't allow the image bot in this channel.{where}"
 
 
-def quota_headline(left: int | None, allowance: int | None, resets_at: float) -> str:
-    """ "3 of 10 left today · resets <t:…:R>": the line under a delivered image and the headline of `/quota`."""
+def credits(n: int) -> str:
+    return f"{n} credit{'s' if n != 1 else ''}"
+
+
+def choice_refused(exc: ChoiceRefused) -> str:
+    """What a refused model, size, ratio or input count reads like: what was asked, and what is possible."""
+    possible = ", ".join(exc.possible) or "nothing"
+    nothing = " Nothing was sent and nothing was charged."
+    if exc.not_allowed:
+        return (
+            f"This server doesn't let you use {exc.model}"
+            + (f" at {exc.chosen}" if exc.what == "size" else "")
+            + f". You may use: {possible}."
+            + nothing
+        )
+    match exc.what:
+        case "model":
+            return f"There is no model “{exc.chosen}” here. Choose one of: {possible}." + nothing
+        case "size":
+            return f"{exc.model} can't make {exc.chosen} pictures; it makes {possible}." + nothing
+        case "aspect ratio":
+            return f"{exc.model} can't make {exc.chosen} pictures; its aspect ratios are {possible}." + nothing
+    return f"{exc.model} takes at most {possible} images at once; this edit would send {exc.chosen}." + nothing
+
+
+def quota_headline(left: int | None, allowance: int | None, resets_at: float, *, spent: int | None = None) -> str:
+    """ "4 credits · 6 of 10 left today · resets <t:…:R>": the line under a delivered image (with what it cost)
+    and the headline of `/quota`."""
     reset = f"resets {relative_time(resets_at)}"
+    cost = f"{credits(spent)} · " if spent is not None else ""
     if allowance is None:
-        return f"No daily limit · {reset}"
-    return f"{left} of {allowance} left today · {reset}"
+        return f"{cost}{'No daily limit' if left is None else f'{left} left today'} · {reset}"
+    return f"{cost}{left} of {allowance} left today · {reset}"
 
 
 def footer_text(status: QuotaStatus) -> str:
-    return quota_headline(status.left, status.allowance, status.resets_at)
+    """The member's standing: what they may still spend, under this server's limit and the bot-wide cap."""
+    return quota_headline(status.spendable, status.allowance, status.resets_at)
 
 
 def source_text(status: QuotaStatus) -> str:

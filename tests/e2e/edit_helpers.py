@@ -7,6 +7,9 @@ from typing import Any
 from tests.fakes.discord import FakeDiscord, Message
 
 CHANNEL_MESSAGE = 4
+# Settings for tests that follow the picture being edited as a fresh input image (what the bot sends when it has
+# no signed answer of the model to send back). Multi-turn edits with the model's own answers: test_models_e2e.
+FRESH = {"edit_history_turns": 0}
 
 
 async def imagine(fake: FakeDiscord, bot: Any, prompt: str, **options: Any) -> Message:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -41,7 +43,8 @@ async def test_check_names_a_bad_setting_and_never_prints_secrets(tmp_path):
     secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
     code, out, err = await run("check", cwd=tmp_path, **secrets, DAILY_QUOTA="lots")
     assert code == 2 and "DAILY_QUOTA" in err
-    code, out, err = await run("check", cwd=tmp_path, **secrets)
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"]) as gemini:  # check lists the models with the key
+        code, out, err = await run("check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url)
     assert code == 0 and "DAILY_QUOTA = 10" in out
     assert "very-secret" not in out + err
 
@@ -109,10 +112,13 @@ async def test_report_needs_no_secrets_and_writes_the_chart_and_rows(tmp_path):
         assert code == 0, err
     code, out, err = await run("report", "--days", "7", "--out", "out", cwd=tmp_path, DATABASE_PATH="db.sqlite3")
     assert code == 0, err
-    assert out.startswith("Usage of the whole bot, last 7 days") and "Images 1 · credits 1 · cost $0.039" in out
+    assert out.startswith("Usage of the whole bot, last 7 days")
+    cost = re.search(r"^Images 1 · credits 1 · cost \$(\d+\.\d{3})$", out, re.M)
+    assert cost is not None, out
     assert (tmp_path / "out" / "usage-all-7d.png").read_bytes().startswith(b"\x89PNG")
-    rows = (tmp_path / "out" / "usage-all-7d.csv").read_text().splitlines()
-    assert rows[0] == "day,model,provider,images,credits,cost_usd" and len(rows) == 1 + 7
+    rows = list(csv.DictReader((tmp_path / "out" / "usage-all-7d.csv").open()))
+    assert len(rows) == 7 and sum(int(r["images"]) for r in rows) == 1
+    assert f"{sum(float(r['cost_usd']) for r in rows):.3f}" == cost.group(1)  # the real cost, as the table says
 
 
 def test_log_output_never_carries_the_secrets(capsys):
@@ -135,3 +141,46 @@ def test_log_output_never_carries_the_secrets(capsys):
         sys.excepthook, threading.excepthook = hooks
     err = capsys.readouterr().err
     assert "very-secret" not in err and err.count("[redacted]") == 2
+
+
+async def test_check_lists_the_models_against_googles_and_warns_about_the_legacy_one(tmp_path):
+    secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
+    models = "gemini-3-pro-image,gemini-2.5-flash-image"
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"]) as gemini:
+        code, out, err = await run(
+            "check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url, GEMINI_MODELS=models
+        )
+        assert code == 0, err
+        assert "ok gemini-nano-banana-2.1" in out and "ok gemini-3-pro-image" in out
+        assert "WARNING gemini-2.5-flash-image: legacy model" in out and "check --probe" in out
+        assert "gemini-3-pro-image (Nano Banana Pro): 1K 4 cr ($0.134), 2K 4 cr ($0.134), 4K 8 cr ($0.240)" in out
+        assert [r.kind for r in gemini.requests] == ["models.list"]  # listing costs nothing
+        assert gemini.served == []
+
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"], models=("gemini-nano-banana-2.1",)) as gemini:
+        code, out, err = await run(
+            "check", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url, GEMINI_MODELS="gemini-3-pro-image"
+        )
+    assert code == 2 and "PROBLEM gemini-3-pro-image: not listed for this key" in err
+    assert "very-secret" not in out + err
+
+
+async def test_check_probe_makes_one_smallest_picture_per_model_and_finds_the_404(tmp_path):
+    secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
+    models = "gemini-3.1-flash-image,gemini-2.5-flash-image"
+    async with FakeGemini(api_key=secrets["GEMINI_API_KEY"], new_project=True) as gemini:
+        code, out, err = await run(
+            "check", "--probe", cwd=tmp_path, **secrets, GEMINI_BASE_URL=gemini.base_url, GEMINI_MODELS=models
+        )
+        sent = [(r.model, r.image_size, r.status) for r in gemini.requests if r.kind == "generateContent"]
+    assert code == 2
+    # The smallest size each model makes: 1K for 2.1, 512 for 3.1 Flash, none to send for 2.5.
+    assert sent == [
+        ("gemini-nano-banana-2.1", "1K", 200),
+        ("gemini-3.1-flash-image", "512", 200),
+        ("gemini-2.5-flash-image", None, 404),
+    ]
+    assert re.search(r"ok gemini-nano-banana-2\.1 at 1K: \d+\.\d s, \$0\.03\d\d real cost \(1120 image", out)
+    assert re.search(r"ok gemini-3\.1-flash-image at 512: \d+\.\d s, \$0\.04\d\d real cost \(747 image", out)
+    assert "PROBLEM gemini-2.5-flash-image: 404 NOT_FOUND: this project cannot use it" in err
+    assert "very-secret" not in out + err

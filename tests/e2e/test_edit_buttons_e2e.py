@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.edit_helpers import ephemeral_text, footer, generations, imagine, quota_used, result_reply
+from tests.e2e.edit_helpers import FRESH, ephemeral_text, footer, generations, imagine, quota_used, result_reply
 from tests.fakes.discord_state import MANAGE_MESSAGES
 from tests.fakes.gemini import GeminiReply
 from tests.fakes.gemini_images import jpeg_bytes, png_bytes
@@ -15,12 +15,12 @@ async def test_buttons_work_after_a_restart(run_bot, fake_discord, gemini):
     bob = fake.add_member("bob")
     fox, night = png_bytes(40, 40, color=RED), png_bytes(40, 40, color=BLUE)
     gemini.enqueue(GeminiReply.image(fox), GeminiReply.image(night))
-    async with run_bot(daily_quota=5) as bot:
+    async with run_bot(**FRESH, daily_quota=5) as bot:
         shown = await imagine(fake, bot, "a red fox", aspect_ratio="3:2")
         ask = await fake.send_message(content="make it night", reply_to=shown)
         edited = await result_reply(fake, bot, ask)
 
-    async with run_bot(daily_quota=5) as bot:  # a new process: nothing in memory, the same database
+    async with run_bot(**FRESH, daily_quota=5) as bot:  # a new process: nothing in memory, the same database
         # Reroll of the edit, pressed by someone else: their own request, from the same picture and context.
         reroll = await fake.click(edited, "gib:reroll:2", user=bob)
         again = await reroll.wait_for_original(lambda m: m.attachments)
@@ -56,11 +56,11 @@ async def test_delete_is_for_the_requester_and_moderators_only(run_bot, fake_dis
     fake = fake_discord
     bob = fake.add_member("bob")
     mod = fake.add_member("mod", roles=[fake.add_role("mods", permissions=MANAGE_MESSAGES)])
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         first = await imagine(fake, bot, "a red fox")
         second = await imagine(fake, bot, "a blue fox")
 
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         refused = await fake.click(first, "gib:delete:1", user=bob)
         assert "Only the person who asked for this picture" in await ephemeral_text(refused)
         assert not first.deleted
@@ -79,7 +79,7 @@ async def test_a_deleted_picture_is_never_the_latest_in_its_thread(run_bot, fake
     fake = fake_discord
     pictures = [png_bytes(24, 24, color=c) for c in (RED, BLUE, (0, 0, 0))]
     gemini.enqueue(*(GeminiReply.image(p) for p in pictures))
-    async with run_bot(message_content_intent=True) as bot:
+    async with run_bot(**FRESH, message_content_intent=True) as bot:
         shown = await imagine(fake, bot, "a red fox", thread=True)
         thread = await fake.wait_for(lambda: fake.channels.get(shown.id), what="a thread on the result")
         night = await result_reply(fake, bot, await fake.send_message(thread, "make it night"))
@@ -92,7 +92,7 @@ async def test_a_deleted_picture_is_never_the_latest_in_its_thread(run_bot, fake
 async def test_reroll_of_uploads_needs_kept_inputs(run_bot, fake_discord, gemini):
     fake = fake_discord
     upload = {"image": ("cat.jpg", jpeg_bytes(30, 30))}
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         ix = await fake.slash("edit", {"instruction": "add a hat"}, attachments=upload)
         result = await ix.wait_for_original(lambda m: m.attachments)
         await generations(bot)
@@ -100,11 +100,11 @@ async def test_reroll_of_uploads_needs_kept_inputs(run_bot, fake_discord, gemini
         assert "doesn't keep uploads" in await ephemeral_text(refused)
         assert await quota_used(bot, fake) == (1, 0)
 
-    async with run_bot(keep_input_images=True) as bot:
+    async with run_bot(**FRESH, keep_input_images=True) as bot:
         ix = await fake.slash("edit", {"instruction": "add a hat"}, attachments=upload)
         result = await ix.wait_for_original(lambda m: m.attachments)
         await generations(bot)
-    async with run_bot(keep_input_images=True) as bot:
+    async with run_bot(**FRESH, keep_input_images=True) as bot:
         reroll = await fake.click(result, "gib:reroll:2")
         await reroll.wait_for_original(lambda m: m.attachments)
         assert gemini.served[-1].images == gemini.served[-2].images == [("image/jpeg", upload["image"][1])]

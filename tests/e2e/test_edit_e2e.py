@@ -3,7 +3,7 @@ the real bot between the fake Discord and the fake Gemini."""
 
 from __future__ import annotations
 
-from tests.e2e.edit_helpers import ephemeral_text, footer, generations, imagine, quota_used, result_reply
+from tests.e2e.edit_helpers import FRESH, ephemeral_text, footer, generations, imagine, quota_used, result_reply
 from tests.fakes.gemini import GeminiReply
 from tests.fakes.gemini_images import image_size, jpeg_bytes, png_bytes
 
@@ -14,7 +14,7 @@ async def test_a_reply_to_a_picture_edits_its_exact_bytes_and_answers_as_a_reply
     fake = fake_discord
     first, extra, edited = png_bytes(64, 48, color=RED), jpeg_bytes(32, 32), png_bytes(64, 48, color=BLUE)
     gemini.enqueue(GeminiReply.image(first), GeminiReply.image(edited, text="Night has fallen."))
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         shown = await imagine(fake, bot, "a red fox")
         ask = await fake.send_message(content="make it night", reply_to=shown, attachments=[("moon.jpg", extra)])
         result = await result_reply(fake, bot, ask)
@@ -26,7 +26,8 @@ async def test_a_reply_to_a_picture_edits_its_exact_bytes_and_answers_as_a_reply
         # The answer is a reply to the user's message that shows the new picture, how deep it is, its buttons.
         assert result.attachments[0].data == edited and result.channel is fake.channel
         assert "make it night" in result.embed["description"] and "edit 1 of a chain" in footer(result)
-        assert result.custom_ids == [f"gib:{action}:2" for action in ("reroll", "edit", "delete")]
+        actions = [f"gib:{action}:2" for action in ("reroll", "edit", "delete")]
+        assert result.custom_ids == [*actions, "gib:render:2K:2", "gib:render:4K:2"]  # 1K: 2K and 4K offered
         assert result.edited_at is not None  # it was the "in line" reply, replaced by the result
         assert "left today" in result.content and result.mentions == []
 
@@ -40,7 +41,7 @@ async def test_a_three_step_chain_sends_earlier_instructions_and_notes_a_cut(run
     fake = fake_discord
     pictures = [png_bytes(32, 32, color=c) for c in (RED, BLUE, GREEN, GREY)]
     gemini.enqueue(*(GeminiReply.image(p) for p in pictures))
-    async with run_bot(conversation_max_depth=2) as bot:
+    async with run_bot(**FRESH, conversation_max_depth=2) as bot:
         shown = await imagine(fake, bot, "a red fox")
         for step, instruction in enumerate(["make it night", "add a moon", "paint it as a watercolour"], start=1):
             ask = await fake.send_message(content=instruction, reply_to=shown)
@@ -62,7 +63,7 @@ async def test_in_a_thread_the_owner_just_writes_and_others_must_mention(run_bot
     bob = fake.add_member("bob")
     pictures = [png_bytes(32, 32, color=c) for c in (RED, BLUE, GREEN, GREY)]
     gemini.enqueue(*(GeminiReply.image(p) for p in pictures))
-    async with run_bot(message_content_intent=True) as bot:
+    async with run_bot(**FRESH, message_content_intent=True) as bot:
         shown = await imagine(fake, bot, "a red fox", thread=True)
         thread = await fake.wait_for(lambda: fake.channels.get(shown.id), what="a thread on the result")
         welcome = await fake.wait_for_message(thread)
@@ -96,7 +97,7 @@ async def test_in_a_thread_the_owner_just_writes_and_others_must_mention(run_bot
 
 async def test_without_the_content_intent_thread_messages_need_a_reply_or_mention(run_bot, fake_discord, gemini):
     fake = fake_discord
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         shown = await imagine(fake, bot, "a red fox", thread=True)
         thread = await fake.wait_for(lambda: fake.channels.get(shown.id), what="a thread on the result")
         welcome = await fake.wait_for_message(thread)
@@ -111,7 +112,7 @@ async def test_the_edit_image_menu_opens_a_modal_and_edits_any_picture(run_bot, 
     fake = fake_discord
     photo, edited = jpeg_bytes(80, 60), png_bytes(80, 60, color=BLUE)
     gemini.enqueue(GeminiReply.image(edited))
-    async with run_bot() as bot:  # no content intent: the menu still sees the message's files
+    async with run_bot(**FRESH) as bot:  # no content intent: the menu still sees the message's files
         posted = await fake.send_message(content="my cat", author=fake.admin, attachments=[("cat.jpg", photo)])
         menu = await fake.context_menu("Edit image", posted)
         modal = await menu.wait_for_modal()
@@ -131,7 +132,7 @@ async def test_the_edit_image_menu_opens_a_modal_and_edits_any_picture(run_bot, 
 
 async def test_the_menu_on_a_result_continues_its_chain(run_bot, fake_discord, gemini):
     fake = fake_discord
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         shown = await imagine(fake, bot, "a red fox")
         menu = await fake.context_menu("Edit image", shown)
         await menu.wait_for_modal()
@@ -147,7 +148,7 @@ async def test_slash_edit_combines_up_to_three_uploads_in_order(run_bot, fake_di
         "image2": ("b.jpg", jpeg_bytes(20, 20)),
         "image3": ("c.png", png_bytes(20, 20, color=GREEN)),
     }
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         ix = await fake.slash("edit", {"instruction": "put them side by side"}, attachments=uploads)
         result = await ix.wait_for_original(lambda m: m.attachments)
         (call,) = gemini.served
@@ -162,7 +163,7 @@ async def test_a_result_over_the_upload_limit_is_reencoded_to_fit(run_bot, fake_
     huge = png_bytes(1900, 1900, noise=True)  # ~10.8 MB, over the 10 MiB of a server without boosts
     assert len(huge) > fake.guild.attachment_size_limit
     gemini.enqueue(GeminiReply.image(png_bytes(40, 40)), GeminiReply.image(huge))
-    async with run_bot() as bot:
+    async with run_bot(**FRESH) as bot:
         shown = await imagine(fake, bot, "static")
         ask = await fake.send_message(content="more static", reply_to=shown)
         result = await result_reply(fake, bot, ask)

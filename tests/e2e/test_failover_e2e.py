@@ -24,12 +24,12 @@ async def gateway(monkeypatch) -> AsyncIterator[FakeGateway]:
             "PROVIDER_GW_BASE_URL": server.base_url,
             "PROVIDER_GW_ALLOW_HTTP": "true",
             "PROVIDER_GW_API_KEY": server.api_key,
-            "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
+            "PROVIDER_GW_MODELS": "gemini-nano-banana-2.1=google/gemini-nano-banana-2.1",
             "PROVIDER_IMG_KIND": "openai-images",
             "PROVIDER_IMG_BASE_URL": server.base_url,
             "PROVIDER_IMG_ALLOW_HTTP": "true",
             "PROVIDER_IMG_API_KEY": server.api_key,
-            "PROVIDER_IMG_MODELS": "gemini-2.5-flash-image=nano-banana",
+            "PROVIDER_IMG_MODELS": "gemini-nano-banana-2.1=nano-banana",
             "PROVIDER_IMG_PRICES": "0.05",
         }.items():
             monkeypatch.setenv(name, value)
@@ -52,7 +52,8 @@ async def test_google_overloaded_the_gateway_draws_and_spend_has_its_cost(
         spend = await bot.services.quota.spend(None)
     (served,) = gateway.served
     assert result.attachments[0].data == served.outputs[0]
-    assert result.embeds[0]["footer"]["text"] == "google/gemini-2.5-flash-image · via gw"
+    footer = result.embeds[0]["footer"]["text"]  # the model asked, the one that answered, and who made it
+    assert footer == "Nano Banana 2.1 · 1K · google/gemini-nano-banana-2.1 · via gw"
     assert len(gemini.requests) == 1  # the chain moved on at once; no retry against Google first
     assert spend.images == 1 and spend.cost_usd == pytest.approx(served.cost, abs=1e-6)  # usage.cost, in micros
     assert "provider gemini failed" in caplog.text and gateway.api_key not in caplog.text
@@ -81,7 +82,7 @@ async def test_a_gateway_url_result_is_delivered_at_its_configured_price(run_bot
         ".jpg"
     )
     assert spend.cost_usd == pytest.approx(0.05)
-    assert result.embeds[0]["footer"]["text"] == "nano-banana"  # the only provider: not named
+    assert result.embeds[0]["footer"]["text"] == "Nano Banana 2.1 · 1K · nano-banana"  # the only provider: not named
 
 
 async def test_a_failed_request_that_may_have_been_billed_counts_in_spend_but_not_in_the_quota(
@@ -97,4 +98,5 @@ async def test_a_failed_request_that_may_have_been_billed_counts_in_spend_but_no
         spend = await bot.services.quota.spend(fake_discord.guild.id)
         status = await bot.services.quota.status(fake_discord.member.id, fake_discord.guild.id, ())
     assert "took too long" in told.content and status.used == 0
-    assert spend.images == 0 and spend.cost_usd == pytest.approx(0.039)  # Google's attempt, at PRICE_PER_IMAGE_USD
+    # Google's attempt, at the price table's estimate; it counts against the image cap too (it may be billed).
+    assert spend.images == 1 and spend.cost_usd == pytest.approx(0.0336)

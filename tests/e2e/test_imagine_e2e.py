@@ -39,7 +39,8 @@ async def test_imagine_defers_calls_gemini_and_posts_the_exact_image(run_bot, fa
         (embed,) = result.embeds
         assert "a red fox" in embed["description"]
         assert fake_discord.member.name in embed["author"]["name"]
-        assert "gemini-2.5-flash-image" in embed["footer"]["text"]
+        # The model asked (its name and size) and the one that answered (modelVersion).
+        assert embed["footer"]["text"].startswith("Nano Banana 2.1 · 1K · gemini-nano-banana-2.1")
         assert embed["fields"][0]["value"] == "A fox, as asked."
         assert embed["image"]["url"] == f"attachment://{attachment.filename}"
         assert "left today" in result.content and "<t:" in result.content

@@ -20,7 +20,6 @@ from bot.ops.logs import current_request_id
 from tests.fakes.gemini import GeminiReply
 
 EDIT_ORIGINAL = "PATCH /webhooks/{application_id}/{token}/messages/{message_id}"
-FLASH = "gemini-2.5-flash-image"
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -62,8 +61,9 @@ async def test_counters_move_as_requests_run(run_bot, fake_discord, gemini):
     fake = fake_discord
     gemini.enqueue(GeminiReply.image(), GeminiReply.rate_limited(retry_delay=0.05), GeminiReply.image())
     async with monitored(run_bot, daily_quota=2) as (bot, http):
+        model = bot.settings.gemini_model  # the default model: every request here uses it
         before = await scrape(http)
-        assert value(before, "imagebot_requests_total", door="imagine", model=FLASH, provider="gemini",
+        assert value(before, "imagebot_requests_total", door="imagine", model=model, provider="gemini",
                      outcome="delivered") == 0  # fmt: skip
 
         first = await fake.slash("imagine", {"prompt": "a red fox"})
@@ -86,10 +86,15 @@ async def test_counters_move_as_requests_run(run_bot, fake_discord, gemini):
         }
         assert requests == {"delivered": 2, "quota": 1, "blocked": 1}
         assert value(after, "imagebot_upstream_rate_limited_total", provider="gemini") == 1
-        assert value(after, "imagebot_upstream_latency_seconds_count", provider="gemini", model=FLASH) == 3
+        assert value(after, "imagebot_upstream_latency_seconds_count", provider="gemini", model=model) == 3
         assert value(after, "imagebot_queue_wait_seconds_count") == 2  # once per request that started
-        assert value(after, "imagebot_credits_spent_total", model=FLASH, provider="gemini") == 2
-        assert value(after, "imagebot_cost_usd_total", model=FLASH, provider="gemini") == pytest.approx(0.078)
+        # What was spent is what the ledger committed.
+        credits, micros = await bot.services.db.fetchone(
+            "SELECT SUM(credits), SUM(cost_micros) FROM quota_entries WHERE state = 'committed'"
+        )
+        assert credits == 2 and micros > 0
+        assert value(after, "imagebot_credits_spent_total", model=model, provider="gemini") == credits
+        assert value(after, "imagebot_cost_usd_total", model=model, provider="gemini") == pytest.approx(micros / 1e6)
         assert value(after, "imagebot_moderation_blocks_total", tier="local", category="gore") == 1
         assert value(after, "imagebot_discord_rate_limited_total", scope="user") == 1
         assert value(after, "imagebot_queue_depth") == 0
@@ -132,7 +137,7 @@ async def test_readyz_says_when_the_bot_stops(run_bot, fake_discord):
 async def test_budget_alerts_reach_the_configured_channels_once(run_bot, fake_discord, gemini):
     fake = fake_discord
     admins, ops = fake.add_channel("admins"), fake.add_channel("ops")
-    caps = {"server_daily_image_cap": 5, "global_daily_cost_cap_usd": 5 * 0.039, "usage_alert_channel": ops.id}
+    caps = {"server_daily_image_cap": 5, "global_daily_image_cap": 5, "usage_alert_channel": ops.id}
     async with run_bot(daily_quota=10, **caps) as bot:
         await bot.services.server_settings.update(fake.guild.id, by=fake.admin.id, alert_channel_id=admins.id)
         for n in range(5):
@@ -149,8 +154,8 @@ async def test_budget_alerts_reach_the_configured_channels_once(run_bot, fake_di
         f"💸 This server's daily image cap is used up (5 of 5 images, {day}).",
     ]
     assert [m.content for m in fake.messages(ops, author=fake.bot_user)] == [
-        f"💸 The bot's daily cost cap is 80 % used ($0.16 of $0.20, {day}).",
-        f"💸 The bot's daily cost cap is used up ($0.20 of $0.20, {day}).",
+        f"💸 The bot's daily image cap is 80 % used (4 of 5 images, {day}).",
+        f"💸 The bot's daily image cap is used up (5 of 5 images, {day}).",
     ]
 
 

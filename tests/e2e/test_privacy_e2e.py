@@ -101,15 +101,16 @@ async def test_export_then_forget(run_bot, fake_discord, gemini):
         after = dump(path)
         assert words_in(after) == []
         assert after["generation_inputs"] == []
-        # Her id stays only on today's spent entries (and the note of up to which one), for today's limit, and on
+        # Her id stays only on today's ledger entries (and the note of up to which one), for today's limits, and on
         # the block still inside the cool-down window (without its text).
-        assert holding(after, fake.member.id) == {"quota_entries": 2, "quota_forgotten": 1, "moderation_log": 1}
-        assert {e["state"] for e in after["quota_entries"] if e["user_id"] == fake.member.id} == {"committed"}
+        assert holding(after, fake.member.id) == {"quota_entries": 3, "quota_forgotten": 1, "moderation_log": 1}
+        states = sorted(e["state"] for e in after["quota_entries"] if e["user_id"] == fake.member.id)
+        assert states == ["committed", "committed", "refunded"]  # the refunded call counts toward her attempts
         assert await quota_used(bot, fake) == (2, 0)
 
         # Today's limit holds: she has used her two.
         refused = await fake.slash("imagine", {"prompt": "a cat"})
-        assert "You've used all 2 of your images for today" in await ephemeral_text(refused)
+        assert "You've used all 2 of your credits for today" in await ephemeral_text(refused)
         # The forgotten pictures' buttons say why they no longer work, for anyone.
         for who in (fake.member, bob):
             reroll = await fake.click(picture, action(picture, "reroll"), user=who)

@@ -55,14 +55,22 @@ async def imagine(fake: FakeDiscord, user: Member | None = None, prompt: str = "
 
 
 async def image_line(bot, fake: FakeDiscord, user: Member | None = None) -> str:
-    """The quota line under a delivered image, checked against the ledger once the request has ended."""
+    """The quota line under a delivered image after what it cost ("1 credit · "), checked against the ledger once
+    the request has ended."""
     ix = await imagine(fake, user)
     result = await ix.wait_for_original(lambda m: m.attachments)
     assert await bot.services.pipeline.drain(within=5)
     who = user or fake.member
     status = await bot.services.quota.status(who.id, fake.guild.id, [fake.guild.id, *(r.id for r in who.roles)])
-    assert result.content == footer_text(status)  # what the image says is what the ledger holds afterwards
-    return result.content
+    # What the image says is what the ledger holds afterwards.
+    assert result.content == f"1 credit · {footer_text(status)}"
+    return result.content.removeprefix("1 credit · ")
+
+
+async def real_cost(bot: ImageBot) -> float:
+    """What the delivered pictures really cost, as recorded with each generation (from Google's usage)."""
+    row = await bot.services.db.fetchone("SELECT TOTAL(cost_micros) FROM generations WHERE status = 'delivered'")
+    return row[0] / 1_000_000
 
 
 async def refusal(ix: Interaction) -> str:
@@ -78,13 +86,13 @@ async def test_a_limit_of_two_gives_two_images_then_a_clear_refusal(run_bot, fak
         assert (await image_line(bot, fake_discord)).startswith("0 of 2 left today")
 
         text = await refusal(await imagine(fake_discord))
-        assert "You've used all 2 of your images for today" in text and "resets <t:" in text
+        assert "You've used all 2 of your credits for today" in text and "resets <t:" in text
         assert len(gemini.requests) == 2
 
         embed = await quota(fake_discord)
         got = fields(embed)
         assert (got["Used"], got["In progress"], got["Left"]) == ("2", "0", "0")
-        assert got["Daily limit"] == "2 a day · global default"
+        assert got["Daily limit"] == "2 credits a day · global default"
         assert headline(embed).startswith("**0 of 2 left today")
 
 
@@ -143,15 +151,16 @@ async def test_a_member_without_manage_server_cannot_use_quota_admin_even_when_f
 
 async def test_an_admins_set_shows_in_the_members_quota_and_clear_removes_it(run_bot, fake_discord):
     member = fake_discord.member
-    async with run_bot() as bot:
+    # Admins may set unlimited, and no bot-wide cap per member shows through it.
+    async with run_bot(max_admin_limit=-1, user_global_daily_credits=-1) as bot:
         answer = await admin(fake_discord, "set", user=member, limit=3)
-        assert answer["content"] == f"{member.mention}'s daily limit here is now 3 a day."
+        assert answer["content"] == f"{member.mention}'s daily limit here is now 3 credits a day."
         (embed,) = answer["embeds"]
-        assert fields(embed)["Daily limit"] == "3 a day · user override" and member.name in embed["title"]
+        assert fields(embed)["Daily limit"] == "3 credits a day · user override" and member.name in embed["title"]
 
         embed = await quota(fake_discord)
         assert headline(embed).startswith("**3 of 3 left today")
-        assert fields(embed)["Daily limit"] == "3 a day · user override"
+        assert fields(embed)["Daily limit"] == "3 credits a day · user override"
         assert (await image_line(bot, fake_discord)).startswith("2 of 3 left today")
 
         answer = await admin(fake_discord, "set", user=member, limit=-1)
@@ -161,13 +170,13 @@ async def test_an_admins_set_shows_in_the_members_quota_and_clear_removes_it(run
         answer = await admin(fake_discord, "set", user=member, clear=True)
         assert "Removed" in answer["content"]
         embed = await quota(fake_discord)
-        assert fields(embed)["Daily limit"] == "10 a day · global default" and fields(embed)["Used"] == "2"
+        assert fields(embed)["Daily limit"] == "10 credits a day · global default" and fields(embed)["Used"] == "2"
 
         log = (await admin(fake_discord, "log"))["embeds"][0]["description"].split("\n")
         actor = fake_discord.admin.mention
         assert log[0].endswith(f"{actor} removed {member.mention}'s own limit")
         assert log[1].endswith(f"{actor} set {member.mention}'s limit to unlimited")
-        assert log[2].endswith(f"{actor} set {member.mention}'s limit to 3 a day")
+        assert log[2].endswith(f"{actor} set {member.mention}'s limit to 3 credits a day")
 
 
 @pytest.mark.parametrize(
@@ -188,7 +197,7 @@ async def test_bad_values_are_refused_with_a_clear_message_and_change_nothing(
 ):
     if command != "default":
         options = {"user": fake_discord.member, **options}
-    async with run_bot() as bot:
+    async with run_bot(max_admin_limit=-1) as bot:  # no operator cap: the bot's own bounds (see the cap's test)
         answer = await admin(fake_discord, command, **options)
         assert words in answer["content"] and not answer.get("embeds")
         assert await bot.services.quota.audit_log(fake_discord.guild.id) == []
@@ -202,21 +211,21 @@ async def test_a_role_limit_applies_to_members_with_the_role_and_the_most_genero
     async with run_bot(daily_quota=2) as bot:
         answer = await admin(fake_discord, "role", role=guests, limit=1)
         answer = await admin(fake_discord, "role", role=artists, limit=5)
-        assert answer["content"] == f"{artists.mention}'s daily limit is now 5 a day."
+        assert answer["content"] == f"{artists.mention}'s daily limit is now 5 credits a day."
         roles = fields(answer["embeds"][0])["Role limits (2)"].split("\n")
-        assert sorted(roles) == sorted([f"{artists.mention}: 5 a day", f"{guests.mention}: 1 a day"])
+        assert sorted(roles) == sorted([f"{artists.mention}: 5 credits a day", f"{guests.mention}: 1 credit a day"])
 
         embed = await quota(fake_discord, bob)
         assert headline(embed).startswith("**5 of 5 left today")
-        assert fields(embed)["Daily limit"] == f"5 a day · role {artists.mention}"
+        assert fields(embed)["Daily limit"] == f"5 credits a day · role {artists.mention}"
         assert (await image_line(bot, fake_discord, bob)).startswith("4 of 5 left today")
         shown = await admin(fake_discord, "show", user=bob)
-        assert fields(shown["embeds"][0])["Daily limit"] == f"5 a day · role {artists.mention}"
+        assert fields(shown["embeds"][0])["Daily limit"] == f"5 credits a day · role {artists.mention}"
         # Members without the role keep the default.
-        assert fields(await quota(fake_discord))["Daily limit"] == "2 a day · global default"
+        assert fields(await quota(fake_discord))["Daily limit"] == "2 credits a day · global default"
 
         await admin(fake_discord, "role", role=artists, clear=True)
-        assert fields(await quota(fake_discord, bob))["Daily limit"] == f"1 a day · role {guests.mention}"
+        assert fields(await quota(fake_discord, bob))["Daily limit"] == f"1 credit a day · role {guests.mention}"
 
 
 async def test_everyone_cannot_get_a_role_limit(run_bot, fake_discord):
@@ -235,10 +244,10 @@ async def test_a_grant_adds_for_today_only(fake_discord, settings_for, gemini):
         assert "used all 1" in await refusal(await imagine(fake_discord))
 
         answer = await admin(fake_discord, "grant", user=member, amount=2)
-        assert answer["content"] == f"Granted {member.mention} 2 more images for today."
+        assert answer["content"] == f"Granted {member.mention} 2 more credits for today."
         assert fields(answer["embeds"][0])["Left"] == "2"
         embed = await quota(fake_discord)
-        assert fields(embed)["Daily limit"] == "1 a day · global default + 2 granted today"
+        assert fields(embed)["Daily limit"] == "1 credit a day · global default + 2 granted today"
         assert headline(embed).startswith("**2 of 3 left today")
         assert (await image_line(bot, fake_discord)).startswith("1 of 3 left today")
 
@@ -246,7 +255,7 @@ async def test_a_grant_adds_for_today_only(fake_discord, settings_for, gemini):
         shift[0] = bot.services.quota.days.next_reset(time.time()) - time.time() + 1
         embed = await quota(fake_discord)
         assert headline(embed).startswith("**1 of 1 left today")
-        assert fields(embed)["Daily limit"] == "1 a day · global default"
+        assert fields(embed)["Daily limit"] == "1 credit a day · global default"
         assert len(gemini.requests) == 2
 
 
@@ -263,7 +272,7 @@ async def test_reset_gives_the_day_back_but_spend_still_counts(run_bot, fake_dis
         assert (await image_line(bot, fake_discord)).startswith("0 of 1 left today")
 
         spend = fields((await admin(fake_discord, "spend"))["embeds"][0])
-        assert spend["This server"].startswith("2 images · $0.08 estimated")
+        assert spend["This server"] == f"2 images of 200 · ${await real_cost(bot):.3f} of $5.00"
         log = (await admin(fake_discord, "log", limit=1))["embeds"][0]["description"]
         assert log.endswith(f"reset {member.mention}'s day (1 forgiven)")
         assert len(gemini.requests) == 2
@@ -272,20 +281,20 @@ async def test_reset_gives_the_day_back_but_spend_still_counts(run_bot, fake_dis
 async def test_the_server_default_applies_below_overrides_and_roles(run_bot, fake_discord):
     vip = fake_discord.add_role("VIP")
     bob = fake_discord.add_member("bob", roles=[vip])
-    async with run_bot() as bot:
+    async with run_bot(max_admin_limit=-1) as bot:  # admins may set unlimited
         await admin(fake_discord, "role", role=vip, limit=-1)
         answer = await admin(fake_discord, "default", limit=4)
-        assert answer["content"] == "The server default is now 4 a day."
+        assert answer["content"] == "The server default is now 4 credits a day."
         (embed,) = answer["embeds"]
-        assert fields(embed)["Default limit"] == "4 a day · server default"
+        assert fields(embed)["Default limit"] == "4 credits a day · server default"
 
-        assert fields(await quota(fake_discord))["Daily limit"] == "4 a day · server default"
+        assert fields(await quota(fake_discord))["Daily limit"] == "4 credits a day · server default"
         assert fields(await quota(fake_discord, bob))["Daily limit"] == f"unlimited · role {vip.mention}"
         await admin(fake_discord, "set", user=fake_discord.member, limit=1)
         assert (await image_line(bot, fake_discord)).startswith("0 of 1 left today")
 
         answer = await admin(fake_discord, "default", clear=True)
-        assert fields(answer["embeds"][0])["Default limit"] == "10 a day · global default"
+        assert fields(answer["embeds"][0])["Default limit"] == "10 credits a day · global default"
         await admin(fake_discord, "set", user=fake_discord.member, clear=True)
         assert headline(await quota(fake_discord)).startswith("**9 of 10 left today")
 
@@ -302,14 +311,16 @@ async def test_a_server_spending_cap_is_the_servers_budget_not_the_users_quota(r
         assert BUDGET in embed["description"]
 
         spend = (await admin(fake_discord, "spend"))["embeds"][0]
-        assert fields(spend)["This server"] == "1 image of 1 · $0.04 estimated · ⚠️ cap reached"
+        cost = await real_cost(bot)  # Google's token counts at the price table's rates
+        assert fields(spend)["This server"] == f"1 image of 1 · ${cost:.3f} of $5.00 · ⚠️ cap reached"
         assert "The whole bot" not in fields(spend)  # other servers' spending is the operator's business
         spend = (await admin(fake_discord, "spend", by=fake_discord.owner))["embeds"][0]
-        assert fields(spend)["The whole bot"] == "1 image of 500 · $0.04 of $20.00 estimated"
+        assert fields(spend)["The whole bot"] == f"1 image of 500 · ${cost:.3f} of $20.00"
 
 
 async def test_a_global_cost_cap_is_the_bots_budget_not_the_users_quota(run_bot, fake_discord, gemini):
-    async with run_bot(daily_quota=5, price_per_image_usd=0.05, global_daily_cost_cap_usd=0.12) as bot:
+    prices = {"model_prices": "gemini-nano-banana-2.1:1K=0.05", "credit_usd": 0.05}  # $0.05 a picture
+    async with run_bot(daily_quota=5, global_daily_cost_cap_usd=0.12, **prices) as bot:
         await image_line(bot, fake_discord)
         await image_line(bot, fake_discord)  # $0.10 spent; one more would pass $0.12
         text = await refusal(await imagine(fake_discord, fake_discord.admin))
@@ -325,7 +336,7 @@ async def test_quota_in_a_dm_shows_the_bots_own_limit(run_bot, fake_discord):
         embed = await quota(fake_discord, channel=fake_discord.dm(fake_discord.member))
         assert headline(embed).startswith("**7 of 7 left today")
         assert "Outside servers the bot's own limit applies" in embed["description"]
-        assert fields(embed)["Daily limit"] == "7 a day · global default"
+        assert fields(embed)["Daily limit"] == "7 credits a day · global default"
 
 
 async def test_the_line_under_an_image_can_follow_the_ledger_at_delivery(db):
@@ -336,9 +347,9 @@ async def test_the_line_under_an_image_can_follow_the_ledger_at_delivery(db):
     delivery = Delivery(1, request, GeneratedImage(b"", "image/png", "m"), first, 0)
 
     status = await ledger.status(1, 9)
-    assert quota_line(first).startswith("2 of 3 left") and footer_text(status).startswith("1 of 3 left")
+    assert quota_line(first).startswith("1 credit · 2 of 3 left") and footer_text(status).startswith("1 of 3 left")
     fresh = dataclasses.replace(delivery, reservation=await ledger.current(first, request))
-    assert quota_line(fresh.reservation) == footer_text(status)
+    assert quota_line(fresh.reservation) == f"1 credit · {footer_text(status)}"
     assert fresh.reservation.id == first.id  # the same unit is committed or refunded
 
 
@@ -348,4 +359,4 @@ async def test_two_requests_at_once_both_carry_the_ledgers_count(run_bot, fake_d
         first, second = await imagine(fake_discord), await imagine(fake_discord)
         for ix in (first, second):
             result = await ix.wait_for_original(lambda m: m.attachments)
-            assert result.content.startswith("1 of 3 left today")
+            assert result.content.startswith("1 credit · 1 of 3 left today")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -20,22 +21,24 @@ from bot.moderation.store import Moderation
 from bot.pipeline import Delivery, Pipeline
 from bot.providers.retry import RetryPolicy
 from bot.quota.ledger import QuotaLedger
-from bot.services import build_moderation, build_quota, build_scheduler
+from bot.services import build_access, build_moderation, build_quota, build_scheduler
 from bot.storage.db import Database
 
 TZ = "Europe/Berlin"
 FLASH = "gemini-2.5-flash-image"
-PRO = "gemini-3-pro-image-preview"
-PRICES = {FLASH: 0.039, PRO: 0.134}
+PRO = "gemini-3-pro-image"
+PRICES = {FLASH: 0.039, PRO: 0.134}  # the price table's 1K images, each delivered one's real cost here
+CREDITS = {FLASH: 1, PRO: 4}  # one credit is the default (Flash) model's image; Pro's 1K costs 3.4, rounded up
 PROVIDERS = {FLASH: "gemini", PRO: "gateway"}  # which configured provider answers for each model
 SERVER, OTHER_SERVER = 1001, 2002
 ALICE, BOB, CAROL = 111, 222, 333
 
-# Prompts that end badly at the provider (those that start so), and how.
-FAILURES: dict[str, BotError] = {
-    "a slow castle": UpstreamTimeout(),
-    "a broken castle": GenerationFailed("OTHER", "no image"),
-    "a refused castle": ImageBlocked("IMAGE_SAFETY", "refused by Google"),
+# Prompts that end badly at the provider (those that start so), and how. A timeout may have been billed (it counts
+# in spend at the price table's estimate); the others were answered without a picture and cost nothing.
+FAILURES: dict[str, Callable[[], BotError]] = {
+    "a slow castle": UpstreamTimeout,
+    "a broken castle": lambda: GenerationFailed("OTHER", "no image"),
+    "a refused castle": lambda: ImageBlocked("IMAGE_SAFETY", "refused by Google"),
 }
 
 
@@ -59,18 +62,30 @@ class Clock:
 
 
 class ScriptedProvider:
+    """Answers as the model the request was planned for, from the provider that serves it, at its price."""
+
     def __init__(self, model: str) -> None:
         self.model = model
         self.image = png()
 
     async def generate(
-        self, prompt: str, images: tuple[InputImage, ...] = (), options: ImageOptions | None = None
+        self,
+        prompt: str,
+        images: tuple[InputImage, ...] = (),
+        options: ImageOptions | None = None,
+        context: object = None,
     ) -> GeneratedImage:
         for start, failure in FAILURES.items():
             if prompt.startswith(start):
-                raise failure
+                raise failure()
+        model = (options.model if options else None) or self.model
         return GeneratedImage(
-            self.image, "image/png", self.model, usage=Usage(12, 1290, 1302), provider=PROVIDERS[self.model]
+            self.image,
+            "image/png",
+            model,
+            usage=Usage(12, 1290, 1302),
+            provider=PROVIDERS[model],
+            cost_usd=PRICES[model],
         )
 
 
@@ -80,7 +95,7 @@ class Core:
     clock: Clock
     ledger: QuotaLedger
     moderation: Moderation
-    pipelines: dict[str, Pipeline]
+    pipeline: Pipeline
     message_ids: itertools.count = field(default_factory=lambda: itertools.count(900_001))
     delivered: list[int] = field(default_factory=list)  # generation ids
 
@@ -106,13 +121,14 @@ class Core:
             kind=kind,
             parent_id=parent_id,
             images=images,
+            options=ImageOptions(model=model),
         )
 
         async def deliver(delivery: Delivery) -> int:
             return next(self.message_ids)
 
         try:
-            delivery = await self.pipelines[model].run(request, deliver)
+            delivery = await self.pipeline.run(request, deliver)
         except BotError as exc:
             return exc
         self.delivered.append(delivery.generation_id)
@@ -122,6 +138,8 @@ class Core:
 async def open_core(db: Database, clock: Clock, *, daily_quota: int = 10) -> Core:
     settings = Settings(
         _env_file=None,
+        gemini_model=FLASH,
+        gemini_models=f"{FLASH},{PRO}",
         upstream_rpm=10_000,
         upstream_concurrency=8,
         circuit_failure_threshold=1000,
@@ -132,24 +150,19 @@ async def open_core(db: Database, clock: Clock, *, daily_quota: int = 10) -> Cor
     )
     ledger = build_quota(db, settings, clock=clock)
     moderation = build_moderation(db, settings, clock=clock)
-    scheduler = build_scheduler(settings)
-    generations = Generations(db, clock=clock)
-    pipelines = {
-        model: Pipeline(
-            generations=generations,
-            provider=ScriptedProvider(model),
-            moderator=moderation,
-            quota=ledger,
-            scheduler=scheduler,
-            retry_policy=RetryPolicy(max_attempts=1),
-            prompt_max_chars=settings.prompt_max_chars,
-            price_per_image_usd=price,
-            history_depth=settings.conversation_max_depth,
-            clock=clock,
-        )
-        for model, price in PRICES.items()
-    }
-    return Core(db, clock, ledger, moderation, pipelines)
+    pipeline = Pipeline(
+        generations=Generations(db, clock=clock),
+        provider=ScriptedProvider(FLASH),
+        moderator=moderation,
+        quota=ledger,
+        scheduler=build_scheduler(settings),
+        planner=build_access(db, settings, settings.registry(), clock=clock),
+        retry_policy=RetryPolicy(max_attempts=1),
+        prompt_max_chars=settings.prompt_max_chars,
+        history_depth=settings.conversation_max_depth,
+        clock=clock,
+    )
+    return Core(db, clock, ledger, moderation, pipeline)
 
 
 YESTERDAY, TODAY = "2026-03-09", "2026-03-10"

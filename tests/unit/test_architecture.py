@@ -79,8 +79,14 @@ def test_the_core_never_imports_the_discord_side():
 
 # Each table is written and read by one module (or package): everyone else calls it.
 TABLE_OWNERS = {
-    r"generations|generation_inputs": ("bot/editing/generations.py",),
-    r"quota_\w+": ("bot/quota/ledger.py", "bot/quota/facts.py", "bot/quota/records.py"),
+    r"generations|generation_inputs|generation_turns": ("bot/editing/generations.py",),
+    r"quota_\w+": (
+        "bot/quota/ledger.py",
+        "bot/quota/facts.py",
+        "bot/quota/admin.py",
+        "bot/quota/access.py",
+        "bot/quota/records.py",
+    ),
     r"moderation_\w+": ("bot/moderation/store.py", "bot/moderation/records.py"),
     r"server_settings": ("bot/ops/server_settings.py",),
 }

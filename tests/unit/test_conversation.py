@@ -116,7 +116,7 @@ async def test_lineage_in_the_database_walks_the_same_way(db):
     assert await store.history(third, 2) == History(("make it night", "add a moon"), truncated=True)
     starter = await store.by_message(THREAD)
     assert starter is not None and starter.id == first and starter.kind is RequestKind.REPLY
-    assert starter.options == ImageOptions() and starter.shown
+    assert starter.options == ImageOptions(model="m") and starter.shown  # the model it was made with
 
 
 async def test_latest_picture_in_a_thread_skips_later_and_deleted_ones(db):

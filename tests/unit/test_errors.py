@@ -10,7 +10,7 @@ from cogs.ui.wording import user_message
 CASES = [
     (e.InvalidRequest("Your prompt is 2001 characters long"), "2001 characters", True),
     (e.ModerationBlocked("gore", "gore"), "This server's rules", True),
-    (e.QuotaExceeded(10, 1_800_000_000), "all 10 of your images", True),
+    (e.QuotaExceeded(10, 1_800_000_000), "all 10 of your credits", True),
     (e.BudgetExhausted("server", 1_800_000_000), "This server's daily image budget", True),
     (e.BudgetExhausted("global", 1_800_000_000), "The bot's daily image budget", True),
     (e.QueueFull(3), "already have 3 requests", True),

@@ -22,9 +22,10 @@ from bot.errors import (
 )
 from bot.models import ImageOptions, InputImage
 from bot.providers.gemini import GeminiProvider
+from bot.providers.registry import ModelRegistry
 from bot.services import build_provider
 from tests.fakes.gemini import FakeGemini, GeminiReply
-from tests.fakes.gemini_images import default_png, image_size, jpeg_bytes, png_bytes, png_of_size
+from tests.fakes.gemini_images import image_size, jpeg_bytes, png_bytes, png_of_size
 
 KEY = "AIzaSy-test-key-that-must-never-leak"
 
@@ -46,6 +47,12 @@ def provider(fake, session):
     return GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url, attempt_timeout=5)
 
 
+def fake_picture(sent) -> bytes:
+    """The picture the fake answered (the last part that is not a thought)."""
+    parts = sent.response["candidates"][0]["content"]["parts"]
+    return base64.b64decode([p for p in parts if "inlineData" in p and not p.get("thought")][-1]["inlineData"]["data"])
+
+
 # --- what we send -------------------------------------------------------------------------------------------
 
 
@@ -54,7 +61,7 @@ async def test_text_to_image_request_is_the_reference_shape_with_the_key_in_a_he
 
     (sent,) = fake.requests
     assert sent.status == 200
-    assert sent.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    assert sent.path == "/v1beta/models/gemini-nano-banana-2.1:generateContent"  # the default model
     assert sent.headers["x-goog-api-key"] == KEY
     assert sent.query == {} and KEY not in sent.path
     assert sent.headers["content-type"].startswith("application/json")
@@ -63,7 +70,9 @@ async def test_text_to_image_request_is_the_reference_shape_with_the_key_in_a_he
         "contents": [{"role": "user", "parts": [{"text": "a red fox in the snow"}]}],
         "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]},
     }
-    assert image.data == default_png("1:1") and image_size(image.data) == (1024, 1024)
+    # Gemini 3 models answer JPEG; a size left out is 1K.
+    assert image.data == fake_picture(sent) and image.mime_type == "image/jpeg"
+    assert image_size(image.data) == (1024, 1024)
 
 
 async def test_edit_request_sends_text_then_images_in_standard_base64_and_the_ratio(fake, provider):
@@ -84,11 +93,12 @@ async def test_edit_request_sends_text_then_images_in_standard_base64_and_the_ra
         "responseModalities": ["TEXT", "IMAGE"],
         "imageConfig": {"aspectRatio": "16:9"},
     }
-    assert image_size(image.data) == (1344, 768)
+    assert image_size(image.data) == (1376, 768)  # Gemini 3 at 1K, 16:9
 
 
 async def test_configured_model_is_in_the_path(fake, session):
-    provider = GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url, model="gemini-3-pro-image")
+    registry = ModelRegistry.build("gemini-3-pro-image")
+    provider = GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url, registry=registry)
     image = await provider.generate("a lighthouse")
     assert fake.requests[0].model == "gemini-3-pro-image"
     usage = fake.requests[0].response["usageMetadata"]  # Pro: 1120 image tokens at 1K, plus its thinking
@@ -105,7 +115,7 @@ async def test_from_settings_uses_key_url_model_and_attempt_timeout(fake, sessio
         gemini_base_url=fake.base_url + "/",
         gemini_attempt_timeout_seconds=12.5,
     )
-    provider = build_provider(session, settings)  # the default PROVIDERS: Google's endpoint alone
+    provider = build_provider(session, settings, settings.registry())  # the default PROVIDERS: Google's alone
     (gemini,) = provider.members
     assert isinstance(gemini.provider, GeminiProvider) and gemini.lane is None
     assert gemini.provider.attempt_timeout == 12.5 and provider.model == settings.gemini_model
@@ -130,7 +140,7 @@ async def test_large_png_comes_back_byte_for_byte_with_usage(fake, provider):
 async def test_text_beside_the_image_is_kept(fake, provider):
     fake.enqueue(GeminiReply.image(text="Here is your stormy sky."))
     image = await provider.generate("make the sky stormy")
-    assert image.text == "Here is your stormy sky." and image.data == default_png()
+    assert image.text == "Here is your stormy sky." and image.data == fake_picture(fake.requests[0])
 
 
 async def test_jpeg_output_keeps_its_real_mime_type(fake, provider):
@@ -353,9 +363,10 @@ async def test_the_fakes_own_checks_reject_a_wrong_key_and_a_retired_model(fake,
     with pytest.raises(OperatorError) as info:
         await wrong_key.generate("x")
     assert info.value.reason == "API_KEY_INVALID"
-    retired = GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url, model="gemini-2.5-flash-image-preview")
     with pytest.raises(OperatorError) as info:
-        await retired.generate("x")
+        await GeminiProvider(session, SecretStr(KEY), base_url=fake.base_url).generate(
+            "x", options=ImageOptions(model="gemini-2.5-flash-image-preview")
+        )
     assert (info.value.status, info.value.reason) == (404, "NOT_FOUND")
 
 

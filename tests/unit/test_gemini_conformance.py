@@ -22,11 +22,13 @@ from pydantic import SecretStr
 from bot.errors import OperatorError, RateLimited
 from bot.models import ImageOptions, InputImage
 from bot.providers.gemini import GeminiProvider
+from bot.providers.registry import ModelRegistry
 from tests.fakes.gemini import FakeGemini, GeminiReply
 from tests.fakes.gemini_images import default_png, jpeg_bytes, png_bytes
 from tests.fakes.gemini_schema import decode_bytes
 
 MODEL = "gemini-2.5-flash-image"
+SAME_MODEL = ModelRegistry.build(MODEL)  # our client asking the model the SDK asks
 # google-genai 3.4.0 subclasses aiohttp.ClientSession, which aiohttp deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
 
@@ -376,7 +378,7 @@ async def test_our_request_equals_the_sdks(fake, sdk, images, aspect_ratio):
     sdk_parts = ["make the sky stormy"] + [types.Part.from_bytes(data=i.data, mime_type=i.mime_type) for i in images]
     await sdk_generate(sdk, contents=sdk_parts, aspect_ratio=aspect_ratio)
     async with aiohttp.ClientSession() as session:
-        ours = GeminiProvider(session, SecretStr(fake.api_key), base_url=fake.base_url)
+        ours = GeminiProvider(session, SecretStr(fake.api_key), base_url=fake.base_url, registry=SAME_MODEL)
         await ours.generate("make the sky stormy", images, ImageOptions(aspect_ratio=aspect_ratio))
     theirs_sent, ours_sent = fake.requests
     assert theirs_sent.status == ours_sent.status == 200
@@ -412,7 +414,8 @@ async def test_sdk_and_our_client_read_the_same_answer_the_same_way(fake, sdk):
     fake.enqueue(GeminiReply.jpeg(JPEG, text="Done.", thoughts=1), GeminiReply.jpeg(JPEG, text="Done.", thoughts=1))
     response = await sdk_generate(sdk)
     async with aiohttp.ClientSession() as session:
-        image = await GeminiProvider(session, SecretStr(fake.api_key), base_url=fake.base_url).generate("a red fox")
+        ours = GeminiProvider(session, SecretStr(fake.api_key), base_url=fake.base_url, registry=SAME_MODEL)
+        image = await ours.generate("a red fox")
     last = response.candidates[0].content.parts[-1].inline_data
     assert (image.data, image.mime_type, image.text) == (last.data, last.mime_type, response.text)
     usage = response.usage_metadata

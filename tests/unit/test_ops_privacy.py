@@ -4,7 +4,6 @@ words and inputs are gone from every table, today's limits still hold, the spend
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import sqlite3
 
@@ -137,15 +136,18 @@ async def test_forget_removes_the_words_and_keeps_the_counts(day):
     assert after["generation_inputs"] == []
     assert report.inputs == 1 and report.generations == len([g for g in before["generations"] if g["user_id"] == ALICE])
     assert not [g for g in after["generations"] if g["user_id"] == ALICE]
-    # Her id stays only where today's limits need it: today's spent entries, today's grant, the block inside the
-    # cool-down window (without its text), and the admin's own records (her limit override: none was set here).
+    # Her id stays only where today's limits need it: today's ledger entries (spent ones count toward her credits,
+    # refunded ones toward her upstream attempts), today's grant, the block inside the cool-down window (without
+    # its text), and the admin's own records (her limit override: none was set here).
     holders = {
         table: len([r for r in rows if ALICE in (r.get("user_id"), r.get("guild_key"))])
         for table, rows in after.items()
     }
     held_today = [e for e in after["quota_entries"] if e["user_id"] == ALICE]
-    assert {(e["day"], e["state"]) for e in held_today} == {(TODAY, "committed")}
-    assert len(held_today) == before_status.used + before_dm.used == report.ledger_kept_today
+    assert {(e["day"], e["state"]) for e in held_today} == {(TODAY, "committed"), (TODAY, "refunded")}
+    assert len(held_today) == report.ledger_kept_today
+    spent_today = sum(e["credits"] for e in held_today if e["state"] == "committed")
+    assert spent_today == before_status.used + before_dm.used
     assert [g["day"] for g in after["quota_grants"] if g["user_id"] == ALICE] == [TODAY]
     assert [(m["text"], m["category"]) for m in after["moderation_log"] if m["user_id"] == ALICE] == [("", "gore")]
     assert {t: n for t, n in holders.items() if n} == {
@@ -156,10 +158,9 @@ async def test_forget_removes_the_words_and_keeps_the_counts(day):
         "quota_forgotten": 1,  # up to which entry her id is kept today, for the retention pass to finish
     }
 
-    # Today's limit holds: the same numbers (only the count of today's refunds, which limits nothing, is gone),
-    # and a limit at her usage still refuses her.
-    assert before_status.refunded == 1
-    assert await core.ledger.status(ALICE, SERVER) == dataclasses.replace(before_status, refunded=0)
+    # Today's limits hold: the same numbers, and a limit at her usage still refuses her.
+    assert (before_status.refunded, before_status.attempts) == (1, 6)
+    assert await core.ledger.status(ALICE, SERVER) == before_status
     assert await core.ledger.status(ALICE, None) == before_dm
     await core.ledger.set_user_limit(SERVER, ALICE, before_status.used - before_status.granted, actor_id=ADMIN)
     with pytest.raises(QuotaExceeded):
@@ -175,7 +176,7 @@ async def test_forget_removes_the_words_and_keeps_the_counts(day):
     )
     assert after_week.refunds == before_week.refunds and after_week.blocks == before_week.blocks
     # Yesterday's image is no longer hers; today's still count for her until the day ends.
-    assert {m.user_id: m.images for m in after_week.busiest}[ALICE] == before_status.used
+    assert {m.user_id: m.credits for m in after_week.busiest}[ALICE] == before_status.used
 
 
 async def test_a_forgotten_picture_cannot_be_edited_or_rerolled(day):

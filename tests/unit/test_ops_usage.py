@@ -18,6 +18,7 @@ from tests.unit.ops_day import (
     ALICE,
     BOB,
     CAROL,
+    CREDITS,
     FLASH,
     OTHER_SERVER,
     PRICES,
@@ -48,19 +49,24 @@ async def day(tmp_path):
 async def test_server_today_equals_the_ledger(day):
     got = await usage_report(day.db, guild_id=SERVER, days=1, timezone=TZ, now=NOW)
     spend = await day.ledger.spend(SERVER)  # the ledger's own account of the server's day
-    assert (got.images, got.cost_usd) == (spend.images, pytest.approx(spend.cost_usd))
-    assert got.credits == got.images  # the ledger counts images until it counts credits
-    assert got.held == 0
-    assert {(m.model, m.images) for m in got.by_model} == {(FLASH, 3), (PRO, 1)}
-    assert [m.model for m in got.by_model] == [PRO, FLASH]  # most expensive first: 1 x 0.134 > 3 x 0.039
-    assert got.by_model[0].cost_usd == pytest.approx(PRICES[PRO])
-    assert got.by_model[1].cost_usd == pytest.approx(3 * PRICES[FLASH])
-    assert {(m.model, m.provider) for m in got.by_model} == {(FLASH, "gemini"), (PRO, "gateway")}  # as recorded
+    # The ledger's spend counts every request that may cost: the delivered ones and the timed-out call, whose
+    # member was refunded but which Google may bill all the same (at the price table's estimate).
+    assert (got.images + got.billed_failures, got.cost_usd) == (spend.images, pytest.approx(spend.cost_usd))
+    assert (got.images, got.billed_failures, got.held) == (4, 1, 0)
+    assert got.credits == 3 * CREDITS[FLASH] + CREDITS[PRO]  # credits by the price table: Pro's image is 4
+    assert {(m.model, m.provider, m.images, m.billed_failures) for m in got.by_model} == {
+        (FLASH, "gemini", 3, 1),  # the provider as each generation recorded it
+        (PRO, "gateway", 1, 0),
+    }
+    assert [m.model for m in got.by_model] == [FLASH, PRO]  # most expensive first: 4 x 0.039 > 1 x 0.134
+    assert got.by_model[0].cost_usd == pytest.approx(4 * PRICES[FLASH])
+    assert got.by_model[1].cost_usd == pytest.approx(PRICES[PRO])
     alice = await day.ledger.status(ALICE, SERVER)
     bob = await day.ledger.status(BOB, SERVER)
-    assert got.busiest == (
-        MemberSpend(ALICE, alice.used, alice.used, pytest.approx(alice.used * PRICES[FLASH])),
-        MemberSpend(BOB, bob.used, bob.used, pytest.approx(PRICES[PRO])),
+    assert (alice.used, bob.used) == (3 * CREDITS[FLASH], CREDITS[PRO])  # what each member was charged
+    assert got.busiest == (  # by credits; Bob's cost includes the call that timed out on him
+        MemberSpend(BOB, 1, bob.used, pytest.approx(PRICES[PRO] + PRICES[FLASH])),
+        MemberSpend(ALICE, 3, alice.used, pytest.approx(3 * PRICES[FLASH])),
     )
     assert sorted(got.refunds, key=lambda r: r.reason) == [
         Reason("GenerationFailed", 1),
@@ -78,9 +84,11 @@ async def test_server_today_equals_the_ledger(day):
 async def test_whole_bot_and_longer_periods(day):
     everything = await usage_report(day.db, guild_id=None, days=1, timezone=TZ, now=NOW)
     bot_spend = await day.ledger.spend(None)
-    assert everything.images == bot_spend.images == 4 + 2 + 1  # the server, the other server, the DM
+    assert everything.images == 4 + 2 + 1  # the server, the other server, the DM
+    assert everything.images + everything.billed_failures == bot_spend.images
     assert everything.cost_usd == pytest.approx(bot_spend.cost_usd)
-    assert [m.user_id for m in everything.busiest] == [ALICE, CAROL, BOB]  # Alice's DM image counts for her
+    assert [m.user_id for m in everything.busiest] == [ALICE, BOB, CAROL]  # Alice's DM Pro image counts for her
+    assert everything.busiest[0].credits == 3 * CREDITS[FLASH] + CREDITS[PRO]
     other = await usage_report(day.db, guild_id=OTHER_SERVER, days=1, timezone=TZ, now=NOW)
     assert (other.images, [m.user_id for m in other.busiest], other.refunds, other.blocks) == (2, [CAROL], (), ())
 
@@ -118,7 +126,7 @@ async def test_chart_has_a_bar_per_day_and_model_and_decodes(day):
     stacked = [sum(bars[n].get_height() for bars in images_axes.containers) for n in range(7)]
     assert stacked == list(per_day.values())
     cost_today = sum(bars[6].get_height() for bars in cost_axes.containers)
-    assert cost_today == pytest.approx(3 * PRICES[FLASH] + PRICES[PRO])
+    assert cost_today == pytest.approx(3 * PRICES[FLASH] + PRICES[PRO] + PRICES[FLASH])  # and the timed-out call
 
     data = render_png(week)
     with Image.open(io.BytesIO(data)) as picture:
@@ -139,8 +147,10 @@ async def test_csv_parses_into_the_same_rows(day):
 async def test_table_reads_as_the_report(day):
     got = await usage_report(day.db, guild_id=SERVER, days=1, timezone=TZ, now=NOW)
     text = render_table(got)
-    assert text.startswith(f"Usage of server {SERVER}, today ({TODAY})\nImages 4 · credits 4 · cost $0.251\n")
-    assert f"\n  {PRO}  gateway        1        1  $0.134\n  {FLASH}      gemini         3        3  $0.117\n" in text
+    assert text.startswith(
+        f"Usage of server {SERVER}, today ({TODAY})\nImages 4 · credits 7 · cost $0.290 · 1 failed but billed\n"
+    )
+    assert f"\n  {FLASH}  gemini         3        3  $0.156\n  {PRO}      gateway        1        4  $0.134\n" in text
     assert "Refunds: 3" in text and "Blocks: 2" in text and "Failures: 3" in text
     assert "\n  local     gore              1\n  upstream  IMAGE_SAFETY      1\n" in text
 

@@ -112,7 +112,7 @@ async def test_the_next_provider_serves_after_a_failure_of_the_first(two, primar
     assert (image.provider, image.model, image.cost_usd, image.charges) == ("gw", "gw-model", 0.15, ())
     assert image.fallback
     assert len(primary.calls) == len(gateway.calls) == 1
-    assert gateway.calls[0] == ("a fox", (), ImageOptions("16:9"))
+    assert gateway.calls[0] == ("a fox", (), ImageOptions("16:9", model="google/gemini-3-pro-image"))  # mapped
 
 
 async def test_a_timeout_is_charged_to_the_provider_that_may_have_billed_it(two, primary):

@@ -298,13 +298,13 @@ def google_then(session: aiohttp.ClientSession, google: FakeGemini, gw: FakeGate
         gemini_attempt_timeout_seconds=2,
         providers="gemini,gw",
     )
-    theirs = "nano-banana" if kind == "openai-images" else "google/gemini-2.5-flash-image"
+    theirs = "nano-banana" if kind == "openai-images" else "google/gemini-nano-banana-2.1"
     env = {
         "PROVIDER_GW_KIND": kind,
         "PROVIDER_GW_BASE_URL": gw.base_url,
         "PROVIDER_GW_ALLOW_HTTP": "true",
         "PROVIDER_GW_API_KEY": gw.api_key,
-        "PROVIDER_GW_MODELS": f"gemini-2.5-flash-image={theirs}",
+        "PROVIDER_GW_MODELS": f"gemini-nano-banana-2.1={theirs}",  # the default model
         "PROVIDER_GW_PRICES": "0.05",
     }
     return build_chain(
@@ -358,4 +358,5 @@ async def test_google_stalling_is_charged_and_the_gateway_serves(session, google
 
 async def test_google_serving_is_named_as_the_provider(session, google, gateway):
     image = await google_then(session, google, gateway, "openai-chat").generate("a fox")
-    assert image.provider == "gemini" and image.cost_usd is None and gateway.requests == []
+    assert image.provider == "gemini" and gateway.requests == []
+    assert 0.0336 < image.cost_usd < 0.04  # Google's token counts at the price table: the picture, words, prompt

@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import Settings
 from bot.errors import BudgetExhausted, Cancelled, PromptBlocked, QuotaExceeded, ShuttingDown, UpstreamTimeout
-from bot.models import ImageRequest
+from bot.models import ImageRequest, Price, Reservation
 from bot.quota.ledger import QuotaLedger
 from bot.quota.limits import GLOBAL_DEFAULT
 from bot.services import build_quota
@@ -167,7 +167,7 @@ async def test_global_image_cap_spans_servers_and_dms(db):
 
 
 async def test_cost_caps_use_the_estimate_while_open_and_the_actual_cost_once_committed(db):
-    ledger = make(db, daily_quota=-1, price_per_image_usd=0.04, server_daily_cost_cap_usd=0.10)
+    ledger = make(db, daily_quota=-1, default_price=Price(1, 0.04), server_daily_cost_cap_usd=0.10)
     first = await ledger.reserve(ask())
     await ledger.reserve(ask())
     with pytest.raises(BudgetExhausted) as refused:  # 0.08 held + 0.04 > 0.10
@@ -181,7 +181,7 @@ async def test_cost_caps_use_the_estimate_while_open_and_the_actual_cost_once_co
 
 
 async def test_global_cost_cap(db):
-    ledger = make(db, daily_quota=-1, price_per_image_usd=0.039, global_daily_cost_cap_usd=0.078)
+    ledger = make(db, daily_quota=-1, default_price=Price(1, 0.039), global_daily_cost_cap_usd=0.078)
     await ledger.reserve(ask(guild=1))
     await ledger.reserve(ask(guild=2))
     with pytest.raises(BudgetExhausted) as refused:
@@ -240,7 +240,8 @@ async def test_from_settings_takes_every_quota_setting(db):
         gemini_api_key="k",
         daily_quota=4,
         quota_timezone="Asia/Kolkata",
-        price_per_image_usd=0.5,
+        model_prices="gemini-nano-banana-2.1:1K=0.5",  # the default picture, at the operator's price
+        credit_usd=0.5,  # one credit each
         server_daily_image_cap=7,
         global_daily_image_cap=9,
         server_daily_cost_cap_usd=1.0,
@@ -256,3 +257,47 @@ async def test_from_settings_takes_every_quota_setting(db):
     assert refused.value.scope == "server"
     server, everyone = await ledger.spend(GUILD), await ledger.spend(None)
     assert (server.image_cap, server.cost_cap_usd, everyone.image_cap, everyone.cost_cap_usd) == (7, 1.0, 9, 2.0)
+
+
+async def test_the_credits_migration_keeps_every_existing_row_meaning_the_same(tmp_path):
+    """A database from before credits: each image becomes one credit, limits and grants stay as they are, and the
+    day's spend (held and delivered images, refunds not counted) does not move."""
+    import sqlite3
+
+    from bot.storage.db import migrations
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    for version, _name, sql in migrations():
+        if version < 5:
+            conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version={version};\nCOMMIT;")
+    day = "2024-06-01"
+    rows = [("committed", 39_000), ("committed", 39_000), ("open", 39_000), ("refunded", 39_000)]
+    conn.executemany(
+        "INSERT INTO quota_entries (day, guild_id, user_id, state, cost_micros, created_at) VALUES (?, ?, 1, ?, ?, 0)",
+        [(day, GUILD, state, cost) for state, cost in rows],
+    )
+    conn.execute("UPDATE quota_entries SET state = 'refunded' WHERE id = 4")  # a refund, as the old ledger made it
+    conn.execute("INSERT INTO quota_user_limits (guild_id, user_id, daily_limit) VALUES (?, 1, 5)", (GUILD,))
+    conn.execute(
+        "INSERT INTO quota_grants (guild_id, user_id, day, amount, granted_by, created_at) VALUES (?, 1, ?, 2, 9, 0)",
+        (GUILD, day),
+    )
+    conn.commit()
+    before = conn.execute("SELECT images, cost_micros FROM quota_spend WHERE day = ? ORDER BY scope", (day,)).fetchall()
+    conn.close()
+
+    db = await Database.open(path)
+    try:
+        ledger = make(db, daily_quota=10)
+        status = await ledger.status(1, GUILD)
+        assert (status.limit, status.granted, status.used, status.reserved, status.left) == (5, 2, 2, 1, 4)
+        after = await db.fetchall("SELECT images, cost_micros FROM quota_spend WHERE day = ? ORDER BY scope", (day,))
+        assert [tuple(r) for r in after] == before == [(3, 117_000), (3, 117_000)]
+        # The old open entry ends by the new rules: refunded with nothing billed, it leaves the spend.
+        held = Reservation(3, 1, GUILD, 7, 4, MIDNIGHT_UTC)
+        assert await ledger.refund(held, "crash-recovery", 0.0)
+        spend = await ledger.spend(GUILD)
+        assert (spend.images, spend.cost_usd) == (2, 0.078)
+    finally:
+        await db.close()

@@ -6,6 +6,7 @@ import asyncio
 import random
 
 from bot.errors import BudgetExhausted, QuotaExceeded
+from bot.models import Price
 from bot.quota.ledger import QuotaLedger
 from bot.storage.db import Database
 from tests.unit.test_quota import Clock, ask, make
@@ -68,7 +69,7 @@ async def test_two_processes_on_one_file_never_overshoot(db):
 async def test_daily_totals_always_equal_the_ledger(db):
     """The spend totals are kept by triggers; after a random mix of every operation they must match a recount."""
     clock = Clock()
-    ledger: QuotaLedger = make(db, clock, daily_quota=4, price_per_image_usd=0.039, global_daily_image_cap=70)
+    ledger: QuotaLedger = make(db, clock, daily_quota=4, default_price=Price(1, 0.039), global_daily_image_cap=70)
     rng = random.Random(7)
     held = []
     for step in range(400):
@@ -80,17 +81,19 @@ async def test_daily_totals_always_equal_the_ledger(db):
                 pass
         elif held and roll < 0.75:
             await ledger.commit(held.pop(rng.randrange(len(held))), step, rng.choice([0.0, 0.039, 0.12]))
-        elif held and roll < 0.95:
-            await ledger.refund(held.pop(rng.randrange(len(held))), "UpstreamUnavailable")
+        elif held and roll < 0.95:  # refunded to the member; some of those calls were billed anyway
+            billed = rng.choice([0.0, 0.0, 0.002, 0.039])
+            await ledger.refund(held.pop(rng.randrange(len(held))), "UpstreamUnavailable", billed)
         elif roll < 0.97:
             await ledger.reset_user(rng.choice([1, 2]), rng.randrange(8), actor_id=1)
         else:
             clock.now += 6 * 3600
 
+    # Spend counts what holds or may have cost money: everything but refunds that billed nothing.
     recount = await db.fetchall(
         "SELECT day, guild_id, COUNT(*), SUM(cost_micros) FROM quota_entries WHERE state != 'refunded'"
-        " GROUP BY day, guild_id UNION ALL SELECT day, -1, COUNT(*), SUM(cost_micros) FROM quota_entries"
-        " WHERE state != 'refunded' GROUP BY day ORDER BY 1, 2"
+        " OR cost_micros > 0 GROUP BY day, guild_id UNION ALL SELECT day, -1, COUNT(*), SUM(cost_micros)"
+        " FROM quota_entries WHERE state != 'refunded' OR cost_micros > 0 GROUP BY day ORDER BY 1, 2"
     )
     totals = await db.fetchall(
         "SELECT day, scope, images, cost_micros FROM quota_spend WHERE images > 0 ORDER BY day, scope"

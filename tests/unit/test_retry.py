@@ -227,7 +227,7 @@ async def test_with_the_real_client_every_retry_reaches_gemini_again():
         image = await run(POLICY, lambda: provider.generate("a fox"), time, rand=0.5)
     assert [r.status for r in fake.requests] == [503, 429, 200]
     assert time.sleeps == pytest.approx([0.5, 2.0 + 0.5 * RATE_LIMIT_JITTER_SECONDS])
-    assert image.mime_type == "image/png"
+    assert image.mime_type == "image/jpeg"  # the default model (Gemini 3) answers JPEG
 
 
 async def test_with_the_real_client_a_per_day_429_is_sent_once():
