@@ -45,8 +45,10 @@ async def fill(db: Database, per_day: int, days: int) -> None:
             generations.append(
                 (n, at, i % 50 + 1, GUILD, 2, "imagine", "a prompt", model, "failed" if refunded else "delivered")
             )
-            state, cost = ("refunded", 39_000) if refunded else ("committed", 134_000 if model == MODELS[1] else 39_000)
-            entries.append((day, GUILD, i % 50 + 1, state, "UpstreamTimeout" if refunded else "delivered", cost, n, at))
+            credits, cost = (4, 134_000) if model == MODELS[1] else (1, 39_000)
+            state, cost = ("refunded", 0) if refunded else ("committed", cost)  # refused answers: nothing billed
+            reason = "GenerationFailed" if refunded else "delivered"
+            entries.append((day, GUILD, i % 50 + 1, state, reason, cost, credits, n, at))
     async with db.transaction() as conn:
         await conn.executemany(
             "INSERT INTO generations (id, created_at, user_id, guild_id, channel_id, kind, prompt, model, status)"
@@ -54,8 +56,8 @@ async def fill(db: Database, per_day: int, days: int) -> None:
             generations,
         )
         await conn.executemany(
-            "INSERT INTO quota_entries (day, guild_id, user_id, state, reason, cost_micros, generation_id, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO quota_entries (day, guild_id, user_id, state, reason, cost_micros, credits, generation_id,"
+            " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
             entries,
         )
 
