@@ -26,8 +26,23 @@ from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, IMAGE_SIZES, ImageOptions, ImageRequest, RequestKind
 from bot.ops import report
 from bot.ops.logs import configure_logging
+from bot.providers.config import load_providers
 
 log = logging.getLogger("bot")
+
+
+def gateway_keys(settings: Settings) -> list[str]:
+    """Every gateway's key (PROVIDER_<NAME>_API_KEY): secrets too, though not fields of `Settings`."""
+    try:
+        return [p.api_key.get_secret_value() for p in load_providers(settings) if p.api_key is not None]
+    except ConfigError:  # a bad provider setting is reported by `load_settings`; the rest are still redacted
+        return []
+
+
+def setup_logging(settings: Settings) -> None:
+    """Every log line of the process through one redacting handler (text or JSON, `LOG_FORMAT`): the token, the
+    keys and every gateway's key never reach the output, in a message, an exception's text or a traceback."""
+    configure_logging(settings, extra_secrets=gateway_keys(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings)
+    setup_logging(settings)
     if command == "report":
         return asyncio.run(report.report(settings, days=args.days, guild_id=args.guild, out_dir=args.out))
     if command == "check":

@@ -17,6 +17,7 @@ from bot.ops.periodic import Periodic
 from bot.services import Services, build_metrics
 from cogs.ui.alerts import BudgetWatch
 from cogs.ui.common import send_ephemeral
+from cogs.ui.lanes import ChannelLanes
 from cogs.ui.views import PERSISTENT_ITEMS, ResultActions
 from cogs.ui.wording import user_message
 
@@ -76,6 +77,10 @@ class ImageBot(commands.Bot):
             Periodic("gateway-latency", LATENCY_INTERVAL_SECONDS, self._record_latency),
             Periodic("retention", RETENTION_INTERVAL_SECONDS, self._retention),
         ]
+        # What the bot wrote in each channel lately, so progress never takes a slot a result needs.
+        self.channel_lanes = ChannelLanes(
+            writes=settings.discord_channel_writes, window=settings.discord_channel_window_seconds
+        )
 
     async def setup_hook(self) -> None:
         if self.serving:  # `python -m bot sync` only needs the command tree: no database, no HTTP session

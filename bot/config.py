@@ -136,6 +136,24 @@ class Settings(BaseSettings):
     moderation_log_retention_days: int = Field(90, ge=1)
     # Blocked plus allowed terms one server may add.
     moderation_max_server_terms: int = Field(500, ge=1)
+    # The AI second opinion (bot.moderation.ai): a Gemini text model id (a Flash-Lite one is cheap); empty = off.
+    moderation_ai_model: str = ""
+    # When that model cannot answer: "allow" (the local tier already passed the prompt) or "block".
+    moderation_ai_on_error: Literal["allow", "block"] = "allow"
+    # It runs before every generation the local tier allows, so it must be quick or give up.
+    moderation_ai_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Also send the input images of an edit (more tokens, and images leave for a second model).
+    moderation_ai_images: bool = False
+    # A harmful answer blocks only from this confidence on.
+    moderation_ai_min_confidence: float = Field(0.5, ge=0, le=1)
+    # Verdicts kept by normalised prompt (a repeated prompt costs nothing).
+    moderation_ai_cache_size: int = Field(10_000, ge=0)
+    # US dollars per million tokens, to count its cost like a generation's (Flash-Lite list prices).
+    moderation_ai_input_usd_per_mtok: float = Field(0.10, ge=0)
+    moderation_ai_output_usd_per_mtok: float = Field(0.40, ge=0)
+    # Appeals of the AI tier's blocks are re-checked by this model (empty: they go to the server's moderators).
+    moderation_appeal_model: str = ""
+    moderation_appeals_per_day: int = Field(3, ge=0)
 
     # --- editing and inputs ---
     max_input_image_bytes: int = Field(10 * 1024 * 1024, ge=1)
@@ -144,6 +162,29 @@ class Settings(BaseSettings):
     conversation_max_depth: int = Field(8, ge=1)
     # Keep input images in the database (needed only to edit images whose Discord message is gone).
     keep_input_images: bool = False
+
+    # --- hardening ---
+    # Requests waiting or running for the whole bot; more are refused at once (at UPSTREAM_RPM=10, 300 is
+    # half an hour of waiting).
+    queue_max_length: int = Field(300, ge=1)
+    # Least time between two reports of everyone's place in line (per 60 s window; scaled with it), and most
+    # waiting requests told of a new place per report (those nearest the front first).
+    queue_report_interval_seconds: float = Field(2.0, ge=0)
+    queue_updates_per_report: int = Field(50, ge=1)
+    # GIF and BMP must be decoded whole to be converted (PNG, JPEG and WebP go upstream undecoded): a lower pixel
+    # limit for them, and the longest side they are converted at.
+    max_converted_input_pixels: int = Field(16_777_216, ge=1)
+    converted_input_max_side: int = Field(2048, ge=16)
+    # Threads that decode, convert and re-encode images: at most this many images are in memory at once.
+    image_workers: int = Field(2, ge=1, le=16)
+    # Input images refused (damaged, too big, not an image) per member within the window, after which their
+    # requests with images are refused before anything is downloaded until the oldest refusal ages out.
+    input_refusal_limit: int = Field(5, ge=1)
+    input_refusal_window_seconds: float = Field(600.0, gt=0)
+    # What Discord allows per channel, for message creates and separately for edits (commonly observed: 5 per
+    # 5 s). Progress (waiting replies, place-in-line edits) may use half of it; results always go first.
+    discord_channel_writes: int = Field(5, ge=1)
+    discord_channel_window_seconds: float = Field(5.0, gt=0)
 
     @field_validator("quota_timezone")
     @classmethod

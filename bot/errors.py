@@ -30,6 +30,21 @@ class InvalidRequest(BotError):
     """The user's input is unusable (prompt too long, wrong file type, ...). The message says exactly why."""
 
 
+class ImageRefused(InvalidRequest):
+    """An input image judged unusable by its bytes (damaged, too large, not an image). Counted per member, since
+    judging it cost a download and maybe a decode (`TooManyRefusedImages`)."""
+
+
+class TooManyRefusedImages(BotError):
+    """A member sent `limit` refused images within the window: their requests with images are refused before
+    anything is downloaded until `until_ts`."""
+
+    def __init__(self, limit: int, until_ts: float) -> None:
+        super().__init__(f"{limit} refused input images in a short time")
+        self.limit = limit
+        self.until_ts = until_ts
+
+
 class ModerationBlocked(BotError):
     """This server's rules refused the text before anything reached Google."""
 
@@ -42,6 +57,8 @@ class ModerationBlocked(BotError):
         in_history: bool = False,
         in_dm: bool = False,
         cooldown_until: float | None = None,
+        tier: Literal["local", "ai"] = "local",
+        appeal_id: int | None = None,
     ) -> None:
         super().__init__(reason or f"blocked by rule {category}")
         self.category = category
@@ -49,14 +66,18 @@ class ModerationBlocked(BotError):
         self.in_history = in_history  # only an earlier instruction of the conversation matched
         self.in_dm = in_dm  # outside a server: the bot's own rules, not a server's
         self.cooldown_until = cooldown_until  # this block started a cool-down that ends then
+        self.tier = tier  # the word lists and rules ("local"), or the AI second opinion ("ai")
+        self.appeal_id = appeal_id  # an AI block the member may appeal (the recorded block's id)
+        self.reason = reason  # why, in a sentence (the AI tier's reason is worth showing)
 
 
 class CoolingDown(BotError):
-    """The user was put on a moderation cool-down after repeated blocks."""
+    """The user was put on a moderation cool-down after repeated blocks; it applies wherever they ask."""
 
-    def __init__(self, until_ts: float) -> None:
+    def __init__(self, until_ts: float, *, elsewhere: bool = False) -> None:
         super().__init__("moderation cool-down")
         self.until_ts = until_ts
+        self.elsewhere = elsewhere  # it started in another server or in DMs, where alone it can be lifted
 
 
 class QuotaExceeded(BotError):
@@ -123,6 +144,14 @@ class BudgetExhausted(BotError):
 class QueueFull(BotError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"already {limit} requests queued or running")
+        self.limit = limit
+
+
+class BotBusy(BotError):
+    """The whole bot's line is full (`QUEUE_MAX_LENGTH`): nothing was reserved, the user may try again later."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the bot's line is full ({limit} requests)")
         self.limit = limit
 
 

@@ -3,7 +3,8 @@
     accept:  validate -> history from the parent -> plan (model, size, price) -> moderation.check
              -> scheduler.admit -> quota.reserve (credits, estimated dollars)
     serve:   door.show -> load the input images (and the model's own earlier turns, for an edit) ->
-             scheduler.run(provider.generate), retried through the gate -> record the inputs -> door.deliver
+             moderation.second_opinion (the AI moderator, if any) -> scheduler.run(provider.generate), retried
+             through the gate -> record the inputs -> door.deliver
              -> quota.commit (real cost) | quota.refund (what the calls may cost anyway) -> door.fail otherwise
 
 Rejections happen before anything is reserved (the door hears them through `refused`): a model, size or ratio
@@ -25,15 +26,18 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import with_images
+from bot.editing.inputs import InputRefusals, with_images
 from bot.errors import (
     BotError,
     ChoiceRefused,
     ImageBlocked,
+    ImageRefused,
     InvalidRequest,
     ModelUnavailable,
+    ModerationBlocked,
     OperatorError,
     PromptBlocked,
 )
@@ -80,10 +84,15 @@ class Pipeline:
         history_depth: int,
         history_turns: int = 0,
         history_max_bytes: int = 0,
+        input_refusals: InputRefusals | None = None,
+        max_loading: int = DEFAULTS.image_workers,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
     ) -> None:
+        """`input_refusals`: members who keep sending unusable images are refused before the download.
+        `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
+        so the bytes and decoded pixels in memory do not grow with the number of requests."""
         self.generations = generations
         self.provider = provider
         # The metrics' provider of a request that got no picture: the first one tried.
@@ -100,6 +109,8 @@ class Pipeline:
         self.history_turns = history_turns
         self.history_max_bytes = history_max_bytes
         self.retry_policy = retry_policy
+        self.input_refusals = input_refusals
+        self._loading = asyncio.Semaphore(max_loading)
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -137,7 +148,7 @@ class Pipeline:
         plan = await self.planner.plan(request, original.options if original else None)
         request = plan.request
         await self.moderator.check(request)
-        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex)
+        ticket = self.scheduler.admit(request.user_id, key or uuid.uuid4().hex, guild_id=request.guild_id)
         try:
             reservation = await self.quota.reserve(request, plan.price)
         except BaseException:
@@ -154,6 +165,8 @@ class Pipeline:
         told = MeteredDoor(door)
         try:
             try:
+                if load is not None and self.input_refusals is not None:
+                    self.input_refusals.check(request.user_id)
                 accepted = await self.accept(request, key=key)
             except BotError as exc:
                 await told.refused(exc)
@@ -204,11 +217,19 @@ class Pipeline:
         reservation = accepted.reservation
         try:
             shown = await door.show()
-            sources = list(await load()) if shown and load else []
+            sources: list[InputSource] = []
+            if shown and load:
+                async with self._loading:
+                    sources = list(await load())
             turns = await self._turns(accepted)
             request, context = self._with_inputs(accepted, sources, turns)
+            if shown:
+                await self.moderator.second_opinion(request)
         except BaseException as exc:
-            await self.quota.refund(reservation, "input-refused" if isinstance(exc, BotError) else "internal")
+            if isinstance(exc, ImageRefused) and self.input_refusals is not None:
+                self.input_refusals.refused(accepted.request.user_id)
+            reason = "input-refused" if isinstance(exc, BotError) else "internal"
+            await self.quota.refund(reservation, "ModerationBlocked" if isinstance(exc, ModerationBlocked) else reason)
             if not isinstance(exc, Exception):
                 raise
             await door.fail(exc)

@@ -27,6 +27,10 @@ class Moderator(Protocol):
     async def check(self, request: ImageRequest) -> None:
         """Raise `ModerationBlocked` or `CoolingDown`, or return to let the request through."""
 
+    async def second_opinion(self, request: ImageRequest) -> None:
+        """The slower check (a model's), once the user was answered and the input images are loaded: raise
+        `ModerationBlocked` or return."""
+
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
         """Audit a refusal by Google's own filter."""
 
@@ -73,8 +77,9 @@ TicketT = TypeVar("TicketT")
 
 
 class Scheduler(Protocol[TicketT]):
-    def admit(self, user_id: int, key: str) -> TicketT:
-        """Take one of the user's pending slots at once, or raise `QueueFull`, `ShuttingDown` or `CircuitOpen`.
+    def admit(self, user_id: int, key: str, *, guild_id: int | None = None) -> TicketT:
+        """Take one of the user's pending slots at once, or raise `QueueFull`, `BotBusy`, `ShuttingDown` or
+        `CircuitOpen`. `guild_id` (None: a DM) is whose turn it waits for: servers take turns, then members.
         Synchronous so that no other request can slip in between the check and the count."""
 
     async def run(self, ticket: TicketT, job: Callable[[], Awaitable[T]], progress: ProgressCallback | None) -> T:

@@ -14,6 +14,9 @@ import aiohttp
 
 from bot.config import Settings
 from bot.editing.generations import Generations
+from bot.editing.images import ImageWorkers
+from bot.editing.inputs import InputJudge, InputRefusals
+from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
 from bot.ops.metrics import Metrics
 from bot.ops.privacy import ForgetReport, RetentionReport, apply_retention, export_member, forget_member
@@ -120,11 +123,12 @@ def build_scheduler(
     margin: float | None = None,
     metrics: Metrics | None = None,
 ) -> Scheduler:
+    """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
+    prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
+    as set."""
     # One provider: its 429s and circuit are the front gate's, named after it. A chain of several: each
     # provider's lane reports its own (`build_lane`), and the front gate none, so nothing is counted twice.
     names = settings.provider_names
-    """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
-    prior and tolerance and the default 429 pause scale with it; the cool-down is taken as set."""
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     gate = Gate(
@@ -143,6 +147,9 @@ def build_scheduler(
     return Scheduler(
         gate,
         user_max_pending=settings.user_max_pending,
+        max_queued=settings.queue_max_length,
+        report_interval=settings.queue_report_interval_seconds * scale,
+        report_limit=settings.queue_updates_per_report,
         eta_tolerance=scale,
         clock=clock,
         metrics=metrics,
@@ -182,9 +189,31 @@ def build_access(
     )
 
 
+def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
+    return InputJudge(
+        images,
+        max_bytes=settings.max_input_image_bytes,
+        max_pixels=settings.max_input_pixels,
+        max_converted_pixels=settings.max_converted_input_pixels,
+        max_side=settings.converted_input_max_side,
+    )
+
+
 def build_moderation(
-    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, metrics: Metrics | None = None
+    db: Database,
+    settings: Settings,
+    *,
+    http: aiohttp.ClientSession | None = None,
+    quota: QuotaLedger | None = None,
+    clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Moderation:
+    """The store, with the AI second opinion and the appeal model when they are set and `http` is given; their
+    calls count in `quota`'s spend."""
+    ai = appeal_model = None
+    if http is not None:
+        ai = build_ai_moderator(http, settings, settings.moderation_ai_model, SYSTEM, quota)
+        appeal_model = build_ai_moderator(http, settings, settings.moderation_appeal_model, APPEAL_SYSTEM, quota)
     return Moderation(
         db,
         enabled=settings.moderation_enabled,
@@ -193,9 +222,43 @@ def build_moderation(
         cooldown_seconds=settings.moderation_cooldown_seconds,
         retention_days=settings.moderation_log_retention_days,
         max_terms=settings.moderation_max_server_terms,
+        ai=ai,
+        appeal_model=appeal_model,
+        appeals_per_day=settings.moderation_appeals_per_day,
         clock=clock,
         metrics=metrics,
     )
+
+
+def build_ai_moderator(
+    http: aiohttp.ClientSession, settings: Settings, model: str, system: str, quota: QuotaLedger | None
+) -> AIModerator | None:
+    """A Gemini text model judging prompts (None when `model` is empty or there is no key)."""
+    if not model or settings.gemini_api_key is None:
+        return None
+    ai = AIModerator(
+        http,
+        settings.gemini_api_key,
+        model,
+        base_url=settings.gemini_base_url,
+        timeout=settings.moderation_ai_timeout_seconds,
+        on_error=settings.moderation_ai_on_error,
+        images=settings.moderation_ai_images,
+        min_confidence=settings.moderation_ai_min_confidence,
+        cache_size=settings.moderation_ai_cache_size,
+        input_usd_per_mtok=settings.moderation_ai_input_usd_per_mtok,
+        output_usd_per_mtok=settings.moderation_ai_output_usd_per_mtok,
+        system=system,
+    )
+    if quota is not None:
+        ledger = quota
+
+        async def charge(call: AICall) -> None:
+            # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
+            await ledger.add_spend(call.guild_id, call.cost_usd)
+
+        ai.on_cost = charge
+    return ai
 
 
 @dataclass
@@ -213,6 +276,8 @@ class Services:
     generations: Generations
     metrics: Metrics
     server_settings: ServerSettings
+    images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
+    inputs: InputJudge
 
     @classmethod
     async def start(
@@ -241,7 +306,7 @@ class Services:
         registry = build_registry(settings)
         provider = build_provider(http, settings, registry, metrics=metrics)
         access = build_access(db, settings, registry, clock=clock)
-        moderation = build_moderation(db, settings, clock=clock, metrics=metrics)
+        moderation = build_moderation(db, settings, http=http, quota=quota, clock=clock, metrics=metrics)
         scheduler = build_scheduler(settings, metrics=metrics)
         generations = Generations(
             db,
@@ -249,6 +314,7 @@ class Services:
             max_turn_bytes=settings.edit_history_max_bytes,
             clock=clock,
         )
+        images = ImageWorkers(settings.image_workers)
         pipeline = Pipeline(
             generations=generations,
             provider=provider,
@@ -261,10 +327,15 @@ class Services:
             history_depth=settings.conversation_max_depth,
             history_turns=settings.edit_history_turns,
             history_max_bytes=settings.edit_history_max_bytes,
+            input_refusals=InputRefusals(
+                limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
+            ),
+            max_loading=settings.image_workers,
             clock=clock,
             metrics=metrics,
         )
         server_settings = ServerSettings(db, allow_dms=settings.allow_dms, clock=clock)
+        judge = build_input_judge(images, settings)
         return cls(
             settings,
             db,
@@ -279,6 +350,8 @@ class Services:
             generations,
             metrics,
             server_settings,
+            images,
+            judge,
         )
 
     # --- privacy: the member's own data, and the daily retention pass ------------------------------------------
@@ -325,6 +398,7 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
         await self.db.close()

@@ -26,6 +26,7 @@ from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
 from cogs.ui.places import check_interaction
+from cogs.ui.views import NOT_ON_THIS
 from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
@@ -143,7 +144,8 @@ class EditCog(commands.Cog):
             await send_ephemeral(interaction, user_message(exc).text)
             return
         request = interaction_request(interaction, instruction, RequestKind.EDIT, parent_id=parent_id)
-        await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
+        judge = self.bot.services.inputs
+        await run_interaction(self.bot, interaction, request, lambda: download(pending, judge))
 
     # --- buttons under results (cogs.ui.views routes them here) -------------------------------------------
 
@@ -155,6 +157,9 @@ class EditCog(commands.Cog):
             await send_ephemeral(interaction, PROMPT_GONE)
         elif generation is None or not generation.shown:
             await send_ephemeral(interaction, GONE)
+        elif interaction.message is None or interaction.message.id != generation.message_id:
+            # The custom_id names another picture than the one this button is under: act on neither.
+            await send_ephemeral(interaction, NOT_ON_THIS)
         elif action == "reroll":
             await self._reroll(interaction, generation)
         elif action == "edit":
@@ -181,7 +186,8 @@ class EditCog(commands.Cog):
             parent_id=generation.parent_id,
             original_id=generation.id,  # its model, size and shape
         )
-        load = (lambda: refetch(self.bot, sources, settings)) if sources else None
+        judge = self.bot.services.inputs
+        load = (lambda: refetch(self.bot, sources, settings, judge)) if sources else None
         await run_interaction(self.bot, interaction, request, load)
 
     async def _render(self, interaction: discord.Interaction, generation: Generation, size: str) -> None:
@@ -203,7 +209,8 @@ class EditCog(commands.Cog):
             options=ImageOptions(size=size),
             parent_id=generation.id,
         )
-        await run_interaction(self.bot, interaction, request, lambda: download(pending, settings))
+        judge = self.bot.services.inputs
+        await run_interaction(self.bot, interaction, request, lambda: download(pending, judge))
 
     async def _open_edit(self, interaction: discord.Interaction, generation: Generation) -> None:
         if not await check_interaction(self.bot, interaction):

@@ -3,7 +3,8 @@
 Every subcommand needs Manage Server (hidden from other members and checked again on the bot's side, see
 `cogs.ui.checks`) and answers ephemerally. Changes go through `bot.moderation.Moderation`, which drops its
 cached policy, so the next request already sees them. Blocks reach the log channel through the store's
-`on_block` hook, posted in the background so that a slow or broken log channel never delays the user's answer.
+`on_block` hook, and appeals of the AI moderator's blocks through `appeals.on_appeal`, posted in the background
+so that a slow or broken log channel never delays the user's answer.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
-from discord.utils import escape_markdown
 
 from bot.errors import BotError
+from bot.moderation.appeals import AppealResult
 from bot.moderation.filter import CATEGORIES, CATEGORY_DESCRIPTIONS, Explanation
 from bot.moderation.store import MAX_TERM_CHARS, AuditEntry, Moderation, ModerationConfig
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import clip, fit_lines
-from cogs.ui.wording import user_message
+from cogs.ui.wording import escape, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -36,7 +37,8 @@ DESCRIPTION_LIMIT = 4096  # Discord: embed description
 FIELD_LIMIT = 1024  # Discord: embed field value
 MAX_LOG_ROWS = 50
 BLOCKED, ALLOWED, SERIOUS = discord.Colour(0xD93025), discord.Colour(0x1E8E3E), discord.Colour(0xF29900)
-SOURCES = {"bot": "this server's rules", "google": "Google's safety filter"}
+SOURCES = {"bot": "this server's rules", "google": "Google's safety filter", "ai": "the AI moderator"}
+OUTCOMES = {"overturned": "✅ overturned", "upheld": "❌ upheld", "referred": "👀 for the moderators to review"}
 TERM_KINDS = [
     app_commands.Choice(name="block: refuse prompts that contain it", value="block"),
     app_commands.Choice(name="allow: an exception to the optional categories", value="allow"),
@@ -55,7 +57,7 @@ def _category(name: str) -> str:
 
 def _quoted(text: str, limit: int) -> str:
     """User text on one line, clipped and with its markdown shown as typed."""
-    return escape_markdown(clip(" ".join(text.split()), limit))
+    return escape(clip(" ".join(text.split()), limit))
 
 
 def explanation_embed(explanation: Explanation) -> discord.Embed:
@@ -69,7 +71,8 @@ def explanation_embed(explanation: Explanation) -> discord.Embed:
     lines = [clip(line, 600).replace("```", "`\u200b`\u200b`") for line in explanation.lines()]
     body = fit_lines(lines, DESCRIPTION_LIMIT - len("```\n\n```"))
     embed = discord.Embed(title=clip(title, 256), description=f"```\n{body}\n```", colour=colour)
-    embed.add_field(name="Why", value=clip(verdict.explanation or "no rule matched", FIELD_LIMIT), inline=False)
+    embed.add_field(name="Why", value=clip(escape(verdict.explanation or "no rule matched"), FIELD_LIMIT), inline=False)
+    embed.add_field(name="Decided by", value=clip(verdict.decided_by, FIELD_LIMIT), inline=False)
     return embed
 
 
@@ -82,18 +85,26 @@ def config_embed(config: ModerationConfig) -> discord.Embed:
     categories = [f"{'✅' if on else '⬜'} `{name}`: {_category(name)}" for name, on in config.enabled.items()]
     embed.add_field(name="Categories", value="\n".join(categories), inline=False)
     for title, terms in (("Blocked terms", config.blocked_terms), ("Allowed terms", config.allowed_terms)):
-        shown = fit_lines([f"• {escape_markdown(term)}" for term in terms], FIELD_LIMIT) if terms else "none"
+        shown = fit_lines([f"• {escape(term)}" for term in terms], FIELD_LIMIT) if terms else "none"
         embed.add_field(name=f"{title} ({len(terms)})", value=shown, inline=False)
     channel = f"<#{config.log_channel_id}>" if config.log_channel_id else "none (`/moderation logchannel` sets one)"
     embed.add_field(name="Log channel", value=channel, inline=False)
     return embed
 
 
+def _source(entry: AuditEntry) -> str:
+    """Who blocked it: this server's word lists and rules, the AI moderator (and whether an appeal overturned
+    that), or Google."""
+    if entry.tier == "ai":
+        return SOURCES["ai"] + (" (overturned on appeal)" if entry.overturned_at is not None else "")
+    return SOURCES.get(entry.source, entry.source)
+
+
 def log_embed(entries: Sequence[AuditEntry], user: discord.abc.User | None) -> discord.Embed:
     header = f"Blocks of {user.mention}\n" if user else ""
     lines = [
         f"<t:{int(e.created_at)}:f> <@{e.user_id}> in <#{e.channel_id}> · **{_category(e.category)}**"
-        f" · {SOURCES.get(e.source, e.source)}\n> {_quoted(e.text, 150)}"
+        f" · {_source(e)}\n> {_quoted(e.text, 150)}"
         for e in entries
     ]
     body = fit_lines(lines, DESCRIPTION_LIMIT - len(header)) if lines else "No blocked prompts recorded."
@@ -104,6 +115,8 @@ def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embe
     """The log channel's notice of one block. The prompt is a spoiler: moderators choose to read it."""
     ours = entry.source == "bot"
     title = "🚫 Prompt blocked by this server's rules" if ours else "🛡️ Prompt blocked by Google's safety filter"
+    if entry.tier == "ai":
+        title = "🤖 Prompt blocked by the AI moderator"
     embed = discord.Embed(
         title=title,
         description=f"||{_quoted(entry.text, 1000)}||",  # escaped: the prompt cannot close the spoiler
@@ -113,11 +126,29 @@ def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embe
     # Mentions inside an embed render as names and never ping.
     embed.add_field(name="User", value=f"<@{entry.user_id}>")
     embed.add_field(name="Channel", value=f"<#{entry.channel_id}>")
-    category = _category(entry.category) + (f" (term: {escape_markdown(entry.term)})" if entry.term else "")
+    category = _category(entry.category) + (f" (term: {escape(entry.term)})" if entry.term else "")
     embed.add_field(name="Category", value=clip(category, FIELD_LIMIT))
-    embed.add_field(name="Source", value=SOURCES.get(entry.source, entry.source))
+    embed.add_field(name="Source", value=_source(entry))
+    if entry.tier == "ai":
+        embed.add_field(name="Why", value=clip(escape(entry.detail), FIELD_LIMIT), inline=False)
     if cooldown_until is not None:
         embed.add_field(name="Cool-down", value=f"until <t:{int(cooldown_until)}:t> · `/moderation lift`")
+    return embed
+
+
+def appeal_embed(block: AuditEntry, result: AppealResult) -> discord.Embed:
+    """The log channel's notice of an appeal of the AI moderator's block, and how it ended."""
+    embed = discord.Embed(
+        title=f"⚖️ Appeal of an AI moderator block: {OUTCOMES[result.outcome]}",
+        description=f"||{_quoted(block.text, 1000)}||",
+        colour=ALLOWED if result.overturned else SERIOUS,
+    )
+    embed.add_field(name="User", value=f"<@{block.user_id}>")
+    embed.add_field(name="Channel", value=f"<#{block.channel_id}>")
+    embed.add_field(name="Blocked as", value=_category(block.category))
+    embed.add_field(name="Decided by", value=clip(result.decided_by, FIELD_LIMIT))
+    reason = clip(escape(result.reason) or "none given", FIELD_LIMIT)
+    embed.add_field(name="Reason", value=reason, inline=False)
     return embed
 
 
@@ -138,10 +169,13 @@ class ModerationCog(commands.Cog):
     async def cog_load(self) -> None:
         if self.bot.serving:
             self.store.on_block = self.on_block
+            self.store.appeals.on_appeal = self.on_appeal
 
     async def cog_unload(self) -> None:
         if self.bot.serving and self.store.on_block == self.on_block:
             self.store.on_block = None
+        if self.bot.serving and self.store.appeals.on_appeal == self.on_appeal:
+            self.store.appeals.on_appeal = None
         if self._posts:
             # At shutdown the last blocks still get a few seconds to reach the log channel (the whole stop has to fit
             # in the container's stop timeout).
@@ -152,13 +186,19 @@ class ModerationCog(commands.Cog):
     # --- log channel ------------------------------------------------------------------------------------
 
     async def on_block(self, entry: AuditEntry, cooldown_until: float | None) -> None:
-        if entry.guild_id is None:
-            return
-        task = asyncio.create_task(self._post_block(entry.guild_id, entry, cooldown_until))
+        if entry.guild_id is not None:
+            self._post(entry.guild_id, block_embed(entry, cooldown_until))
+
+    async def on_appeal(self, block: AuditEntry, result: AppealResult) -> None:
+        if block.guild_id is not None:
+            self._post(block.guild_id, appeal_embed(block, result))
+
+    def _post(self, guild_id: int, embed: discord.Embed) -> None:
+        task = asyncio.create_task(self._post_embed(guild_id, embed))
         self._posts.add(task)
         task.add_done_callback(self._posts.discard)
 
-    async def _post_block(self, guild_id: int, entry: AuditEntry, cooldown_until: float | None) -> None:
+    async def _post_embed(self, guild_id: int, embed: discord.Embed) -> None:
         channel_id = await self.store.get_log_channel(guild_id)
         if channel_id is None:
             return
@@ -167,7 +207,7 @@ class ModerationCog(commands.Cog):
             log.warning("the moderation log channel %s of guild %s is gone", channel_id, guild_id)
             return
         try:
-            await channel.send(embed=block_embed(entry, cooldown_until))
+            await channel.send(embed=embed)
         except discord.HTTPException as exc:
             log.warning("could not post to the moderation log channel %s of guild %s: %s", channel_id, guild_id, exc)
 
@@ -193,7 +233,7 @@ class ModerationCog(commands.Cog):
         except BotError as exc:
             await send_ephemeral(interaction, user_message(exc).text)
             return
-        shown = escape_markdown(term)
+        shown = escape(term)
         if not added:
             text = f"This server already has a {kind_value} term that reads like “{shown}”."
         elif kind_value == "block":
@@ -220,7 +260,7 @@ class ModerationCog(commands.Cog):
         """Remove one of this server's blocked or allowed terms."""
         assert interaction.guild_id is not None
         removed = await self.store.remove_term(interaction.guild_id, term, kind.value if kind else None)
-        shown = escape_markdown(term)
+        shown = escape(term)
         if removed:
             text = f"Removed “{shown}”: it no longer applies, from the next request on."
         else:
@@ -237,8 +277,10 @@ class ModerationCog(commands.Cog):
     @app_commands.describe(text="A prompt to check; nothing is generated or recorded")
     async def test(self, interaction: discord.Interaction, text: str) -> None:
         """Show what the filter sees in a prompt under this server's rules, and why."""
+        if self.store.ai is not None:  # the AI moderator's answer may take longer than Discord waits
+            await interaction.response.defer(ephemeral=True, thinking=True)
         explanation = await self.store.explain(interaction.guild_id, text)
-        await interaction.response.send_message(embed=explanation_embed(explanation), ephemeral=True)
+        await send_embed(interaction, explanation_embed(explanation))
 
     @moderation.command(name="category")
     @app_commands.describe(name="The category", enabled="On (blocked here) or off")
@@ -290,11 +332,24 @@ class ModerationCog(commands.Cog):
     @app_commands.describe(user="The member whose cool-down ends now")
     async def lift(self, interaction: discord.Interaction, user: discord.User) -> None:
         """End a member's cool-down after repeated blocked prompts."""
-        if await self.store.lift_cooldown(interaction.guild_id, user.id):
+        lifted = await self.store.lift_cooldown(interaction.guild_id, user.id)
+        # A cool-down follows the member everywhere, but only the server where it began can lift it.
+        still = await self.store.active_cooldown(user.id)
+        if lifted and still is None:
             text = f"{user.mention} can generate again; their earlier blocks no longer count toward a cool-down."
+        elif lifted:
+            text = f"{user.mention}'s cool-down from here is lifted; one that began outside this server still applies."
         else:
-            text = f"{user.mention} is not on a cool-down here."
+            text = f"{user.mention} has no cool-down that began in this server."
         await send_ephemeral(interaction, text)
+
+
+async def send_embed(interaction: discord.Interaction, embed: discord.Embed) -> None:
+    """An ephemeral answer, or the followup of a deferred one."""
+    if interaction.response.is_done():
+        await interaction.followup.send(embed=embed, ephemeral=True)
+    else:
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
 async def setup(bot: ImageBot) -> None:

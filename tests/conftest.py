@@ -37,6 +37,7 @@ def make_settings(fake: FakeDiscord, gemini: FakeGemini, db_path: Path, **overri
         "discord_guild_id": fake.guild.id,
         "database_path": db_path,
         "progress_edit_interval_seconds": 0,
+        "queue_report_interval_seconds": 0,
         "gemini_backoff_base_seconds": 0.01,
         "gemini_backoff_max_seconds": 0.05,
         "gemini_attempt_timeout_seconds": 2,

@@ -1,18 +1,28 @@
 """Input and output image handling on bytes: type sniffing, validation, conversion, fitting under upload limits.
 
-Input images are trusted by their bytes, never by their file name or declared content type. Decoding is bounded
-by a pixel limit (decompression bombs) and happens only after the size was checked.
+Input images are trusted by their bytes, never by their file name or declared content type. PNG, JPEG and WebP
+go upstream as they are and are never decoded (their structure is checked); GIF and BMP must be decoded to be
+converted, so they get a lower pixel limit, are shrunk while decoding where the format allows it (`draft`,
+`reduce`) and are converted at most `max_side` pixels long. Every limit is judged from the header, before any
+pixel is decoded. The work runs in `ImageWorkers`, a bounded pool, so at most that many images are decoded (and
+held decoded in memory) at once, whatever the number of requests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 import logging
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
-from bot.errors import InvalidRequest
+from bot.config import DEFAULTS
+from bot.errors import ImageRefused, InvalidRequest
 from bot.models import InputImage
 
 log = logging.getLogger(__name__)
@@ -23,6 +33,24 @@ _REQUEST_OVERHEAD = 64 * 1024
 
 PASSTHROUGH = {"image/png", "image/jpeg", "image/webp"}  # what Gemini takes as is
 CONVERTIBLE = {"image/gif", "image/bmp"}  # converted to PNG first
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ImageWorkers:
+    """A bounded pool for image work (judging inputs, re-encoding results): `run` waits for a free worker, so
+    the number of images decoded at once, and the memory they take, does not grow with the number of requests."""
+
+    def __init__(self, workers: int = DEFAULTS.image_workers) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="images")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def sniff_mime(data: bytes) -> str | None:
@@ -43,47 +71,78 @@ def sniff_mime(data: bytes) -> str | None:
 def check_declared_size(size: int, max_bytes: int, name: str = "The image") -> None:
     """Refuse an attachment by its metadata, before downloading it."""
     if size > max_bytes:
-        raise InvalidRequest(f"{name} is {_mb(size)}; the limit is {_mb(max_bytes)}. Please use a smaller file.")
+        raise ImageRefused(f"{name} is {_mb(size)}; the limit is {_mb(max_bytes)}. Please use a smaller file.")
 
 
-def prepare_input(data: bytes, *, max_bytes: int, max_pixels: int, name: str = "The image") -> InputImage:
-    """Validate one input image and return what goes upstream: png/jpeg/webp unchanged, gif/bmp as PNG."""
+def prepare_input(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_converted_pixels: int = DEFAULTS.max_converted_input_pixels,
+    max_side: int = DEFAULTS.converted_input_max_side,
+    name: str = "The image",
+) -> InputImage:
+    """Validate one input image and return what goes upstream: png/jpeg/webp unchanged (never decoded), gif/bmp
+    as PNG of their first frame, at most `max_side` pixels long."""
     check_declared_size(len(data), max_bytes, name)
     mime = sniff_mime(data)
     if mime is None:
-        raise InvalidRequest(f"{name} is not a PNG, JPEG, WebP, GIF or BMP image (whatever its name says).")
-    image = _open_bounded(data, max_pixels, name)
+        raise ImageRefused(f"{name} is not a PNG, JPEG, WebP, GIF or BMP image (whatever its name says).")
     if mime in PASSTHROUGH:
+        _check_structure(data, max_pixels, name)
         return InputImage(data=data, mime_type=mime)
-    # gif and bmp: the first frame, as PNG
-    with image:
+    limit = min(max_pixels, max_converted_pixels)
+    kind = mime.removeprefix("image/").upper()
+    with _open_bounded(data, limit, name, f" for a {kind}, which has to be converted") as image:
+        return InputImage(data=_convert(image, max_side, name), mime_type="image/png")
+
+
+def _convert(image: Image.Image, max_side: int, name: str) -> bytes:
+    """The first frame as PNG, shrunk to `max_side`. `thumbnail` shrinks while decoding where the format allows
+    (JPEG's `draft`, `reduce` by whole factors); a palette image is resized as it is decoded (nearest
+    neighbour, one byte per pixel) and expanded to RGBA only once it is small."""
+    try:
         image.seek(0)
+        image.thumbnail((max_side, max_side))
+        mode = "RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB"
         out = io.BytesIO()
-        image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB").save(out, "PNG")
-    return InputImage(data=out.getvalue(), mime_type="image/png")
+        image.convert(mode).save(out, "PNG")
+    except Exception as exc:  # truncated or corrupt pixel data shows only while decoding
+        raise ImageRefused(f"{name} could not be read as an image: the file is damaged.") from exc
+    return out.getvalue()
 
 
-def _open_bounded(data: bytes, max_pixels: int, name: str) -> Image.Image:
-    too_big = f"{name} has too many pixels; the limit is {max_pixels:,} pixels. Please use a smaller image."
+def _open_bounded(data: bytes, max_pixels: int, name: str, why: str = "") -> Image.Image:
+    """The image with only its header read, refused if it states more than `max_pixels` pixels."""
+    too_big = f"{name} has too many pixels; the limit is {max_pixels:,} pixels{why}. Please use a smaller image."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:  # Pillow's own guard, at twice its default limit
-        raise InvalidRequest(too_big) from exc
+        raise ImageRefused(too_big) from exc
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidRequest(f"{name} could not be read as an image: the file is damaged.") from exc
+        raise ImageRefused(f"{name} could not be read as an image: the file is damaged.") from exc
     # The header states the size before any pixel is decoded, so a bomb is refused without inflating it.
     width, height = image.size
     if width * height > max_pixels:
-        raise InvalidRequest(too_big.replace("has too many pixels", f"is {width}×{height} pixels"))
+        image.close()
+        raise ImageRefused(too_big.replace("has too many pixels", f"is {width}×{height} pixels"))
+    return image
+
+
+def _check_structure(data: bytes, max_pixels: int, name: str) -> None:
+    """Size from the header, then structure and checksums, without decoding (or keeping) any pixel."""
+    image = _open_bounded(data, max_pixels, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.verify()  # checks structure and checksums without keeping decoded pixels
-        return Image.open(io.BytesIO(data))  # verify() leaves the object unusable
+            image.verify()
     except Exception as exc:  # PIL raises a zoo of types for broken files
-        raise InvalidRequest(f"{name} could not be read as an image: the file is damaged.") from exc
+        raise ImageRefused(f"{name} could not be read as an image: the file is damaged.") from exc
+    finally:
+        image.close()
 
 
 def check_request_size(prompt: str, images: tuple[InputImage, ...], *, extra_bytes: int = 0) -> None:
@@ -92,7 +151,7 @@ def check_request_size(prompt: str, images: tuple[InputImage, ...], *, extra_byt
     encoded = sum((len(i.data) + 2) // 3 * 4 for i in images)
     size = len(prompt.encode()) + encoded + extra_bytes + _REQUEST_OVERHEAD
     if size > UPSTREAM_REQUEST_LIMIT:
-        raise InvalidRequest(
+        raise ImageRefused(
             f"Together the images are too large for the image model ({_mb(size)} encoded; the limit is "
             f"{_mb(UPSTREAM_REQUEST_LIMIT)}). Use fewer or smaller images."
         )

@@ -1,16 +1,30 @@
 """The rules for the images an edit starts from, on plain values, and what users read when one is refused.
 
 Cheap checks run on an attachment's metadata before anything is downloaded (count, declared type and size);
-the bytes are judged afterwards by `bot.editing.images.prepare_input`, and the whole request by `check_request_size`.
+the bytes are judged afterwards by `InputJudge` (`bot.editing.images.prepare_input` in the bounded image
+workers), and the whole request by `check_request_size`. `InputRefusals` remembers each member's refused images,
+so that someone who keeps sending images that cost a download and a decode for nothing is stopped before the
+download.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections import deque
+from collections.abc import Callable
 
+from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
-from bot.editing.images import CONVERTIBLE, PASSTHROUGH, check_declared_size, check_request_size
-from bot.errors import InvalidRequest
+from bot.editing.images import (
+    CONVERTIBLE,
+    PASSTHROUGH,
+    ImageWorkers,
+    check_declared_size,
+    check_request_size,
+    prepare_input,
+)
+from bot.errors import InvalidRequest, TooManyRefusedImages
 from bot.models import ImageRequest, InputImage
 
 ACCEPTED_TYPES = PASSTHROUGH | CONVERTIBLE
@@ -63,3 +77,73 @@ def with_images(request: ImageRequest, images: tuple[InputImage, ...], *, extra_
     updated = dataclasses.replace(request, images=images)
     check_request_size(provider_prompt(updated.prompt, updated.history), images, extra_bytes=extra_bytes)
     return updated
+
+
+class InputJudge:
+    """Judges one downloaded input image by its bytes, in the bounded image workers, with the bot's limits."""
+
+    def __init__(
+        self,
+        workers: ImageWorkers,
+        *,
+        max_bytes: int = DEFAULTS.max_input_image_bytes,
+        max_pixels: int = DEFAULTS.max_input_pixels,
+        max_converted_pixels: int = DEFAULTS.max_converted_input_pixels,
+        max_side: int = DEFAULTS.converted_input_max_side,
+    ) -> None:
+        self.workers = workers
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.max_converted_pixels = max_converted_pixels
+        self.max_side = max_side
+
+    async def judge(self, data: bytes, name: str) -> InputImage:
+        return await self.workers.run(
+            prepare_input,
+            data,
+            max_bytes=self.max_bytes,
+            max_pixels=self.max_pixels,
+            max_converted_pixels=self.max_converted_pixels,
+            max_side=self.max_side,
+            name=name,
+        )
+
+
+class InputRefusals:
+    """Per member, the times of their recent refused images (in memory: a restart forgives them). After `limit`
+    within `window` seconds, `check` refuses their requests with images until the oldest ages out."""
+
+    def __init__(
+        self,
+        *,
+        limit: int = DEFAULTS.input_refusal_limit,
+        window: float = DEFAULTS.input_refusal_window_seconds,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._times: dict[int, deque[float]] = {}
+
+    def check(self, user_id: int) -> None:
+        times = self._recent(user_id)
+        if times is not None and len(times) >= self.limit:
+            raise TooManyRefusedImages(self.limit, times[0] + self.window)
+
+    def refused(self, user_id: int) -> None:
+        times = self._recent(user_id)
+        if times is None:
+            times = self._times[user_id] = deque(maxlen=self.limit)
+        times.append(self.clock())
+
+    def _recent(self, user_id: int) -> deque[float] | None:
+        times = self._times.get(user_id)
+        if times is None:
+            return None
+        horizon = self.clock() - self.window
+        while times and times[0] <= horizon:
+            times.popleft()
+        if not times:  # nothing to remember: the map only holds members with recent refusals
+            del self._times[user_id]
+            return None
+        return times

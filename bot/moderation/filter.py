@@ -15,28 +15,28 @@ with a trailing `*`; a listed name near "sexy" blocks even when "sexy" describes
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import NamedTuple
 
-from bot.moderation import terms as lists
+from bot.moderation import langs
 from bot.moderation.index import Index, Rule
-from bot.moderation.text import (
-    Run,
-    Token,
-    Views,
-    ages,
-    collapse,
-    fold,
-    glued,
-    normalise,
-    origins,
-    skeleton,
-    spaced_runs,
-    views,
+from bot.moderation.rules import (
+    CUE_KINDS,
+    UNDRESS_WINDOW,
+    WINDOW,
+    Spans,
+    combined,
+    pair_match,
+    pairs,
+    religious_symbol,
 )
+from bot.moderation.scan import AGE, BUILTIN, Hit, Match
+from bot.moderation.scan import Analysis as _Analysis
+from bot.moderation.scan import scan as _scan
+from bot.moderation.text import glued, normalise, spaced_runs
+
+__all__ = ["CATEGORIES", "Explanation", "Hit", "Policy", "Verdict", "evaluate", "evaluate_conversation", "explain"]
 
 CATEGORIES = ("csam", "sexual", "gore", "hate", "real_people_sexual")
 OPTIONAL_CATEGORIES = CATEGORIES[1:]
@@ -49,16 +49,12 @@ CATEGORY_DESCRIPTIONS = {
     "real_people_sexual": "sexualised depictions of real, named people",
     CUSTOM: "a term this server's moderators blocked",
 }
-# Words allowed between the two halves of a pair ("nude photo of a 12 year old": 3 between).
-WINDOW = 8
-UNDRESS_WINDOW = 3  # "remove her bikini": 1 between
 MAX_EXPLAINED = 25  # hits listed by `Explanation.lines`; a hostile text can fire thousands
-MAX_WRITTEN = 80  # characters of the user's own text quoted back (a spaced-out run can be thousands long)
 
 _MINOR, _SUGGESTIVE, _REVEALING, _PERSON = "minor", "suggestive", "revealing", "person"
 _UNDRESS, _GARMENT, _ALLOW, _CUSTOM_ALLOW = "undress", "garment", "allow", "custom_allow"
-_AGE = Rule(_MINOR, "age under 18")
-_CUE_KINDS = frozenset({_MINOR, _SUGGESTIVE, _REVEALING, _PERSON})  # halves of pairs, never blocking alone
+_SYMBOL = "symbol"
+_BLOCKING = frozenset(("csam", "sexual", "gore", "hate"))
 _CSAM_CUES = {_MINOR: "minor", _SUGGESTIVE: "csam_sexual", "sexual": "csam_sexual", _REVEALING: "revealing"}
 _LABELS = {
     _MINOR: "minor word",
@@ -67,39 +63,8 @@ _LABELS = {
     "sexual": "sexual word",
     _REVEALING: "revealing word",
 }
-
-
-def _builtin_entries() -> Iterable[tuple[str, str]]:
-    for category, terms in lists.TERMS.items():
-        yield from ((category, term) for term in terms)
-    for kind, terms in (
-        (_MINOR, lists.MINOR),
-        (_SUGGESTIVE, lists.SUGGESTIVE),
-        (_REVEALING, lists.REVEALING),
-        (_PERSON, lists.PUBLIC_FIGURES + lists.PERSONS),
-        (_UNDRESS, lists.UNDRESS),
-        (_GARMENT, lists.GARMENTS),
-        (_ALLOW, lists.ALLOW),
-    ):
-        yield from ((kind, term) for term in terms)
-
-
-_BUILTIN = Index(_builtin_entries())
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One rule that fired. `status`: "blocks"; "off" (category switched off here); "allowed" (inside the allow
-    phrase in `note`); "cue" (half of a pair that found no other half)."""
-
-    category: str  # a category, CUSTOM, or a cue kind
-    term: str  # the listed term, or "a + b" for a pair
-    written: str  # as the user wrote it
-    view: str  # which view of the text matched
-    status: str
-    note: str = ""
-    width: int = 1  # words covered: the widest blocking hit explains best ("torture porn" over "porn")
-    pair: bool = False
+_SKIPPED = frozenset((_ALLOW, _CUSTOM_ALLOW, _UNDRESS, _GARMENT))
+_BLOCK_ONLY = frozenset(("gore", "hate", CUSTOM))  # kinds that are never the half of a pair
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +74,27 @@ class Verdict:
     term: str | None = None  # the listed term
     written: str | None = None  # what the user wrote, to help them rephrase; never given for csam
     explanation: str = ""
+    tier: str = "local"  # "local" (the word lists and rules) or "ai" (the second opinion, bot.moderation.ai)
+    rule: str = ""  # how it matched: "words", "misspelling", "group near vermin", ...
+    lang: str = ""  # the language list of the rule, e.g. "es"; "en/es" for a pair across two lists
+
+    @property
+    def decided_by(self) -> str:
+        """One line for `/moderation test` and the audit log: tier, rule and language."""
+        parts = ["AI second opinion" if self.tier == "ai" else "local word lists and rules"]
+        if self.rule:
+            parts.append(f"rule: {self.rule}")
+        if self.lang:
+            parts.append(f"language: {_language(self.lang)}")
+        return " · ".join(parts)
 
     @property
     def blocked(self) -> bool:
         return not self.allowed
+
+
+def _language(codes: str) -> str:
+    return " + ".join(langs.LANGUAGE_NAMES.get(code, code) for code in codes.split("/"))
 
 
 ALLOWED = Verdict(True, explanation="no rule matched")
@@ -126,6 +108,7 @@ class Explanation:
     views: dict[str, str]
     hits: tuple[Hit, ...]
     verdict: Verdict
+    ai_note: str = ""  # the AI second opinion's answer, when it was asked (bot.moderation.store)
 
     def lines(self) -> list[str]:
         out = [f"{name}: {value}" for name, value in self.views.items() if value]
@@ -133,10 +116,14 @@ class Explanation:
             status = {"blocks": "BLOCKS", "off": "category off here", "cue": "no pair"}.get(hit.status)
             status = status or f"allowed by “{hit.note}”"
             label = _LABELS.get(hit.category, hit.category)
-            out.append(f"{label}: “{hit.written}” → {hit.term} [{hit.view}] ({status})")
+            language = " · " + _language(hit.lang) if hit.lang else ""
+            out.append(f"{label}: “{hit.written}” → {hit.term} [{hit.view}] ({status}){language}")
         if len(self.hits) > MAX_EXPLAINED:
             out.append(f"… and {len(self.hits) - MAX_EXPLAINED} more")
+        if self.ai_note:
+            out.append(self.ai_note)
         out.append(f"verdict: {'allowed' if self.verdict.allowed else 'blocked'}: {self.verdict.explanation}")
+        out.append(f"decided by: {self.verdict.decided_by}")
         return out
 
 
@@ -165,127 +152,36 @@ class Policy:
 DEFAULT_POLICY = Policy()
 
 
-# --- analysis --------------------------------------------------------------------------------------------------
+# --- judging -------------------------------------------------------------------------------------------------
 
-
-class _Match(NamedTuple):
-    rule: Rule
-    first: int  # word indexes, inclusive
-    last: int
-    view: str
-
-
-@dataclass
-class _Analysis:
-    text: str
-    folded: str
-    view: Views
-    matches: list[_Match]
-    hits: list[Hit] = field(default_factory=list)
-    # Pair halves not cancelled by an allow phrase, also paired across the turns of a conversation.
-    cues: dict[str, list[_Match]] = field(default_factory=dict)
-
-    @cached_property
-    def _origins(self) -> list[int]:
-        return origins(self.text)
-
-    def written(self, match: _Match) -> str:
-        start, end = self.view.words[match.first].start, self.view.words[match.last].end
-        written = self.text[self._origins[start] : self._origins[end - 1] + 1]
-        return written if len(written) <= MAX_WRITTEN else written[: MAX_WRITTEN - 1] + "…"
-
-
-def _scan(text: str, indexes: Sequence[Index]) -> _Analysis:
-    folded = fold(text)
-    view = views(folded)
-    words, changed = view.words, view.changed
-    runs, groups = spaced_runs(words), glued(words, folded)
-    matches: list[_Match] = []
-    for index in indexes:
-        matches += (_Match(rule, a, b, "words") for a, b, rule in index.find(view.exact))
-        if view.stretched is not None:
-            found = index.find(view.stretched, changed)
-            # Only where collapsing changed something: "bobs" must not read as a collapsed "boobs".
-            matches += (_Match(r, a, b, "stretched letters") for a, b, r in found if any(changed[a : b + 1]))
-        for run in runs:
-            inside = index.find_inside(skeleton(run.text), skeleton(collapse(run.text)))
-            matches += (
-                _Match(rule, *_run_words(words, run, start, end), "letters spaced apart") for rule, start, end in inside
-            )
-        for group in groups:
-            matches += (_Match(rule, group.first, group.last, "split by punctuation") for rule in _whole(index, group))
-        for i, key in enumerate(view.exact):
-            if "*" in key:
-                matches += (_Match(rule, i, i, "censored letters") for rule in index.find_censored(key))
-    matches += (_Match(_AGE, a, b, "age") for a, b in ages(words))
-    return _Analysis(text, folded, view, matches)
-
-
-def _run_words(words: list[Token], run: Run, start: int | None, end: int | None) -> tuple[int, int]:
-    """The words of `run` that spell run.text[start:end] (the whole run when offsets are unknown)."""
-    if start is None or end is None:
-        return run.first, run.last
-    first = bisect.bisect_right(run.offsets, start) - 1
-    last = bisect.bisect_right(run.offsets, end - 1) - 1
-    return run.first + first, run.first + last
-
-
-def _whole(index: Index, group: Run) -> list[Rule]:
-    found = [rule for _, _, rule in index.find([skeleton(group.text)])]
-    collapsed = collapse(group.text)
-    if collapsed != group.text:
-        found += [rule for _, _, rule in index.find([skeleton(collapsed)], [True])]
-    return found
-
-
-class _Spans:
-    """Matches sorted by start, answering "which one reaches furthest among those starting by word i" in
-    O(log n): enough to find an allow phrase around a match, or a partner within a window, without pairing
-    every match with every other (a hostile text can hold thousands)."""
-
-    def __init__(self, matches: Iterable[_Match]) -> None:
-        ordered = sorted(matches, key=lambda m: m.first)
-        self.starts = [m.first for m in ordered]
-        self.reach: list[_Match] = []
-        for match in ordered:
-            self.reach.append(match if not self.reach or match.last > self.reach[-1].last else self.reach[-1])
-
-    def furthest(self, started_by: int) -> _Match | None:
-        k = bisect.bisect_right(self.starts, started_by)
-        return self.reach[k - 1] if k else None
-
-    def around(self, match: _Match) -> _Match | None:
-        span = self.furthest(match.first)
-        return span if span is not None and span.last >= match.last else None
-
-
-def _pairs(lefts: list[_Match], rights: list[_Match], window: int) -> Iterable[tuple[_Match, _Match]]:
-    """Each left with one right at most `window` words away."""
-    spans = _Spans(rights)
-    for left in lefts:
-        right = spans.furthest(left.last + window + 1)
-        if right is not None and right.last >= left.first - window - 1:
-            yield left, right
-
-
-def _pair_match(a: _Match, b: _Match, kind: str, view: str) -> _Match:
-    return _Match(Rule(kind, f"{a.rule.term} + {b.rule.term}"), min(a.first, b.first), max(a.last, b.last), view)
+_PRESET = CUE_KINDS - {_MINOR, _SUGGESTIVE, _REVEALING, _PERSON, _UNDRESS, _GARMENT}
+_CUE_LISTS = ("minor", "age", "csam_sexual", "revealing", "person", "person_sexual", *sorted(_PRESET))
 
 
 def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
     """Fill `analysis.hits` (only blocking ones unless `detail`) and `analysis.cues`."""
-    allows = _Spans(m for m in analysis.matches if m.rule.kind == _ALLOW)
-    custom_allows = _Spans(m for m in analysis.matches if m.rule.kind == _CUSTOM_ALLOW)
+    where = analysis.where
+    allows = Spans(m for m in analysis.matches if m.rule.kind == _ALLOW)
+    custom_allows = Spans(m for m in analysis.matches if m.rule.kind == _CUSTOM_ALLOW)
     verbs = [m for m in analysis.matches if m.rule.kind == _UNDRESS and not allows.around(m)]
     garments = [m for m in analysis.matches if m.rule.kind == _GARMENT and not allows.around(m)]
-    undressing = [_pair_match(v, g, "sexual", "undressing words") for v, g in _pairs(verbs, garments, UNDRESS_WINDOW)]
-    cues = analysis.cues = {k: [] for k in ("minor", "age", "csam_sexual", "revealing", "person", "person_sexual")}
-    masked: list[tuple[_Match, _Match]] = []
+    undressing = [
+        pair_match(v, g, "sexual", "undressing words") for v, g in pairs(verbs, garments, UNDRESS_WINDOW, where)
+    ]
+    cues = analysis.cues = {k: [] for k in _CUE_LISTS}
+    for match in analysis.matches:
+        if match.rule.kind in _PRESET and not allows.around(match):
+            cues[match.rule.kind].append(match)
+    extra = combined(cues, where)
+    extra_ids = {id(m) for m in extra}
+    masked: list[tuple[Match, Match | str]] = []
     seen: set[tuple[Rule, int, int]] = set()
-    for match in analysis.matches + undressing:
+    for match in analysis.matches + undressing + extra:
         kind = match.rule.kind
-        if kind in (_ALLOW, _CUSTOM_ALLOW, _UNDRESS, _GARMENT) or (match.rule, match.first, match.last) in seen:
+        if kind in _SKIPPED or (match.rule, match.first, match.last) in seen:
             continue
+        if kind in _BLOCK_ONLY and analysis.widest.get((match.rule, "blocks", ""), -1) >= match.last - match.first:
+            continue  # this rule already blocks at least as wide (see `_add`); nothing else reads it
         seen.add((match.rule, match.first, match.last))
         builtin = allows.around(match)
         # A server's allowed terms never soften csam, so csam and its pairs only see built-in allow phrases.
@@ -293,16 +189,24 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
         for_csam, for_others = builtin is None, builtin is None and custom is None
         if for_csam and kind in _CSAM_CUES:
             cues[_CSAM_CUES[kind]].append(match)
-        if for_csam and match.rule == _AGE:
+        if for_csam and match.rule == AGE:
             cues["age"].append(match)
         if for_others and kind in (_PERSON, _SUGGESTIVE, _REVEALING, "sexual"):
             cues["person" if kind == _PERSON else "person_sexual"].append(match)
-        if kind == "csam" and for_csam:
-            analysis.hits.append(_hit(analysis, match, "blocks"))
-        elif (allowed_by := builtin or custom) is not None:
-            masked.append((match, allowed_by))
-        elif kind not in _CUE_KINDS:
-            analysis.hits.append(_hit(analysis, match, "blocks" if policy.enabled(kind) else "off"))
+        if kind == _SYMBOL:
+            if builtin or custom:
+                masked.append((match, builtin or custom))  # type: ignore[arg-type]
+            elif religious_symbol(match, cues, where):
+                masked.append((match, "religious context"))
+            else:
+                _add(analysis, match, "blocks" if policy.enabled("hate") else "off", kind="hate")
+        elif kind == "csam" and for_csam:
+            _add(analysis, match, "blocks")
+        elif builtin or custom:
+            masked.append((match, builtin or custom))  # type: ignore[arg-type]
+        elif kind not in CUE_KINDS:
+            pair = id(match) in extra_ids
+            _add(analysis, match, "blocks" if policy.enabled(kind) else "off", pair=pair)
     paired: set[int] = set()
     for category, lefts, rights in (
         ("csam", cues["minor"], cues["csam_sexual"]),
@@ -310,50 +214,74 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
         ("real_people_sexual", cues["person"], cues["person_sexual"]),
     ):
         status = "blocks" if policy.enabled(category) else "off"
-        for left, right in _pairs(lefts, rights, WINDOW):
+        for left, right in pairs(lefts, rights, WINDOW, where):
             view = f"{_LABELS[left.rule.kind]} near a {_LABELS[right.rule.kind]}"
-            analysis.hits.append(_hit(analysis, _pair_match(left, right, category, view), status, pair=True))
+            _add(analysis, pair_match(left, right, category, view), status, pair=True)
             paired.update((id(left), id(right)))
     if detail:
         for match, allow in masked:
-            analysis.hits.append(_hit(analysis, match, "allowed", allow.rule.term))
+            note = allow if isinstance(allow, str) else allow.rule.term
+            _add(analysis, match, "allowed", note)
         for match in cues["minor"] + cues["person"]:
             if id(match) not in paired:
-                analysis.hits.append(_hit(analysis, match, "cue"))
+                _add(analysis, match, "cue")
 
 
-def _hit(analysis: _Analysis, match: _Match, status: str, note: str = "", pair: bool = False) -> Hit:
+def _add(analysis: _Analysis, match: Match, status: str, note: str = "", pair: bool = False, kind: str = "") -> None:
+    """Record a hit. Outside explanations a rule counts once, at its widest: the verdict reads nothing else,
+    and a hostile text repeating one phrase would otherwise make thousands of identical hits."""
+    if not analysis.detail:
+        key = (match.rule, status, kind)
+        width = match.last - match.first
+        if analysis.widest.get(key, -1) >= width:
+            return
+        analysis.widest[key] = width
+    analysis.hits.append(_hit(analysis, match, status, note, pair, kind))
+
+
+def _hit(analysis: _Analysis, match: Match, status: str, note: str = "", pair: bool = False, kind: str = "") -> Hit:
     width = match.last - match.first + 1
-    return Hit(match.rule.kind, match.rule.term, analysis.written(match), match.view, status, note, width, pair)
+    rule = match.rule
+    # Quoting the user's text costs a slice per hit; a hostile text fires thousands and only the verdict's is read.
+    written = analysis.written(match) if analysis.detail else ""
+    hit = Hit(kind or rule.kind, rule.term, written, match.view, status, note, width, pair, rule.lang)
+    if not analysis.detail:
+        analysis.sources[id(hit)] = match
+    return hit
 
 
 def _analyse(text: str, policy: Policy, detail: bool = False) -> _Analysis:
     custom = policy.custom
-    analysis = _scan(text, (_BUILTIN, custom) if custom else (_BUILTIN,))
+    analysis = _scan(text, (BUILTIN, custom) if custom else (BUILTIN,))
+    analysis.detail = detail
     _judge(analysis, policy, detail)
     return analysis
 
 
-def _verdict(hits: Iterable[Hit]) -> Verdict:
+def _verdict(analysis: _Analysis) -> Verdict:
     order = CATEGORIES + (CUSTOM,)
-    blocking = [h for h in hits if h.status == "blocks"]
+    blocking = [h for h in analysis.hits if h.status == "blocks"]
     if not blocking:
         return ALLOWED
     best = min(blocking, key=lambda h: (h.category != "csam", -h.width, order.index(h.category)))
+    if id(best) in analysis.sources:
+        best = replace(best, written=analysis.written(analysis.sources[id(best)]))
+    how = {"rule": best.view, "lang": best.lang}
     if best.category == "csam":
-        return Verdict(False, "csam", best.term, None, "sexual content involving a minor is never allowed")
+        return Verdict(False, "csam", best.term, None, "sexual content involving a minor is never allowed", **how)
     if best.pair:
-        return Verdict(False, best.category, best.term, best.written, f"{best.view}: “{best.written}”")
+        return Verdict(False, best.category, best.term, best.written, f"{best.view}: “{best.written}”", **how)
     what = "a term this server blocks" if best.category == CUSTOM else f"a {best.category} term"
     stem, written = best.term.rstrip("*"), best.written.casefold()
     plain = written == stem or (best.term.endswith("*") and written.startswith(stem))
     reads = "" if plain else f" (reads as “{stem}”)"
-    return Verdict(False, best.category, best.term, best.written, f"“{best.written}”{reads} is {what}")
+    explanation = f"“{best.written}”{reads} is {what}"
+    return Verdict(False, best.category, best.term, best.written, explanation, **how)
 
 
 def evaluate(text: str, policy: Policy = DEFAULT_POLICY) -> Verdict:
     """Allowed, or blocked with the category, the listed term and what the user wrote."""
-    return _verdict(_analyse(text, policy).hits)
+    return _verdict(_analyse(text, policy))
 
 
 def evaluate_conversation(texts: Sequence[str], policy: Policy = DEFAULT_POLICY) -> tuple[int, Verdict]:
@@ -362,7 +290,7 @@ def evaluate_conversation(texts: Sequence[str], policy: Policy = DEFAULT_POLICY)
     looked for across texts: "a 12 year old at the park", then "make her sexy", edit one picture."""
     analyses = [_analyse(text, policy) for text in texts]
     for i, analysis in enumerate(analyses):
-        verdict = _verdict(analysis.hits)
+        verdict = _verdict(analysis)
         if verdict.blocked:
             return i, verdict
     for category, left_kind, right_kind in (
@@ -387,4 +315,4 @@ def explain(text: str, policy: Policy = DEFAULT_POLICY) -> Explanation:
         "stretching collapsed": " ".join(view.stretched) if view.stretched else "",
         "letters joined": " ".join(run.text for run in joined),
     }
-    return Explanation(text, shown, tuple(analysis.hits), _verdict(analysis.hits))
+    return Explanation(text, shown, tuple(analysis.hits), _verdict(analysis))

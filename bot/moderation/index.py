@@ -12,7 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.moderation.text import collapse, fold, skeleton, tokens
+from bot.moderation.censored import CensoredMatcher
+from bot.moderation.text import collapse, fold, is_cjk, is_solo, skeleton, tokens
 
 # Shorter keys are not searched inside joined letters or stretched words: "kkk" collapses to "k".
 MIN_INSIDE = 3
@@ -22,6 +23,7 @@ MIN_INSIDE = 3
 class Rule:
     kind: str  # a category, a combination cue, or an allow kind
     term: str  # as listed
+    lang: str = ""  # the list it came from ("en", "ja", ...); "" for a server's own terms
 
 
 class _Table:
@@ -50,42 +52,67 @@ class _Table:
     def find(self, keys: list[str], only: list[bool] | None = None) -> list[tuple[int, int, Rule]]:
         """(first, last, rule) for each term among the word keys; single words only where `only` is set."""
         found: list[tuple[int, int, Rule]] = []
-        words, heads, n = self.words, self.heads, len(keys)
+        words, heads, prefixes, n = self.words, self.heads, self.prefixes, len(keys)
+        # Most words of a prompt match nothing: each test below is one dictionary lookup that usually misses.
         for i, word in enumerate(keys):
             if only is None or only[i]:
-                found.extend((i, i, rule) for rule in words.get(word, ()))
-                found.extend((i, i, r) for p, r in self.prefixes.get(word[:MIN_INSIDE], ()) if word.startswith(p))
+                rules = words.get(word)
+                if rules:
+                    found.extend((i, i, rule) for rule in rules)
+                starts = prefixes.get(word[:MIN_INSIDE])
+                if starts:
+                    found.extend((i, i, r) for p, r in starts if word.startswith(p))
+            if word not in heads:
+                continue
             head = word
             for j in range(i + 1, min(n, i + self.max_words)):
                 if head not in heads:
                     break
                 nxt = keys[j]
-                candidates = self.phrase_prefixes.get((head, nxt[:MIN_INSIDE]), ())
-                found.extend((i, j, r) for p, r in candidates if nxt.startswith(p))
+                candidates = self.phrase_prefixes.get((head, nxt[:MIN_INSIDE]))
+                if candidates:
+                    found.extend((i, j, r) for p, r in candidates if nxt.startswith(p))
                 head = f"{head} {nxt}"
-                found.extend((i, j, rule) for rule in words.get(head, ()))
+                rules = words.get(head)
+                if rules:
+                    found.extend((i, j, rule) for rule in rules)
         return found
 
 
 class _Inside:
     """Single-word keys found anywhere inside a string, via one trie-shaped regular expression."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_length: int = MIN_INSIDE) -> None:
         self.keys: dict[str, list[Rule]] = {}
+        self.min_length = min_length
         self._pattern: re.Pattern[str] | None = None
+        self._shorter: dict[str, list[tuple[int, Rule]]] = {}  # key -> the shorter keys it starts with
 
     def add(self, key: str, rule: Rule) -> None:
-        if len(key) >= MIN_INSIDE:
+        if len(key) >= self.min_length:
             self.keys.setdefault(key, []).append(rule)
             self._pattern = None
+            self._shorter.clear()
 
-    def find(self, text: str) -> Iterable[tuple[Rule, int, int]]:
+    def find(self, text: str, all_lengths: bool = False) -> Iterable[tuple[Rule, int, int]]:
+        """Rules of the longest key starting at each position; with `all_lengths` also of shorter keys there."""
         if not self.keys:
             return
         if self._pattern is None:
             self._pattern = _trie_pattern(self.keys)
+        shorter = self._shorter
         for match in self._pattern.finditer(text):
-            yield from ((rule, match.start(1), match.end(1)) for rule in self.keys[match.group(1)])
+            found, start = match.group(1), match.start(1)
+            yield from ((rule, start, match.end(1)) for rule in self.keys[found])
+            if all_lengths:
+                prefixes = shorter.get(found)
+                if prefixes is None:
+                    prefixes = shorter[found] = [
+                        (end, rule)
+                        for end in range(self.min_length, len(found))
+                        for rule in self.keys.get(found[:end], ())
+                    ]
+                yield from ((rule, start, start + end) for end, rule in prefixes)
 
 
 def _trie_pattern(keys: Iterable[str]) -> re.Pattern[str]:
@@ -110,20 +137,25 @@ def _trie_pattern(keys: Iterable[str]) -> re.Pattern[str]:
 class Index:
     """Terms of any kinds, compiled. Entries are (kind, term) in the syntax of `bot.moderation.terms`."""
 
-    def __init__(self, entries: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, entries: Iterable[tuple[str, str] | tuple[str, str, str]]) -> None:
         self.exact = _Table()
         self.stretched = _Table()
         self.inside = _Inside()
         self.inside_stretched = _Inside()
-        self._by_ends: dict[tuple[str, str], dict[str, list[Rule]]] = {}
-        self._censored: dict[str, list[Rule]] = {}
-        for kind, term in entries:
-            self.add(Rule(kind, term))
+        self.censored: CensoredMatcher[Rule] = CensoredMatcher()
+        # Phrases of CJK characters, found by one regular expression over each run of them (C speed: a hostile
+        # run of thousands of characters must not cost a dictionary walk per character).
+        self.cjk = _Inside(min_length=2)
+        for kind, term, *lang in entries:
+            self.add(Rule(kind, term, *lang))
 
     def add(self, rule: Rule) -> None:
         prefix = rule.term.endswith("*")
         words = [t.text for t in tokens(fold(rule.term.rstrip("*")))]
         if not words:
+            return
+        if len(words) > 1 and all(is_cjk(w) for w in words):
+            self.cjk.add("".join(words), rule)
             return
         exact = [skeleton(w) for w in words]
         stretched = [skeleton(collapse(w)) for w in words]
@@ -134,10 +166,11 @@ class Index:
         if len(words) > 1:
             self.exact.add([joined], prefix, rule)
             self.stretched.add([joined_stretched], prefix, rule)
+        if is_solo(joined):
+            return  # CJK terms are phrases of characters: spacing and stars do not disguise them
         self.inside.add(joined, rule)
         self.inside_stretched.add(joined_stretched, rule)
-        if len(joined) >= MIN_INSIDE:
-            self._by_ends.setdefault((joined[0], joined[-1]), {}).setdefault(joined, []).append(rule)
+        self.censored.add(joined, rule)
 
     def find(self, keys: list[str], changed: list[bool] | None = None) -> list[tuple[int, int, Rule]]:
         """(first word, last word, rule) for every term in the word keys of one view: the exact view, or with
@@ -154,16 +187,10 @@ class Index:
             )
         return list(found)
 
+    def find_cjk(self, run: str) -> Iterable[tuple[Rule, int, int]]:
+        """(rule, start, end) for CJK phrases inside a run of CJK characters (spaces between them dropped)."""
+        return self.cjk.find(run, all_lengths=True)
+
     def find_censored(self, word: str) -> list[Rule]:
         """Terms a word with asterisks may stand for: "p*rn", "n**de" (each run of stars hides 1-2+ letters)."""
-        found = self._censored.get(word)
-        if found is None:
-            parts = re.split(r"(\*+)", word)
-            pattern = re.compile(
-                "".join(f".{{1,{max(2, len(p))}}}" if p.startswith("*") else re.escape(p) for p in parts)
-            )
-            keys = self._by_ends.get((word[0], word[-1]), {})
-            found = [rule for key, rules in keys.items() if pattern.fullmatch(key) for rule in rules]
-            if len(self._censored) < 10_000:
-                self._censored[word] = found
-        return found
+        return self.censored.find(word)

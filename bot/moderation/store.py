@@ -5,6 +5,14 @@ against the server's policy (cached in memory, dropped on every change so `/mode
 request), records each block, and puts users with repeated blocks on a cool-down. The filter itself is the pure
 `bot.moderation.filter`.
 
+A cool-down follows the member: blocks add up wherever they happened (every server and DMs), and a cool-down
+refuses the member's requests everywhere, not only where it started. It is stored with the place it started
+(`guild_key`, 0 for DMs), whose moderators can lift it.
+
+`second_opinion` asks the optional AI tier (`bot.moderation.ai`) about a request the word lists allowed; the
+pipeline calls it once the door has answered the user, since a model call can outlast Discord's 3 seconds. Its
+blocks are recorded like the others (tier "ai") and can be appealed (`appeal`, see `bot.moderation.appeals`).
+
 `on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
 recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
 """
@@ -20,6 +28,8 @@ from typing import Literal
 from bot.config import DEFAULTS
 from bot.errors import CoolingDown, ImageBlocked, InvalidRequest, ModerationBlocked, PromptBlocked
 from bot.models import ImageRequest
+from bot.moderation.ai import AIModerator
+from bot.moderation.appeals import AppealResult, Appeals
 from bot.moderation.filter import (
     CATEGORIES,
     DEFAULT_POLICY,
@@ -39,7 +49,8 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 TermKind = Literal["block", "allow"]
-BlockSource = Literal["bot", "google"]  # this server's rules, or Google's filter
+BlockSource = Literal["bot", "google"]  # the bot's moderation (word lists or AI tier), or Google's filter
+Tier = Literal["local", "ai"]  # which tier of the bot's moderation decided
 TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
 MAX_TERM_CHARS = 100
 MAX_AUDIT_TEXT_CHARS = 4000
@@ -70,6 +81,8 @@ class AuditEntry:
     term: str | None
     source: BlockSource
     detail: str
+    tier: Tier = "local"
+    overturned_at: float | None = None  # an appeal overturned this block: it no longer counts toward a cool-down
 
 
 # Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
@@ -93,6 +106,9 @@ class Moderation:
         cooldown_seconds: float = DEFAULTS.moderation_cooldown_seconds,
         retention_days: int = DEFAULTS.moderation_log_retention_days,
         max_terms: int = DEFAULTS.moderation_max_server_terms,
+        ai: AIModerator | None = None,
+        appeal_model: AIModerator | None = None,
+        appeals_per_day: int = DEFAULTS.moderation_appeals_per_day,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
@@ -108,14 +124,17 @@ class Moderation:
         self._policies: dict[int, Policy] = {}
         self._last_purge = 0.0
         self.on_block: BlockHook | None = None
+        self.ai = ai  # the optional second opinion; None: off
+        self.appeals = Appeals(self, appeal_model, appeals_per_day)
 
     # --- the pipeline's Moderator ---------------------------------------------------------------------------
 
     async def check(self, request: ImageRequest) -> None:
         """Raise `CoolingDown` or `ModerationBlocked`, or return to let the request through."""
-        until = await self.cooldown_until(request.guild_id, request.user_id)
-        if until is not None:
-            raise CoolingDown(until)
+        active = await self.active_cooldown(request.user_id)
+        if active is not None:
+            ends, started_in = active
+            raise CoolingDown(ends, elsewhere=started_in != request.guild_id)
         texts = [*request.history, request.prompt]
         index, verdict = evaluate_conversation(texts, await self.policy(request.guild_id))
         if verdict.allowed:
@@ -130,10 +149,30 @@ class Moderation:
                 in_history=True,
                 in_dm=request.guild_id is None,
             )
-        text = texts[index] if index >= 0 else "\n".join(texts)
-        until = await self._record(request, text, verdict.category or "", verdict.term, "bot", verdict.explanation)
+        await self._block(request, texts[index] if index >= 0 else "\n".join(texts), verdict)
+
+    async def second_opinion(self, request: ImageRequest) -> None:
+        """Ask the AI tier, when there is one, about a request `check` let through (its prompt read together with
+        the conversation before it, and its input images when the settings send them); raise `ModerationBlocked`
+        with `tier="ai"` and the `appeal_id` of the recorded block, or return."""
+        if self.ai is None or not self.enabled:
+            return
+        text = "\n".join([*request.history, request.prompt])
+        verdict = await self.ai.judge(text, request.images, guild_id=request.guild_id)
+        if verdict.blocked:
+            await self._block(request, text, verdict)
+
+    async def appeal(self, guild_id: int | None, user_id: int, audit_id: int) -> AppealResult:
+        """The Appeal button of an AI block: see `bot.moderation.appeals`."""
+        return await self.appeals.appeal(guild_id, user_id, audit_id)
+
+    async def _block(self, request: ImageRequest, text: str, verdict: Verdict) -> None:
+        tier: Tier = "ai" if verdict.tier == "ai" else "local"
+        detail = f"{verdict.explanation} [{verdict.decided_by}]"
+        until, entry_id = await self._record(request, text, verdict.category or "", verdict.term, "bot", detail, tier)
         log.info(
-            "moderation blocked a request of user %s in guild %s: %s (%s)",
+            "moderation (%s) blocked a request of user %s in guild %s: %s (%s)",
+            tier,
             request.user_id,
             request.guild_id,
             verdict.category,
@@ -147,18 +186,27 @@ class Moderation:
             reason=verdict.explanation,
             in_dm=request.guild_id is None,
             cooldown_until=until,
+            tier=tier,
+            appeal_id=entry_id if tier == "ai" else None,  # the Discord side offers an Appeal button
         )
 
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.cooldown_until = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.cooldown_until, _ = await self._record(request, request.prompt, exc.reason, None, "google", detail)
 
     async def _record(
-        self, request: ImageRequest, text: str, category: str, term: str | None, source: BlockSource, detail: str
-    ) -> float | None:
-        """Store the block; returns the end of the cool-down it started, if it started one."""
+        self,
+        request: ImageRequest,
+        text: str,
+        category: str,
+        term: str | None,
+        source: BlockSource,
+        detail: str,
+        tier: Tier = "local",
+    ) -> tuple[float | None, int]:
+        """Store the block; returns the end of the cool-down it started (None: it started none) and its id."""
         now = self.clock()
         guild_key = request.guild_id or 0
         entry = AuditEntry(
@@ -172,23 +220,26 @@ class Moderation:
             term=term,
             source=source,
             detail=detail[:MAX_AUDIT_TEXT_CHARS],
+            tier=tier,
         )
         until = None
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
-                " source, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+                " source, detail, tier, overturned_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 astuple(entry)[1:],
             )
             entry = replace(entry, id=cursor.lastrowid or 0)
+            # Blocks count wherever they happened, from the latest cool-down (or lift) anywhere on.
             cursor = await conn.execute(
-                "SELECT since FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_key, request.user_id)
+                "SELECT MAX(since) FROM moderation_cooldowns WHERE user_id=?", (request.user_id,)
             )
             row = await cursor.fetchone()
-            counted_from = max(now - self.cooldown_window_seconds, row[0] if row else 0.0)
+            counted_from = max(now - self.cooldown_window_seconds, row[0] if row and row[0] is not None else 0.0)
             cursor = await conn.execute(
-                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND guild_id IS ? AND created_at > ?",
-                (request.user_id, request.guild_id, counted_from),
+                "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND created_at > ?"
+                " AND overturned_at IS NULL",  # a block overturned on appeal was no block
+                (request.user_id, counted_from),
             )
             row = await cursor.fetchone()
             blocks = row[0] if row else 0
@@ -208,11 +259,22 @@ class Moderation:
                 await self.on_block(entry, until)
             except Exception:  # a broken log channel must not change what the user is told
                 log.warning("the moderation block listener failed", exc_info=True)
-        return until
+        return until, entry.id
 
     # --- cool-downs and audit -------------------------------------------------------------------------------
 
+    async def active_cooldown(self, user_id: int) -> tuple[float, int | None] | None:
+        """The member's cool-down in force, wherever it started: (when it ends, the server it started in; None
+        for DMs), the one ending last if there are several."""
+        row = await self.db.fetchone(
+            "SELECT until, guild_key FROM moderation_cooldowns WHERE user_id=? AND until > ? ORDER BY until DESC"
+            " LIMIT 1",
+            (user_id, self.clock()),
+        )
+        return (row[0], row[1] or None) if row else None
+
     async def cooldown_until(self, guild_id: int | None, user_id: int) -> float | None:
+        """The end of the cool-down that started in this server (None: in DMs), if it still runs."""
         row = await self.db.fetchone(
             "SELECT until FROM moderation_cooldowns WHERE guild_key=? AND user_id=?", (guild_id or 0, user_id)
         )
@@ -238,6 +300,17 @@ class Moderation:
         rows = await self.db.fetchall(sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*params, limit))
         return [AuditEntry(**dict(row)) for row in rows]
 
+    async def block(self, entry_id: int) -> AuditEntry | None:
+        """One recorded block, by id (None once purged)."""
+        row = await self.db.fetchone("SELECT * FROM moderation_log WHERE id=?", (entry_id,))
+        return AuditEntry(**dict(row)) if row else None
+
+    async def overturn(self, entry_id: int) -> None:
+        """An appeal overturned this block: it stays on record, but no longer counts toward a cool-down."""
+        await self.db.execute(
+            "UPDATE moderation_log SET overturned_at=? WHERE id=? AND overturned_at IS NULL", (self.clock(), entry_id)
+        )
+
     async def purge_expired(self) -> int:
         """Delete audit rows older than the retention period; returns how many went."""
         now = self._last_purge = self.clock()
@@ -250,6 +323,7 @@ class Moderation:
                 "DELETE FROM moderation_cooldowns WHERE until < ? AND since < ?",
                 (now, now - self.cooldown_window_seconds),
             )
+        await self.appeals.purge(now - self.retention_days * _DAY)
         if cursor.rowcount:
             log.info("purged %d moderation log rows older than %d days", cursor.rowcount, self.retention_days)
         return cursor.rowcount
@@ -283,8 +357,14 @@ class Moderation:
         return evaluate(text, await self.policy(guild_id))
 
     async def explain(self, guild_id: int | None, text: str) -> Explanation:
-        """For `/moderation test`: what the filter sees in `text` under this server's rules."""
-        return explain(text, await self.policy(guild_id))
+        """For `/moderation test`: what the filter sees in `text` under this server's rules, and the AI second
+        opinion's answer when the word lists allow it (a test costs one model call, then it is cached)."""
+        explanation = explain(text, await self.policy(guild_id))
+        if explanation.verdict.blocked or self.ai is None or not self.enabled:
+            return explanation
+        judgement = await self.ai.ask(text, guild_id=guild_id)
+        note = judgement.error or f"{judgement.category} ({judgement.confidence:.2f}): {judgement.reason}"
+        return replace(explanation, verdict=self.ai.verdict(judgement), ai_note=f"AI second opinion: {note}")
 
     async def set_category(self, guild_id: int, category: str, enabled: bool, *, by: int | None = None) -> None:
         if category == "csam":

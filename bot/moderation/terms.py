@@ -46,8 +46,8 @@ TERMS: dict[str, tuple[str, ...]] = {
     "hate": _entries(
         """
         nigger, niggers, nigga, niggas, faggot, faggots, fag, fags, kike, kikes, spic, spics, chink, chinks,
-        gook, gooks, wetback, wetbacks, raghead, ragheads, towelhead, towelheads, tranny, trannies, retard,
-        retards, retarded, coon, coons, swastika, swastikas, nazi flag, nazi salute, neo nazi, neo nazis,
+        gook, gooks, wetback, wetbacks, raghead, ragheads, towelhead, towelheads, tranny, trannies,
+        retarded, coon, coons, nazi flag, nazi salute, neo nazi, neo nazis,
         sieg heil, heil hitler, white power, white supremacy, white supremacist, white supremacists, kkk,
         ku klux klan, 1488, ss runes, ss bolts, happy merchant, sonnenrad
         """

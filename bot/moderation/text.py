@@ -48,6 +48,8 @@ _GLYPHS = _pairs(
 for _start in (0x1F1E6, 0x1F150, 0x1F170):
     for _i in range(26):
         _GLYPHS[chr(_start + _i)] = chr(ord("a") + _i)
+# Japanese written with look-alike symbols ("エ□い" reads "エロい").
+_GLYPHS.update({"□": "ロ", "〇": "o"})
 # Blank-looking letters and symbols (Hangul fillers, braille blank, Khmer inherent vowels).
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u180e")
 # Marks, formatting (zero-width, bidi, soft hyphen, tags), controls, private use, surrogates, unassigned.
@@ -58,6 +60,9 @@ _MEMO_LIMIT = 50_000
 def _fold(ch: str) -> str:
     out = []
     for c in unicodedata.normalize("NFKC", ch):
+        if "\uac00" <= c <= "\ud7a3":
+            out.append(c)  # Hangul syllables stay whole: NFD would split each into two or three jamo
+            continue
         if c in _CASE_GLYPHS:
             out.append(_CASE_GLYPHS[c])
             continue
@@ -122,8 +127,19 @@ def origins(text: str) -> list[int]:
 _LEET = str.maketrans("013457892@$!|+€£¢¥lz", "oieastbgsasiiteicyis")
 _LEET_START = "@$€£¢¥"
 _LEET_INSIDE = "!|+*"
+# Chinese, Japanese and Korean are written without spaces between words (Korean glues particles to words): each
+# of their characters is a word of its own, and their terms are phrases of characters, found anywhere in a run.
+CJK = (
+    "\u1100-\u11ff\u3005\u3006\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3"
+    "\uf900-\ufaff\U00020000-\U0002ffff"
+)
+# Emoji that stand in for sexual words (peach, aubergine, droplets, tongue, "no one under 18") are words too.
+EMOJI = "\U0001f351\U0001f346\U0001f4a6\U0001f445\U0001f51e"
+_SOLO = re.compile(f"[{CJK}{EMOJI}]")
+_CJK_CHAR = re.compile(f"[{CJK}]")
+_LETTER = rf"(?:[^\W_{CJK}]|[{_LEET_START}])"
 # A word: letters/digits and leet symbols; "!", "|", "+" and "*" only between them ("n!ce", "p*rn").
-_WORD = re.compile(rf"(?:[^\W_]|[{_LEET_START}])+(?:[{re.escape(_LEET_INSIDE)}]+(?:[^\W_]|[{_LEET_START}])+)*")
+_WORD = re.compile(rf"[{CJK}{EMOJI}]|{_LETTER}+(?:[{re.escape(_LEET_INSIDE)}]+{_LETTER}+)*")
 _REPEAT = re.compile(r"(.)\1+")
 _REPEATED = re.compile(r"(.)\1")
 
@@ -211,17 +227,41 @@ def _is_glue(folded: str, start: int, end: int) -> bool:
     return start < end and folded[start] in _GLUE and all(c in _GLUE for c in folded[start:end])
 
 
+def is_cjk(word: str) -> bool:
+    return _CJK_CHAR.match(word) is not None
+
+
+def cjk_runs(words: list[Token]) -> list[tuple[str, list[int]]]:
+    """Runs of consecutive CJK words (spaces and punctuation between them dropped), with their word indexes."""
+    runs: list[tuple[str, list[int]]] = []
+    current: list[int] = []
+    if not any(_CJK_CHAR.match(w.text) for w in words if len(w.text) == 1):
+        return runs
+    for i, word in enumerate([*words, Token("", 0, 0)]):
+        if word.text and is_cjk(word.text):
+            current.append(i)
+        elif current:
+            runs.append(("".join(words[k].text for k in current), current))
+            current = []
+    return runs
+
+
+def is_solo(word: str) -> bool:
+    """A CJK character or an emoji: a word of one character that never joins others."""
+    return _SOLO.match(word) is not None
+
+
 def spaced_runs(words: list[Token], min_letters: int = 2, neighbour_max: int = 3) -> list[Run]:
     """Runs of single-character words, joined. A short word right before or after is joined as well, because
-    spacing often starts late or stops early ("na.k.e.d")."""
+    spacing often starts late or stops early ("na.k.e.d"). CJK characters are words already and never join."""
     runs = []
     i, n = 0, len(words)
     while i < n:
-        if len(words[i].text) != 1:
+        if len(words[i].text) != 1 or is_solo(words[i].text):
             i += 1
             continue
         j = i
-        while j + 1 < n and len(words[j + 1].text) == 1:
+        while j + 1 < n and len(words[j + 1].text) == 1 and not is_solo(words[j + 1].text):
             j += 1
         if j - i + 1 >= min_letters:
             first = i - 1 if i > 0 and len(words[i - 1].text) <= neighbour_max else i
@@ -239,12 +279,32 @@ _NUMBER_WORDS = {
         start=1,
     )
 }
-_AGE_UNITS = frozenset({"year", "years", "yr", "yrs", "yo"})
-_AGE_BEFORE = frozenset({"aged", "age", "is", "was", "turned"})
+# Words for "years (old)" after a number, in the bot's languages, as `fold` reads them ("лет" -> "лet").
+_AGE_UNITS = frozenset(
+    fold(unit)
+    for unit in (
+        "year years yr yrs yo y/o yro "  # English ("y/o" arrives as "y" "o", see below)
+        "año años anos anito anitos añito añitos "  # Spanish
+        "ano anos aninho aninhos "  # Portuguese
+        "an ans "  # French
+        "jahre jahren jährig jährige jähriger jähriges jährigen "  # German ("15-jähriges")
+        "anni anno "  # Italian
+        "лет год года летняя летний летнюю летней летнего "  # Russian
+        "lat lata roku letnia letni letnie letnią letniej letniego "  # Polish
+        "yaş yaşında yaşındaki yasinda yasindaki "  # Turkish
+        "歳 才 岁 살 세"  # Japanese, Chinese, Korean
+    ).split()
+)
+_AGE_BEFORE = frozenset(fold(w) for w in "aged age is was turned edad idade alter eta возраст".split())
+# "only 14 but ...": a bare number between these reads as an age.
+_ONLY = frozenset(fold(w) for w in "only just barely merely solo apenas seulement nur erst всего".split())
+_CHILD_OF = frozenset("girl boy child kid daughter son lass lad".split())
+_BUT = frozenset(fold(w) for w in "but and yet though pero mas mais aber ma но ale ama".split())
 
 
 def ages(words: list[Token]) -> Iterable[tuple[int, int]]:
-    """Word spans such as "12 year old", "13yo", "aged 15", "she is twelve"."""
+    """Word spans such as "12 year old", "13yo", "aged 15", "16 y/o", "only 14 but", "15 años", "14歳"."""
+    n = len(words)
     for i, word in enumerate(words):
         text = word.text
         if not text[0].isdigit() and text not in _NUMBER_WORDS:
@@ -258,9 +318,18 @@ def ages(words: list[Token]) -> Iterable[tuple[int, int]]:
             continue
         if not 0 < age < 18:
             continue
-        if unit in _AGE_UNITS:
+        after = words[i + 1].text if i + 1 < n else ""
+        if unit in _AGE_UNITS and unit:
             yield i, i
-        elif not unit and i + 1 < len(words) and words[i + 1].text in _AGE_UNITS:
-            yield i, i + 1 + (i + 2 < len(words) and words[i + 2].text == "old")
-        elif not unit and i > 0 and words[i - 1].text in _AGE_BEFORE:
+        elif unit:
+            continue
+        elif after == "y" and i + 2 < n and words[i + 2].text == "o":
+            yield i, i + 2
+        elif after in _AGE_UNITS:
+            yield i, i + 1 + (i + 2 < n and words[i + 2].text == "old")
+        elif i > 0 and words[i - 1].text in _AGE_BEFORE:
             yield i - 1, i
+        elif i > 0 and words[i - 1].text in _ONLY and after in _BUT:
+            yield i - 1, i + 1
+        elif i > 1 and words[i - 1].text == "of" and words[i - 2].text in _CHILD_OF:
+            yield i - 2, i  # "a girl of thirteen"

@@ -199,6 +199,14 @@ class QuotaLedger(QuotaAdmin):
         )
         return await self._end(reservation, "refunded", reason, sql, extra)
 
+    async def add_spend(self, guild_id: int | None, cost_usd: float) -> None:
+        """Spend that holds no image (a call of the moderation model): it counts toward the server's and the
+        bot's spend and cost caps today, like a generation's cost, but not toward any credits or image count."""
+        micros = to_micros(cost_usd)
+        if micros > 0:
+            day = self.days.day_key(self.clock())
+            await self._batch.run(_add_spend, day, guild_id or NO_GUILD, micros)
+
     async def _end(
         self, reservation: Reservation, state: str, reason: str, extra_sql: str, extra: tuple[object, ...]
     ) -> bool:
@@ -282,3 +290,12 @@ class QuotaLedger(QuotaAdmin):
             attempts=facts.attempts,
             attempts_cap=self.attempts_cap,
         )
+
+
+def _add_spend(conn: sqlite3.Connection, day: str, guild: int, micros: int) -> None:
+    """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`."""
+    conn.execute(
+        "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
+        " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = cost_micros + excluded.cost_micros",
+        (day, guild, micros, day, GLOBAL_SCOPE, micros),
+    )

@@ -1,10 +1,17 @@
 """Fair queue + upstream gate: the one place that talks to the upstream's limits.
 
-Requests wait in a `FairQueue` (round-robin across users) in front of the `Gate` (rate window, concurrency,
-token and daily budgets, 429 pause, circuit breaker). Nothing polls: the queue is served whenever something
-changes (a request arrives or is cancelled, an attempt ends) and by one timer set for the moment the gate will
-next allow a start. While a request waits, its position and estimated start are reported through its progress
-callback, which runs in a task of its own so a slow or failing callback never holds up the gate.
+Requests wait in a `FairQueue` (round-robin across servers, and across members within each server) in front of
+the `Gate` (rate window, concurrency, token and daily budgets, 429 pause, circuit breaker). Nothing polls: the
+queue is served whenever something changes (a request arrives or is cancelled, an attempt ends) and by one timer
+set for the moment the gate will next allow a start. The line as a whole is capped (`max_queued`), so a flood is
+refused at once with a clear answer instead of waiting for hours.
+
+While a request waits, its position and estimated start are reported through its progress callback, which runs
+in a task of its own so a slow or failing callback never holds up the gate. Reporting costs O(n) in the length
+of the line, so it is not done per dispatch: one report at most every `report_interval` seconds for the whole
+line, telling only requests whose place or estimate moved noticeably, and at most `report_limit` of them per
+report, those nearest the front first. A request's first place and its "generating" are never held back by
+more than one interval.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
+from bot.config import DEFAULTS
 from bot.errors import (
+    BotBusy,
     BotError,
     Cancelled,
     QueueFull,
@@ -36,6 +45,7 @@ from bot.scheduler.gate import (
     Slot,
 )
 from bot.scheduler.ratelimit import Clock, SystemClock, TimerHandle
+from bot.scheduler.reports import Throttle, noticeable
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +64,12 @@ class _State(Enum):
 
 
 class Ticket:
-    """A user's admitted place; the fields after `key` belong to the scheduler."""
+    """A user's admitted place; the fields after `guild_id` belong to the scheduler."""
 
-    def __init__(self, user_id: int, key: str) -> None:
+    def __init__(self, user_id: int, key: str, guild_id: int | None = None) -> None:
         self.user_id = user_id
         self.key = key
+        self.guild_id = guild_id  # None: a direct message
         self._state = _State.IDLE
         self._cancelled = False
         self._killed = False
@@ -72,6 +83,16 @@ class Ticket:
 
     def __repr__(self) -> str:
         return f"Ticket(user_id={self.user_id}, key={self.key!r}, state={self._state.value})"
+
+    @property
+    def group(self) -> int | None:
+        """Whose turn this is in the fair queue: the server (None: every DM together)."""
+        return self.guild_id
+
+    @property
+    def cancellable(self) -> bool:
+        """Not started yet (waiting in line, or before its first attempt or between retries)."""
+        return self._state in (_State.IDLE, _State.WAITING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +108,25 @@ class Scheduler:
         gate: Gate,
         *,
         user_max_pending: int,
+        max_queued: int = DEFAULTS.queue_max_length,
+        report_interval: float = 0.0,
+        report_limit: int = DEFAULTS.queue_updates_per_report,
         eta_tolerance: float = 1.0,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         upstream: str | None = "gemini",
     ) -> None:
-        """`eta_tolerance`: seconds an estimated start must move before a waiting request hears of it.
-        `upstream` names the provider behind the gate in the metrics (None: the providers report their own)."""
-        if user_max_pending < 1:
-            raise ValueError("user_max_pending must be >= 1")
+        """`max_queued`: admitted requests (waiting or running) for the whole bot. `report_interval`: least time
+        between two reports of the line; `report_limit`: most requests told of a new place per report.
+        `eta_tolerance`: seconds an estimated start must move before a waiting request hears of it. `upstream`
+        names the provider behind the gate in the metrics (None: the providers report their own)."""
+        if user_max_pending < 1 or max_queued < 1 or report_limit < 1:
+            raise ValueError("user_max_pending, max_queued and report_limit must be >= 1")
         self.gate = gate
         self._clock: Clock = clock or SystemClock()
         self._user_max = user_max_pending
+        self._max_queued = max_queued
+        self._report_limit = report_limit
         self._eta_tolerance = eta_tolerance
         self._tickets: dict[str, Ticket] = {}
         self._held: dict[int, int] = {}  # user -> admitted, unreleased tickets
@@ -110,18 +138,21 @@ class Scheduler:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._senders: set[asyncio.Task[None]] = set()
+        self._reports = Throttle(report_interval, self._clock, self._report)
         self.metrics = metrics or Metrics.disabled()
         self.upstream = upstream
 
     # --- the Scheduler protocol ------------------------------------------------------------------------------
 
-    def admit(self, user_id: int, key: str) -> Ticket:
+    def admit(self, user_id: int, key: str, *, guild_id: int | None = None) -> Ticket:
         self._raise_if_refused()
         if self._held.get(user_id, 0) >= self._user_max:
             raise QueueFull(self._user_max)
+        if len(self._tickets) >= self._max_queued:
+            raise BotBusy(self._max_queued)
         if key in self._tickets:
             raise ValueError(f"a request with key {key!r} is already admitted")
-        ticket = Ticket(user_id, key)
+        ticket = Ticket(user_id, key, guild_id)
         self._tickets[key] = ticket
         self._held[user_id] = self._held.get(user_id, 0) + 1
         return ticket
@@ -150,9 +181,13 @@ class Scheduler:
             raise
         return await self._attempt(ticket, job)
 
+    def find(self, key: str) -> Ticket | None:
+        """The admitted request with this key (waiting, running or between attempts), if any."""
+        return self._tickets.get(key)
+
     def cancel(self, key: str) -> bool:
         ticket = self._tickets.get(key)
-        if ticket is None or ticket._state not in (_State.IDLE, _State.WAITING):
+        if ticket is None or not ticket.cancellable:
             return False
         ticket._cancelled = True  # an idle ticket (between retries) fails at its next run()
         if ticket._state is _State.WAITING:
@@ -195,6 +230,7 @@ class Scheduler:
                 log.warning("%d upstream attempt(s) ignored cancellation at shutdown", len(self._running))
         if self._timer is not None:
             self._timer.cancel()
+        self._reports.cancel()
         for sender in list(self._senders):
             sender.cancel()
         log.info("scheduler stopped: %d waiting refused, %d running, %d interrupted", refused, running, interrupted)
@@ -244,7 +280,7 @@ class Scheduler:
             self._idle.clear()
             ticket._future.set_result(None)
         self.metrics.queue_depth(len(self._queue))
-        self._report(now)
+        self._reports.request(now)
 
     def _arm(self, at: float) -> None:
         if self._timer is not None and self._timer_at == at:
@@ -340,18 +376,28 @@ class Scheduler:
     # --- progress --------------------------------------------------------------------------------------------
 
     def _report(self, now: float) -> None:
-        """Tell each waiting request its position and estimated start when either changed."""
+        """Tell waiting requests their position and estimated start where either moved noticeably
+        (`bot.scheduler.reports`): requests never told first, then the others, front of the line first, at most
+        `report_limit` in all. Runs at most once per report interval."""
         order = self._queue.order()
         watched = [i for i, ticket in enumerate(order) if ticket._progress is not None]
         if not watched:
             return
         estimates = self.gate.estimate(watched[-1] + 1, now)
-        for i in watched:
+        tolerance = self._eta_tolerance
+        news = [i for i in watched if order[i]._shown is None]
+        moved = [
+            i
+            for i in watched
+            if order[i]._shown is not None and noticeable(order[i]._shown, i + 1, estimates[i], now, tolerance)
+        ]
+        told = (news + moved)[: self._report_limit]
+        for i in told:
             ticket, at = order[i], estimates[i]
-            shown = ticket._shown
-            if shown is None or shown[0] != i + 1 or abs(shown[1] - at) >= self._eta_tolerance:
-                ticket._shown = (i + 1, at)
-                self._notify(ticket, Progress("queued", i + 1, round(at - now, 1)))
+            ticket._shown = (i + 1, at)
+            self._notify(ticket, Progress("queued", i + 1, round(at - now, 1)))
+        if len(told) < len(news) + len(moved):  # the rest hear at the next report
+            self._reports.again(now)
 
     def _notify(self, ticket: Ticket, progress: Progress) -> None:
         """Hand the newest update to the request's own sender task: a slow callback delays (and coalesces) only

@@ -9,13 +9,14 @@ import discord
 log = logging.getLogger(__name__)
 
 
-async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
+async def send_ephemeral(interaction: discord.Interaction, text: str, view: discord.ui.View | None = None) -> None:
     """Answer ephemerally whether or not the interaction was already answered."""
+    shown = view or discord.utils.MISSING
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
+            await interaction.followup.send(text, ephemeral=True, view=shown)
         else:
-            await interaction.response.send_message(text, ephemeral=True)
+            await interaction.response.send_message(text, ephemeral=True, view=shown)
     except discord.HTTPException:
         log.warning("could not tell the user about an error (interaction %s)", interaction.id)
 

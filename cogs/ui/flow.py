@@ -73,7 +73,9 @@ async def run_interaction(
     with request_context(current_request_id()):
         if not await check_interaction(bot, interaction):
             return None
-        job = InteractionJob(interaction, edit_interval=bot.settings.progress_edit_interval_seconds)
+        job = InteractionJob(
+            interaction, edit_interval=bot.settings.progress_edit_interval_seconds, images=bot.services.images
+        )
         try:
             return await bot.services.pipeline.serve(request, job, key=str(interaction.id), load=load)
         finally:
@@ -85,7 +87,12 @@ async def run_message(bot: ImageBot, message: discord.Message, request: ImageReq
     checked when the message arrived."""
     with request_context(current_request_id()):
         job = MessageJob(
-            message, edit_interval=bot.settings.progress_edit_interval_seconds, size_limit=upload_limit(message)
+            message,
+            edit_interval=bot.settings.progress_edit_interval_seconds,
+            size_limit=upload_limit(message),
+            images=bot.services.images,
+            lanes=bot.channel_lanes,
+            me=bot.user,
         )
         try:
             return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)

@@ -12,7 +12,6 @@ import discord
 from bot.config import Settings
 from bot.editing.conversation import MessageRef
 from bot.editing.generations import InputSource
-from bot.editing.images import prepare_input
 from bot.editing.inputs import (
     DOWNLOAD_FAILED,
     INPUTS_NOT_KEPT,
@@ -20,11 +19,13 @@ from bot.editing.inputs import (
     NO_IMAGE,
     SOURCE_DELETED,
     SOURCE_UNREADABLE,
+    InputJudge,
     check_count,
     check_declared,
     looks_like_image,
 )
 from bot.errors import InvalidRequest
+from cogs.ui.wording import escape
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,34 +56,39 @@ def precheck(pending: Sequence[Pending], settings: Settings) -> None:
     check_count(len(pending), settings.max_input_images)
     for item in pending:
         attachment = item.attachment
-        check_declared(attachment.filename, attachment.content_type, attachment.size, settings.max_input_image_bytes)
+        # A file name is the user's text: it is echoed escaped, like a prompt.
+        name = escape(attachment.filename)
+        check_declared(name, attachment.content_type, attachment.size, settings.max_input_image_bytes)
 
 
-async def download(pending: Sequence[Pending], settings: Settings) -> list[InputSource]:
-    """Fetch and judge every image at once; the first refusal wins."""
-    return list(await asyncio.gather(*(_download(item, settings) for item in pending)))
-
-
-async def _download(item: Pending, settings: Settings) -> InputSource:
-    attachment = item.attachment
+async def download(pending: Sequence[Pending], judge: InputJudge) -> list[InputSource]:
+    """Fetch every image, then judge them one at a time in the bounded image workers, stopping at the first
+    refusal: an image after a refused one is never decoded."""
+    downloads = [asyncio.ensure_future(_read(item.attachment)) for item in pending]
     try:
-        data = await attachment.read()
+        contents = await asyncio.gather(*downloads)
+    except BaseException:
+        for task in downloads:  # one failed: the others are not needed
+            task.cancel()
+        raise
+    sources = []
+    for item, data in zip(pending, contents, strict=True):
+        attachment, ref = item.attachment, item.message
+        image = await judge.judge(data, f"“{escape(attachment.filename)}”")
+        if ref is None:
+            sources.append(InputSource(None, None, attachment.id, image))
+        else:
+            sources.append(InputSource(ref.channel_id, ref.message_id, attachment.id, image))
+    return sources
+
+
+async def _read(attachment: discord.Attachment) -> bytes:
+    try:
+        return await attachment.read()
     except discord.NotFound as exc:
         raise InvalidRequest(SOURCE_DELETED) from exc
     except discord.HTTPException as exc:
         raise InvalidRequest(DOWNLOAD_FAILED) from exc
-    # Decoding headers (and converting GIF/BMP) is CPU work: keep it off the event loop.
-    image = await asyncio.to_thread(
-        prepare_input,
-        data,
-        max_bytes=settings.max_input_image_bytes,
-        max_pixels=settings.max_input_pixels,
-        name=f"“{attachment.filename}”",
-    )
-    ref = item.message
-    if ref is None:
-        return InputSource(None, None, attachment.id, image)
-    return InputSource(ref.channel_id, ref.message_id, attachment.id, image)
 
 
 async def fetch_message(client: discord.Client, ref: MessageRef) -> discord.Message:
@@ -97,7 +103,9 @@ async def fetch_message(client: discord.Client, ref: MessageRef) -> discord.Mess
         raise InvalidRequest(DOWNLOAD_FAILED) from exc
 
 
-async def refetch(client: discord.Client, sources: Sequence[InputSource], settings: Settings) -> list[InputSource]:
+async def refetch(
+    client: discord.Client, sources: Sequence[InputSource], settings: Settings, judge: InputJudge
+) -> list[InputSource]:
     """The inputs of an earlier request again: kept bytes as they are, the rest from their Discord messages."""
     messages: dict[MessageRef, discord.Message] = {}
     pending: list[Pending] = []
@@ -114,5 +122,5 @@ async def refetch(client: discord.Client, sources: Sequence[InputSource], settin
             raise InvalidRequest(SOURCE_DELETED)
         pending.append(Pending(attachment, ref))
     precheck(pending, settings)
-    fetched = iter(await download(pending, settings))
+    fetched = iter(await download(pending, judge))
     return [source if source.image is not None else next(fetched) for source in sources]

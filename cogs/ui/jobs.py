@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.editing.images import ImageWorkers
 from bot.errors import BotError, Cancelled
 from bot.models import Progress
 from bot.pipeline import Delivery
 from bot.scheduler.ratelimit import Clock, SystemClock
 from cogs.ui.common import send_ephemeral
 from cogs.ui.render import fit_delivery, progress_text, result_message
-from cogs.ui.views import cancel_view
+from cogs.ui.views import appeal_view, cancel_view
 from cogs.ui.wording import user_message
 
 if TYPE_CHECKING:
@@ -44,8 +45,17 @@ class ProgressMessage:
     order, at most one per `edit_interval` (the newest state wins); "generating" goes out at once and takes the
     Cancel button away; after `_stop_progress` no progress edit can land. Subclasses say how to edit."""
 
-    def __init__(self, *, edit_interval: float, clock: Clock | None, cancel: discord.ui.View | None) -> None:
+    def __init__(
+        self,
+        *,
+        edit_interval: float,
+        clock: Clock | None,
+        cancel: discord.ui.View | None,
+        images: ImageWorkers | None = None,
+    ) -> None:
+        """`images`: the bounded pool a result too large for the channel is re-encoded in."""
         self.edit_interval = edit_interval
+        self.images = images
         self.clock: Clock = clock or SystemClock()
         self._cancel_view = cancel
         self._last_edit = float("-inf")
@@ -59,6 +69,11 @@ class ProgressMessage:
 
     def _can_edit(self) -> bool:
         return True
+
+    def _take_room(self) -> float:
+        """0 when a progress edit may go now (and it is counted), else the seconds until it may be tried again
+        (the channel's writes are kept for results, see `cogs.ui.lanes`)."""
+        return 0.0
 
     async def progress(self, progress: Progress) -> None:
         self._pending = (progress, self.clock.time())  # the ETA is relative to now: pin it before any throttling
@@ -74,8 +89,14 @@ class ProgressMessage:
         await self._flush()
 
     async def _flush(self) -> None:
+        if self._pending is None or self._done or not self._can_edit():
+            return  # what is pending stays: a message that becomes editable shows it (`MessageJob`)
         pending, self._pending = self._pending, None
-        if pending is None or self._done or not self._can_edit():
+        wait = self._take_room()
+        if wait > 0:  # no room for progress now: the newest state goes when there is
+            self._pending = self._pending or pending
+            if self._flush_task is None:
+                self._flush_task = asyncio.create_task(self._flush_later(wait))
             return
         progress, at = pending
         self._last_edit = self.clock.monotonic()
@@ -109,11 +130,13 @@ class InteractionJob(ProgressMessage):
         edit_interval: float,
         key: str | None = None,
         clock: Clock | None = None,
+        images: ImageWorkers | None = None,
     ) -> None:
         super().__init__(
             edit_interval=edit_interval,
             clock=clock,
             cancel=cancel_view(key or str(interaction.id), interaction.user.id),
+            images=images,
         )
         self.interaction = interaction
         self.message_id: int | None = None
@@ -121,7 +144,7 @@ class InteractionJob(ProgressMessage):
         self._expired = False
 
     async def refused(self, exc: BotError) -> None:
-        await send_ephemeral(self.interaction, user_message(exc).text)
+        await send_ephemeral(self.interaction, user_message(exc).text, appeal_view(exc, self.interaction.user.id))
 
     async def show(self) -> bool:
         """Acknowledge the interaction (Discord's "thinking…") and show the request in line; False when Discord
@@ -161,7 +184,7 @@ class InteractionJob(ProgressMessage):
     async def deliver(self, delivery: Delivery) -> int:
         await self._stop_progress()
         limit = self.interaction.filesize_limit
-        delivery = await fit_delivery(delivery, limit)
+        delivery = await fit_delivery(delivery, limit, self.images)
         message = result_message(delivery, self.interaction.user, limit)
         if self.token_alive:
             file = message.pop("file")
@@ -184,19 +207,25 @@ class InteractionJob(ProgressMessage):
         if not isinstance(exc, BotError):
             log.error("request from interaction %s failed", self.interaction.id, exc_info=exc)
         message = user_message(exc)
+        appeal = appeal_view(exc, self.interaction.user.id)  # under a block by the AI moderator
         try:
             if self.token_alive:
                 try:
                     if message.ephemeral and not isinstance(exc, Cancelled):
                         await self.interaction.delete_original_response()
-                        await self.interaction.followup.send(message.text, ephemeral=True)
+                        await self.interaction.followup.send(
+                            message.text, ephemeral=True, view=appeal or discord.utils.MISSING
+                        )
                     else:
                         await self.interaction.edit_original_response(content=message.text, view=None)
                     return
                 except discord.HTTPException as error:
                     if not self._note_expiry(error):
                         raise
-            await self._post_late(content=f"{self.interaction.user.mention} {user_message(exc, public=True).text}")
+            await self._post_late(
+                content=f"{self.interaction.user.mention} {user_message(exc, public=True).text}",
+                view=appeal or discord.utils.MISSING,
+            )
         except discord.HTTPException:
             log.warning("could not tell user %s how their request ended", self.interaction.user.id, exc_info=True)
 

@@ -60,8 +60,8 @@ async def handle_message(bot: ImageBot, message: discord.Message) -> None:
                 log.error("could not read the request in message %s", message.id, exc_info=exc)
             await refuse(message, exc)
             return
-        settings = bot.settings
-        await run_message(bot, message, request, lambda: download(pending, settings))
+        judge = bot.services.inputs
+        await run_message(bot, message, request, lambda: download(pending, judge))
 
 
 async def _request(

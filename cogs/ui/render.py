@@ -11,11 +11,11 @@ from typing import Any
 
 import discord
 
-from bot.editing.images import fit_to_limit
+from bot.editing.images import ImageWorkers, fit_to_limit
 from bot.models import Progress, RequestKind, Reservation
 from bot.pipeline import Delivery
 from cogs.ui.views import result_view
-from cogs.ui.wording import quota_headline
+from cogs.ui.wording import escape, quota_headline
 
 ACCENT = discord.Colour(0x4285F4)
 # Discord's upload limit in DMs and servers without boosts: the smallest a channel has.
@@ -66,13 +66,17 @@ def progress_text(progress: Progress, *, now: float | None = None) -> str:
     return f"⏳ Waiting for the image model — {ahead}{eta}"
 
 
-async def fit_delivery(delivery: Delivery, size_limit: int) -> Delivery:
+async def fit_delivery(delivery: Delivery, size_limit: int, images: ImageWorkers | None = None) -> Delivery:
     """`delivery` with its image re-encoded to fit `size_limit`, off the event loop (a 4K picture takes a
-    second or more of CPU), noting the original's size and type; unchanged when it already fits."""
+    second or more of CPU), in the bounded image workers when given, noting the original's size and type;
+    unchanged when it already fits."""
     image = delivery.image
     if len(image.data) <= size_limit:
         return delivery
-    data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
+    if images is not None:
+        data, mime_type = await images.run(fit_to_limit, image.data, image.mime_type, size_limit)
+    else:
+        data, mime_type = await asyncio.to_thread(fit_to_limit, image.data, image.mime_type, size_limit)
     resized = dataclasses.replace(image, data=data, mime_type=mime_type)
     return dataclasses.replace(delivery, image=resized, resized_from=(len(image.data), image.mime_type))
 
@@ -100,15 +104,16 @@ def result_message(delivery: Delivery, requester: discord.abc.User, size_limit: 
     # The file is named by what its bytes are (the provider judged them; a declared type can be wrong).
     filename = f"gemini-{delivery.generation_id}.{image.extension}"
     request = delivery.request
+    # The prompt and the model's words are shown as typed: nothing in them may turn into markup or a masked link.
     if request.kind is RequestKind.RENDER and request.history:
         # A re-render's own instruction is the bot's: show the picture's prompt and what was done to it.
-        described = f"**{clip(request.history[-1], 3900)}**\n🔍 Re-rendered at {request.options.size}"
+        described = f"**{clip(escape(request.history[-1]), 3900)}**\n🔍 Re-rendered at {request.options.size}"
     else:
-        described = f"**{clip(request.prompt, 4000)}**"
+        described = f"**{clip(escape(request.prompt), 4000)}**"
     embed = discord.Embed(description=described, colour=ACCENT)
     embed.set_author(name=clip(f"Requested by {requester.display_name}", 256))
     if image.text:
-        embed.add_field(name="The model says", value=clip(image.text, 1024), inline=False)
+        embed.add_field(name="The model says", value=clip(escape(image.text), 1024), inline=False)
     options = delivery.request.options
     footer = " · ".join(p for p in (delivery.model_name, options.size, image.model) if p)
     if image.fallback:  # the first provider failed or was skipped: say who made it

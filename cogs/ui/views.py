@@ -1,10 +1,11 @@
-"""Every persistent button: Reroll, Edit, Delete and the 2K / 4K re-renders under each result, and Cancel under
-a waiting request.
+"""Every persistent button: Reroll, Edit, Delete and the 2K / 4K re-renders under each result, Cancel under a
+waiting request, and Appeal under a block by the AI moderator.
 
 They survive restarts: each is a `DynamicItem` whose custom_id carries what it acts on (`gib:<action>:<id>`,
-`gib:render:<size>:<id>`, `gib:cancel:<key>:<user>`), registered once in the bot's `setup_hook`
-(`PERSISTENT_ITEMS`), and everything else is read when it is pressed. The editing cog does the work of the
-result buttons (it sets `bot.result_actions`); this module only draws and routes.
+`gib:render:<size>:<id>`, `gib:cancel:<key>:<user>`, `gib:appeal:<block>:<user>`), registered once in the bot's
+`setup_hook` (`PERSISTENT_ITEMS`), and everything else is read when it is pressed. The editing cog does the work
+of the result buttons (it sets `bot.result_actions`), the moderation store decides appeals; this module only
+draws and routes.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 import discord
 
-from bot.errors import NotAllowed
+from bot.errors import BotError, ModerationBlocked, NotAllowed
 from cogs.ui.common import send_ephemeral
-from cogs.ui.wording import user_message
+from cogs.ui.wording import appeal_text, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -31,6 +32,10 @@ ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
 TOO_LATE = "This request is no longer waiting (it has started or already ended), so it can't be cancelled."
+# A button whose custom_id names something other than what the message it sits on shows (only a modified
+# client can press one): it acts on nothing.
+NOT_ON_THIS = "This button doesn't belong to this message, so it does nothing."
+NOT_YOUR_BLOCK = "Only the member whose prompt was blocked can appeal it."
 
 
 class ResultActions(Protocol):
@@ -141,11 +146,22 @@ class CancelButton(
         return cls(match["key"], int(match["user"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        if interaction.user.id != self.requester_id and not interaction.permissions.manage_messages:
+        bot = cast("ImageBot", interaction.client)
+        scheduler = bot.services.scheduler
+        ticket = scheduler.find(self.key)
+        if ticket is None or not ticket.cancellable:
+            await send_ephemeral(interaction, TOO_LATE)
+            return
+        # Judged by the request itself, not by what the custom_id claims: its requester, or a moderator of the
+        # server it was made in.
+        moderator = interaction.permissions.manage_messages and ticket.guild_id == interaction.guild_id
+        if interaction.user.id != ticket.user_id and not (moderator and ticket.guild_id is not None):
             await send_ephemeral(interaction, user_message(NotAllowed("cancel")).text)
             return
-        bot = cast("ImageBot", interaction.client)
-        if not bot.services.scheduler.cancel(self.key):
+        if ticket.user_id != self.requester_id or not shows_request(interaction.message, self.key):
+            await send_ephemeral(interaction, NOT_ON_THIS)
+            return
+        if not scheduler.cancel(self.key):
             await send_ephemeral(interaction, TOO_LATE)
             return
         # The request's own job now edits the message to say it was cancelled and not charged.
@@ -154,6 +170,18 @@ class CancelButton(
             await interaction.response.defer()
         except discord.HTTPException as exc:
             log.info("could not acknowledge the cancel of %s: %s", self.key, exc)
+
+
+def shows_request(message: discord.Message | None, key: str) -> bool:
+    """Whether `message` is the one that shows the request with this scheduler key: the response to the
+    interaction `key` (`cogs.ui.flow.run_interaction`), or the reply to the message `key` (`run_message`)."""
+    if message is None:
+        return False
+    metadata = message.interaction_metadata
+    reference = message.reference
+    return (metadata is not None and str(metadata.id) == key) or (
+        reference is not None and str(reference.message_id) == key
+    )
 
 
 def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
@@ -165,9 +193,62 @@ def cancel_view(key: str, requester_id: int) -> discord.ui.View | None:
     return view
 
 
+class AppealButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=re.compile(r"gib:appeal:(?P<block>[0-9]{1,20}):(?P<user>[0-9]{1,20})"),
+):
+    """Appeals a block by the AI moderator (`Moderation.appeal`); the custom_id carries the recorded block and
+    the member it blocked. The answer is private: the appeal model may take a few seconds, so it is deferred."""
+
+    def __init__(self, block_id: int, user_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Appeal",
+                emoji="⚖️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"gib:appeal:{block_id}:{user_id}",
+            )
+        )
+        self.block_id = block_id
+        self.user_id = user_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[discord.ui.View], match: re.Match[str]
+    ) -> AppealButton:
+        return cls(int(match["block"]), int(match["user"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            await send_ephemeral(interaction, NOT_YOUR_BLOCK)
+            return
+        moderation = cast("ImageBot", interaction.client).services.moderation
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            result = await moderation.appeal(interaction.guild_id, self.user_id, self.block_id)
+        except BotError as exc:  # not on record, already appealed, no appeals left today
+            await send_ephemeral(interaction, user_message(exc).text)
+            return
+        except Exception as exc:  # the member always hears something; discord.py would only log it
+            log.error("the appeal of moderation block %s failed", self.block_id, exc_info=exc)
+            await send_ephemeral(interaction, user_message(exc).text)
+            return
+        await send_ephemeral(interaction, appeal_text(result))
+
+
+def appeal_view(exc: BaseException, user_id: int) -> discord.ui.View | None:
+    """The Appeal button under `user_id`'s refusal, when it is a block they may appeal (the AI moderator's)."""
+    if not isinstance(exc, ModerationBlocked) or exc.appeal_id is None:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(AppealButton(exc.appeal_id, user_id))
+    return view
+
+
 # Registered once, in `ImageBot.setup_hook`: a press on any of them, even from before a restart, is answered.
 PERSISTENT_ITEMS: tuple[type[discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]]], ...] = (
     ResultButton,
     RenderButton,
     CancelButton,
+    AppealButton,
 )

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.errors import (
     AttemptsExhausted,
+    BotBusy,
     BudgetExhausted,
     Cancelled,
     ChoiceRefused,
@@ -26,10 +28,11 @@ from bot.errors import (
     RateLimited,
     ShuttingDown,
     TextOnlyAnswer,
+    TooManyRefusedImages,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.moderation import CATEGORY_DESCRIPTIONS
+from bot.moderation import AI_UNAVAILABLE, CATEGORY_DESCRIPTIONS, AppealResult
 from bot.quota import ROLE, QuotaStatus
 
 
@@ -40,14 +43,28 @@ class UserMessage:
     ephemeral: bool = True
 
 
+# Every character Discord's markdown gives a meaning: emphasis, spoilers, code, quotes, headings, lists, masked
+# links, mentions and timestamps (`<...>`), and the backslash itself, so a user's own `\` cannot escape ours.
+_MARKDOWN = re.compile(r"([\\*_~|`>#+\-\[\]()<])")
+
+
+def escape(text: str) -> str:
+    """User or model text as typed, with nothing in it read as markup: no masked link, heading, spoiler or
+    mention can come out of it. Discord drops a backslash before any punctuation character and shows the
+    character, so escaping more than needed changes nothing the reader sees. (discord.utils.escape_markdown
+    escapes only the first of two masked links.)"""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def relative_time(ts: float) -> str:
     """A Discord timestamp that reads \"in 5 minutes\" in each reader's client."""
     return f"<t:{int(ts)}:R>"
 
 
 def _quote(text: str, limit: int = 1500) -> str:
-    """Discord quote markup, clipped after quoting: many short lines would otherwise pass Discord's 2000."""
-    quoted = "\n".join("> " + line for line in text.strip().splitlines() or [""])
+    """Someone else's words (the model's, Google's) as a Discord quote, escaped, and clipped after quoting: many
+    short lines would otherwise pass Discord's 2000."""
+    quoted = "\n".join("> " + escape(line) for line in text.strip().splitlines() or [""])
     return quoted if len(quoted) <= limit else quoted[: limit - 1] + "…"
 
 
@@ -59,6 +76,34 @@ def _cooldown_note(exc: ModerationBlocked | PromptBlocked | ImageBlocked) -> str
     return f"\n⏸️ That makes too many blocked prompts in a short time: you can generate again {relative_time(until)}."
 
 
+def _ai_block(exc: ModerationBlocked, public: bool) -> str:
+    """A block by the AI second opinion: the model's short reason (to the member only; none for csam, which would
+    coach), and the Appeal button under it when the block can be appealed."""
+    appeal = exc.appeal_id is not None
+    if exc.category == AI_UNAVAILABLE:
+        lines = ["🤖 The AI moderator could not check that prompt just now, so it was held back."]
+        ask = " Try again in a moment" + (", or press **Appeal**." if appeal else ".")
+    else:
+        rule = CATEGORY_DESCRIPTIONS.get(exc.category, exc.category)
+        lines = [f"🤖 The AI moderator judged that prompt as **{rule}**."]
+        if exc.reason and not public and exc.category != "csam":
+            lines.append(_quote(exc.reason, 300))
+        ask = " If you think it got this wrong, press **Appeal**." if appeal else ""
+    lines.append("Nothing was sent to the image model and your quota was not charged." + ask)
+    return "\n".join(lines) + _cooldown_note(exc)
+
+
+def appeal_text(result: AppealResult) -> str:
+    """What the member reads once their appeal was decided."""
+    left = f"You have {result.appeals_left} appeal{'' if result.appeals_left == 1 else 's'} left today."
+    reason = _quote(result.reason, 300) if result.reason else ""
+    if result.outcome == "overturned":
+        return "\n".join(filter(None, ["⚖️ Appeal accepted.", reason, "Send the prompt again and it will go through."]))
+    if result.outcome == "upheld":
+        return "\n".join(filter(None, ["⚖️ Appeal turned down: the block stands.", reason, left]))
+    return f"⚖️ Your appeal was recorded for the moderators to review. {left}"
+
+
 def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
     """The one mapping from failures to what a user reads. Unknown exceptions get a generic apology. `public`: the
     words go to a channel, not only to the user, so a blocked term is not repeated there."""
@@ -68,8 +113,15 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage(choice_refused(exc))
         case InvalidRequest():
             return UserMessage(str(exc))
+        case TooManyRefusedImages(limit=limit, until_ts=until):
+            return UserMessage(
+                f"The last {limit} images you sent couldn't be used (damaged, too large or not images), so I'm not "
+                f"reading new images from you until {relative_time(until)}. Requests without images still work."
+            )
+        case ModerationBlocked(tier="ai"):
+            return UserMessage(_ai_block(exc, public))
         case ModerationBlocked(category=category, term=term):
-            said = f" (matched “{term}”)" if term and not public else ""
+            said = f" (matched “{escape(term)}”)" if term and not public else ""
             rule = f"**{CATEGORY_DESCRIPTIONS.get(category, category)}**{said}"
             what = "an earlier instruction of this picture's conversation" if exc.in_history else "that prompt"
             if category == "csam":  # nobody can switch this rule off, so nobody is worth asking
@@ -83,10 +135,14 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 + (f" If you think this is a mistake,{ask}" if ask else "")
                 + _cooldown_note(exc)
             )
-        case CoolingDown(until_ts=until):
+        case CoolingDown(until_ts=until, elsewhere=elsewhere):
+            who = (
+                "It began in another server or in direct messages with the bot and applies everywhere the bot is."
+                if elsewhere
+                else "A moderator can lift this sooner."
+            )
             return UserMessage(
-                f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. "
-                "A moderator can lift this sooner."
+                f"⏸️ Too many blocked prompts in a short time: you can generate again {relative_time(until)}. {who}"
             )
         case QuotaExceeded(scope="everywhere", limit=limit, needed=needed, left=left, resets_at_ts=reset):
             return UserMessage(
@@ -123,6 +179,11 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
         case QueueFull(limit=limit):
             return UserMessage(
                 f"You already have {limit} requests waiting or running. Wait for one to finish, then try again."
+            )
+        case BotBusy(limit=limit):
+            return UserMessage(
+                f"The bot is very busy: {limit} pictures are already waiting or being made, the most it takes on "
+                "at once. Please try again in a few minutes; your quota was not charged."
             )
         case NotAllowed(action=action):
             return UserMessage(

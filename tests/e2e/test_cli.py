@@ -143,6 +143,44 @@ def test_log_output_never_carries_the_secrets(capsys):
     assert "very-secret" not in err and err.count("[redacted]") == 2
 
 
+def test_exception_text_and_tracebacks_are_redacted_too(capsys, monkeypatch):
+    # Issue 12.9: the final line is redacted, not only `record.msg`; gateway keys count as secrets as well.
+    import logging
+    import sys
+    import threading
+
+    from bot.__main__ import setup_logging
+    from bot.config import Settings
+
+    monkeypatch.setenv("PROVIDER_RELAY_KIND", "openai-images")
+    monkeypatch.setenv("PROVIDER_RELAY_BASE_URL", "https://relay.example/v1")
+    monkeypatch.setenv("PROVIDER_RELAY_API_KEY", "relay-very-secret-3")
+    settings = Settings(
+        _env_file=None,
+        discord_token="tok-very-secret-1",
+        gemini_api_key="key-very-secret-2",
+        providers="gemini,relay",
+    )
+    hooks = (sys.excepthook, threading.excepthook)
+    setup_logging(settings)
+    log = logging.getLogger("bot.test")
+    try:
+        try:
+            raise RuntimeError("GET https://host/v1?key=key-very-secret-2 failed")
+        except RuntimeError:
+            log.exception("the call failed")
+        log.error("refused", exc_info=ValueError("token tok-very-secret-1 refused"))
+        log.warning("gateway said: %r", {"authorization": "Bearer relay-very-secret-3"})
+    finally:
+        logging.basicConfig(handlers=[], force=True)
+        logging.captureWarnings(False)
+        sys.excepthook, threading.excepthook = hooks
+    err = capsys.readouterr().err
+    assert "very-secret" not in err
+    assert "Traceback" in err and "key=[redacted] failed" in err and "token [redacted] refused" in err
+    assert "Bearer [redacted]" in err
+
+
 async def test_check_lists_the_models_against_googles_and_warns_about_the_legacy_one(tmp_path):
     secrets = {"DISCORD_TOKEN": "tok-very-secret-1", "GEMINI_API_KEY": "key-very-secret-2"}
     models = "gemini-3-pro-image,gemini-2.5-flash-image"

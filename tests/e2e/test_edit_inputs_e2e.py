@@ -100,3 +100,30 @@ async def test_a_mention_with_nothing_to_edit_explains_how(run_bot, fake_discord
         ask = await fake.send_message(content="", mentions_bot=True, attachments=[("a.png", PNG)])
         assert "Tell me what to change" in await text_reply(fake, ask)
     assert gemini.requests == []
+
+
+async def test_a_member_who_keeps_sending_unusable_images_is_stopped_before_the_download(
+    run_bot, fake_discord, gemini, downloads
+):
+    # Issue 12.2: every refused image cost a download (and maybe a decode); after INPUT_REFUSAL_LIMIT of them
+    # the member's requests with images are refused before anything is read, and say until when.
+    fake = fake_discord
+    fake_png = {"image": ("photo.png", b"<html>not a picture</html>", "image/png")}
+    async with run_bot(input_refusal_limit=2) as bot:
+        for _ in range(2):
+            ix = await fake.slash("edit", {"instruction": "make it night"}, attachments=fake_png)
+            assert "whatever its name says" in await ephemeral_text(ix)
+        assert len(downloads) == 2
+        ix = await fake.slash("edit", {"instruction": "make it night"}, attachments=fake_png)
+        text = await ephemeral_text(ix)
+        assert "not reading new images from you until <t:" in text and "without images still work" in text
+        assert len(downloads) == 2
+        # Someone else's images, and this member's requests without images, go through.
+        other = fake.add_member("bob")
+        ok = await fake.slash(
+            "edit", {"instruction": "make it night"}, attachments={"image": ("a.png", PNG)}, user=other
+        )
+        await ok.wait_for_original(lambda m: m.attachments)
+        await imagine(fake, bot, "a red fox")
+        assert await quota_used(bot, fake) == (1, 0)
+    assert [call.prompt for call in gemini.requests] == ["make it night", "a red fox"]

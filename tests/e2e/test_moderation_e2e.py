@@ -157,7 +157,8 @@ async def test_moderation_test_explains_what_the_filter_sees(run_bot, fake_disco
         assert embed["title"] == "🚫 Blocked here: explicit sexual content and nudity"
         assert embed["description"].startswith("```\nnormalised: a n.u.d.e woman\n")
         assert "“n.u.d.e” → nude [letters spaced apart] (BLOCKS)" in embed["description"]
-        assert embed["fields"][0]["value"] == "“n.u.d.e” (reads as “nude”) is a sexual term"
+        # Escaped, since it quotes the member's text; Discord shows "(reads as …)" all the same.
+        assert embed["fields"][0]["value"] == "“n.u.d.e” \\(reads as “nude”\\) is a sexual term"
 
         (embed,) = (await admin(fake_discord, "test", text="a cocktail in Scunthorpe"))["embeds"]
         assert embed["title"] == "✅ Allowed here"
@@ -198,7 +199,10 @@ async def test_repeated_blocks_start_a_cool_down_that_an_admin_lifts(run_bot, fa
         answer = await admin(fake_discord, "lift", user=fake_discord.member)
         assert "can generate again" in answer["content"]
         await delivered(await imagine(fake_discord, "a red fox"))
-        assert "is not on a cool-down" in (await admin(fake_discord, "lift", user=fake_discord.member))["content"]
+        assert (
+            "no cool-down that began in this server"
+            in (await admin(fake_discord, "lift", user=fake_discord.member))["content"]
+        )
         assert await quota_used(bot, fake_discord) == 1  # the blocked ones cost nothing
 
 

@@ -177,7 +177,7 @@ async def test_each_request_logs_under_its_own_request_id(run_bot, fake_discord,
                     await ix.wait_for_callback()
     finally:
         logging.getLogger("bot.moderation.store").removeHandler(handler)
-    blocks = [rid for message, rid in seen if message.startswith("moderation blocked")]
+    blocks = [rid for message, rid in seen if message.startswith("moderation (local) blocked")]
     assert len(blocks) == 2 and None not in blocks and blocks[0] != blocks[1]
 
 

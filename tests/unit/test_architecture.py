@@ -87,7 +87,8 @@ TABLE_OWNERS = {
         "bot/quota/access.py",
         "bot/quota/records.py",
     ),
-    r"moderation_\w+": ("bot/moderation/store.py", "bot/moderation/records.py"),
+    r"moderation_appeals": ("bot/moderation/appeals.py",),
+    r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py", "bot/moderation/records.py"),
     r"server_settings": ("bot/ops/server_settings.py",),
 }
 

@@ -190,9 +190,28 @@ async def test_repeated_blocks_start_a_cool_down_that_ends(moderation, clock):
         await moderation.check(request("a cat"))
     assert info.value.until_ts == clock.now + 900
     assert len(await moderation.log(GUILD)) == 3  # the refused cat is not a block
-    await moderation.check(request("a cat", guild=OTHER_GUILD))  # per server
+    assert not info.value.elsewhere
     clock.now += 901
     await moderation.check(request("a cat"))
+
+
+async def test_a_cool_down_follows_the_member_to_other_servers_and_dms(moderation, clock):
+    # Issue 12.4: blocks add up wherever they happen, and the cool-down refuses the member everywhere.
+    await blocked(moderation, "porn")
+    await blocked(moderation, "porn", guild=OTHER_GUILD)
+    await moderation.check(request("a cat", guild=None))  # two blocks so far, in two servers
+    exc = await blocked(moderation, "porn", guild=None)
+    assert exc.cooldown_until == clock.now + 900  # the third, in DMs, starts it there
+    for guild in (GUILD, OTHER_GUILD, None):
+        with pytest.raises(CoolingDown) as info:
+            await moderation.check(request("a cat", guild=guild))
+        assert info.value.until_ts == clock.now + 900 and info.value.elsewhere == (guild is not None)
+    await moderation.check(request("a cat", user=USER + 1))  # nobody else
+    # Only where it began can it be lifted: a server's moderators cannot lift what began in DMs.
+    assert not await moderation.lift_cooldown(GUILD, USER)
+    with pytest.raises(CoolingDown):
+        await moderation.check(request("a cat", guild=GUILD))
+    assert await moderation.active_cooldown(USER) == (clock.now + 900, None)
 
 
 async def test_blocks_spread_beyond_the_window_do_not_add_up(moderation, clock):

@@ -190,6 +190,23 @@ async def test_global_cost_cap(db):
     assert (await ledger.spend(None)).cost_usd == pytest.approx(0.078)
 
 
+async def test_spend_without_an_image_counts_toward_cost_caps_on_its_day_but_in_no_quota(db):
+    """What the moderation model costs: in the server's and the bot's spend (so in the caps), not in images."""
+    clock = Clock()
+    ledger = make(db, clock, daily_quota=5, default_price=Price(1, 0.04), server_daily_cost_cap_usd=0.10)
+    await ledger.add_spend(GUILD, 0.07)
+    await ledger.add_spend(None, 0.01)  # a DM: the bot's spend only
+    with pytest.raises(BudgetExhausted) as refused:  # 0.07 spent + 0.04 > 0.10
+        await ledger.reserve(ask())
+    assert refused.value.scope == "server"
+    server, everyone = await ledger.spend(GUILD), await ledger.spend(None)
+    assert (server.images, server.cost_usd) == (0, pytest.approx(0.07))
+    assert (everyone.images, everyone.cost_usd) == (0, pytest.approx(0.08))
+    assert (await ledger.status(1, GUILD)).used == 0
+    clock.now = MIDNIGHT_UTC
+    await ledger.reserve(ask())  # a new day, a new budget
+
+
 async def test_the_member_hears_about_their_own_quota_before_the_servers_budget(db):
     ledger = make(db, daily_quota=1, server_daily_image_cap=1)
     await ledger.reserve(ask(user=1))

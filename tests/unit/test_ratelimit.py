@@ -138,6 +138,7 @@ def test_estimate_waits_for_a_pause():
 class Item:
     user_id: int
     name: str
+    group: int | None = None  # all in one server: members take turns (servers: tests/unit/test_scheduler_load.py)
 
 
 def test_round_robin_serves_one_request_per_user_per_turn():
