@@ -90,7 +90,7 @@ def variants(session: aiohttp.ClientSession, settings: Settings, gateway: TimedG
         "PROVIDER_GW_BASE_URL": gateway.base_url,
         "PROVIDER_GW_ALLOW_HTTP": "true",
         "PROVIDER_GW_API_KEY": gateway.api_key,
-        "PROVIDER_GW_MODELS": "gemini-2.5-flash-image=google/gemini-2.5-flash-image",
+        "PROVIDER_GW_MODELS": f"{settings.gemini_model}=google/{settings.gemini_model}",
     }
     configs = load_providers(settings, env)
     chain = build_chain(session, settings, configs, lane_for=lambda config: build_lane(settings, config))

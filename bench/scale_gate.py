@@ -8,7 +8,7 @@ Each contender runs the same workload in `--processes` OS processes: the members
 each request holds the upstream for 3-8 s scaled by window/60. The upstream allows `--limit` starts in any
 `--window` seconds across all processes together. Contenders:
 
-- redis gate: `bot.shared_limits.SharedGate`, one gate for all processes;
+- redis gate: `bot.scheduler.shared_limits.SharedGate`, one gate for all processes;
 - own gate, N each: each process runs the project's in-memory `Scheduler`/`Gate` at the full limit, which is
   what a second process does today;
 - own gate, N/P each: the same with the limit split evenly between the processes (the static way out);
@@ -41,7 +41,7 @@ import redis.asyncio as aioredis  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.scheduler import Scheduler  # noqa: E402
 from bot.scheduler.gate import Gate  # noqa: E402
-from bot.shared_limits import SharedGate, SharedLimits  # noqa: E402
+from bot.scheduler.shared_limits import SharedGate, SharedLimits  # noqa: E402
 
 CONTENDERS = ("redis gate", "own gate, N each", "own gate, N/P each", "limits moving window")
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m bot` runs the bot; `check`, `generate` and `sync` help the operator.
+"""Command line: `python -m bot` runs the bot; `check`, `generate`, `sync` and `migrate` help the operator.
 
 python -m bot                       run the bot
 python -m bot check [--probe]       validate the configuration, list the models against Google's; --probe makes
@@ -9,6 +9,7 @@ python -m bot sync [--global | --guild ID]
                                     publish the slash commands (globally takes up to an hour to show)
 python -m bot report [--days 30] [--guild ID] [--out DIR]
                                     usage and cost in the terminal, plus a chart (PNG) and the rows (CSV)
+python -m bot migrate               bring the database's schema up to date, then exit
 """
 
 from __future__ import annotations
@@ -27,22 +28,27 @@ from bot.models import ASPECT_RATIOS, IMAGE_SIZES, ImageOptions, ImageRequest, R
 from bot.ops import report
 from bot.ops.logs import configure_logging
 from bot.providers.config import load_providers
+from bot.storage.db import dialect_of, redact_url, sqlite_path
 
 log = logging.getLogger("bot")
 
 
-def gateway_keys(settings: Settings) -> list[str]:
-    """Every gateway's key (PROVIDER_<NAME>_API_KEY): secrets too, though not fields of `Settings`."""
+def extra_secrets(settings: Settings) -> list[str]:
+    """Secrets that are not fields of `Settings` themselves: every gateway's key (PROVIDER_<NAME>_API_KEY) and the
+    passwords inside DATABASE_URL and REDIS_URL (a driver may print them on their own)."""
+    found = settings.url_passwords()
     try:
-        return [p.api_key.get_secret_value() for p in load_providers(settings) if p.api_key is not None]
+        found += [p.api_key.get_secret_value() for p in load_providers(settings) if p.api_key is not None]
     except ConfigError:  # a bad provider setting is reported by `load_settings`; the rest are still redacted
-        return []
+        pass
+    return found
 
 
 def setup_logging(settings: Settings) -> None:
     """Every log line of the process through one redacting handler (text or JSON, `LOG_FORMAT`): the token, the
-    keys and every gateway's key never reach the output, in a message, an exception's text or a traceback."""
-    configure_logging(settings, extra_secrets=gateway_keys(settings))
+    keys, every gateway's key and the service URLs' passwords never reach the output, in a message, an
+    exception's text or a traceback."""
+    configure_logging(settings, extra_secrets=extra_secrets(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,14 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument("--global", dest="everywhere", action="store_true", help="in every server (default)")
     scope.add_argument("--guild", type=int, help="in one server, at once")
     report.add_parser(sub)
+    sub.add_parser("migrate", help="apply the database migrations (the bot also does at start) and exit")
     args = parser.parse_args(argv)
     command = args.command or "run"
 
-    needs: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY")
-    if command == "generate":
-        needs = ("GEMINI_API_KEY",)
-    elif command == "report":
-        needs = ()  # reads the database only
+    # `report` reads the database only; `migrate` writes nothing but the schema.
+    needs = {"generate": ("GEMINI_API_KEY",), "migrate": (), "report": ()}.get(
+        command, ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    )
     try:
         settings = load_settings(require=needs)
     except ConfigError as exc:
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(generate(settings, args.prompt, options, args.output))
     if command == "sync":
         return asyncio.run(sync_commands(settings, args.guild))
+    if command == "migrate":
+        return asyncio.run(migrate(settings))
     return run(settings)
 
 
@@ -105,17 +113,43 @@ async def check(settings: Settings, *, quiet: bool = False, probe: bool = False)
             )
             mapped = f"; {settings.gemini_model} is {config.remote_model(settings.gemini_model)} there"
             print(f"  {config.name}: {config.kind} at {config.base_url}{mapped}" + (f" ({limits})" if limits else ""))
-    path = settings.database_path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"DATABASE_PATH: cannot create {path.parent}: {exc}", file=sys.stderr)
-        return 2
+    if dialect_of(settings.database) == "sqlite":  # a server is reached by `python -m bot migrate`
+        if (problem := _sqlite_folder_problem(settings)) is not None:
+            print(problem, file=sys.stderr)
+            return 2
     if quiet:  # the container's health check asks Google nothing
         return 0
     from bot.checks import check_models
 
     return await check_models(settings, probe=probe)
+
+
+def _sqlite_folder_problem(settings: Settings) -> str | None:
+    path = Path(sqlite_path(settings.database))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        name = "DATABASE_URL" if settings.database_url is not None else "DATABASE_PATH"
+        return f"{name}: cannot create {path.parent}: {exc}"
+    return None
+
+
+async def migrate(settings: Settings) -> int:
+    from bot.storage.db import Database, migrations
+
+    where = redact_url(settings.database)
+    try:
+        db = await Database.open(settings.database, pool_size=1)
+    except (OSError, ValueError) as exc:
+        print(f"Cannot open the database at {where}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        version = await db.version()
+    finally:
+        await db.close()
+    latest = migrations(db.dialect)[-1][1]
+    print(f"The {db.dialect} database at {where} is at version {version} ({latest}).")
+    return 0
 
 
 async def generate(settings: Settings, prompt: str, options: ImageOptions, output: Path) -> int:

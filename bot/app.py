@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -46,7 +47,7 @@ _PERMISSION_NAMES = {
 }
 
 
-class ImageBot(commands.Bot):
+class ImageBot(commands.AutoShardedBot):
     services: Services
     # The editing cog, which does the work of the buttons under results (set while it is loaded).
     result_actions: ResultActions | None = None
@@ -55,6 +56,9 @@ class ImageBot(commands.Bot):
         """`serving`: this process answers Discord (False for `python -m bot sync`, which only logs in)."""
         # Built before the client, whose HTTP session counts Discord's 429s into it.
         self.metrics = build_metrics(settings)
+        shard_options: dict[str, Any] = {}
+        if settings.shard_ids is not None:
+            shard_options["shard_ids"] = list(settings.shard_ids)
         intents = discord.Intents.default()
         # Privileged: only asked for when the operator enabled it in the developer portal as well,
         # otherwise Discord refuses the login.
@@ -66,6 +70,9 @@ class ImageBot(commands.Bot):
             # A prompt can contain "@everyone"; nothing the bot echoes may ping anyone unless said so.
             allowed_mentions=discord.AllowedMentions.none(),
             http_trace=rate_limit_trace(self.metrics),
+            # Unset: as many shards as Discord recommends, all in this process. Split: this process's subset.
+            shard_count=settings.shard_count,
+            **shard_options,
         )
         self.settings = settings
         self.clock = clock
@@ -91,7 +98,8 @@ class ImageBot(commands.Bot):
         self.add_dynamic_items(*PERSISTENT_ITEMS)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        if self.settings.discord_guild_id:
+        # One process publishes: the one with shard 0 (with every shard in one process, that one).
+        if self.settings.discord_guild_id and self.settings.holds_shard_zero:
             guild = discord.Object(id=self.settings.discord_guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
@@ -103,7 +111,14 @@ class ImageBot(commands.Bot):
 
     async def on_ready(self) -> None:
         self.gateway_up = True
-        log.info("logged in as %s (id %s) in %d servers", self.user, self.user and self.user.id, len(self.guilds))
+        log.info(
+            "logged in as %s (id %s) in %d servers on shards %s of %s",
+            self.user,
+            self.user and self.user.id,
+            len(self.guilds),
+            ",".join(str(s) for s in sorted(self.shards)),
+            self.shard_count,
+        )
 
     async def on_resumed(self) -> None:
         self.gateway_up = True

@@ -7,11 +7,12 @@ upper-case name. `.env.example` and the README's configuration table list the sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import ASPECT_RATIOS
@@ -186,6 +187,27 @@ class Settings(BaseSettings):
     discord_channel_writes: int = Field(5, ge=1)
     discord_channel_window_seconds: float = Field(5.0, gt=0)
 
+    # --- scale-out ---
+    # Unset: the SQLite file at DATABASE_PATH (sqlite:///<DATABASE_PATH>). postgresql://user:password@host/db puts
+    # every process's ledger, moderation rules and results in one PostgreSQL database.
+    database_url: SecretStr | None = None
+    # Most PostgreSQL connections one process opens.
+    database_pool_size: int = Field(10, ge=1, le=100)
+    # Unset: each process gates its own upstream calls. redis://host:6379/0 makes every process share one gate:
+    # UPSTREAM_RPM, _CONCURRENCY, _TPM, _RPD and the 429 pause then hold for the whole bot.
+    redis_url: SecretStr | None = None
+    # A process holds its reservations under a lease it renews every third of this; when it dies, its members'
+    # credits stay held until the lease runs out, then any live process refunds them.
+    process_lease_seconds: float = Field(60.0, gt=0)
+    # This process's name across restarts (a restart under the same name reclaims its earlier run's reservations
+    # at once). Unset: the host name plus the shard ids this process runs.
+    instance_id: str | None = None
+    # Gateway shards of the whole bot (unset: Discord's recommendation), and which of them this process runs
+    # ("0,1" or "0-3"; unset: all). Each process of a split bot runs its own subset; the one with shard 0 gets the
+    # direct messages and publishes the commands to DISCORD_GUILD_ID.
+    shard_count: int | None = Field(None, ge=1)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+
     @field_validator("quota_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -253,6 +275,59 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        """ "0,2" and "0-3" (a range, both ends included) as a tuple of ids."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        ids: list[int] = []
+        for part in value.replace(" ", "").split(","):
+            first, dash, last = part.partition("-")
+            if not first.isdigit() or (dash and not last.isdigit()):
+                raise ValueError(f"{part!r} is not a shard id or a range like 0-3")
+            ids.extend(range(int(first), int(last or first) + 1))
+        return tuple(sorted(set(ids)))
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("SHARD_IDS needs SHARD_COUNT (the number of shards of the whole bot)")
+            if not self.shard_ids or max(self.shard_ids) >= self.shard_count:
+                raise ValueError(f"SHARD_IDS must be between 0 and SHARD_COUNT - 1 ({self.shard_count - 1})")
+        return self
+
+    @property
+    def holds_shard_zero(self) -> bool:
+        """Whether this process runs shard 0: it publishes the commands and receives direct messages."""
+        return self.shard_ids is None or 0 in self.shard_ids
+
+    @field_validator("instance_id")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
     @field_validator("discord_token", "gemini_api_key")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
@@ -268,6 +343,19 @@ class Settings(BaseSettings):
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.quota_timezone)
+
+    def url_passwords(self) -> list[str]:
+        """The passwords inside the service URLs, for the log filter."""
+        urls = [self.database_url, self.redis_url]
+        return [p for url in urls if url is not None and (p := urlsplit(url.get_secret_value()).password)]
+
+    @property
+    def database(self) -> str:
+        """Where the database is: DATABASE_URL, else DATABASE_PATH as a sqlite:/// URL (password included: never
+        log it; `bot.storage.db.redact_url` hides it)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.database_path}"
 
     # --- operations ---
     # Port of the /metrics, /healthz and /readyz endpoint; unset or empty: no endpoint.
@@ -305,7 +393,10 @@ def load_settings(require: tuple[str, ...] = ("DISCORD_TOKEN", "GEMINI_API_KEY")
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         # err["input"] is deliberately never shown: it may be a secret.
-        problems = [f"  - {str(err['loc'][0]).upper()}: {err['msg']}." for err in exc.errors() if err["loc"]]
+        problems = [
+            f"  - {str(err['loc'][0]).upper()}: {err['msg']}." if err["loc"] else f"  - {err['msg']}."
+            for err in exc.errors()
+        ]
     given = {k: v for k, v in overrides.items() if k in _Secrets.model_fields}
     secrets = settings or _Secrets(**given)  # type: ignore[arg-type]
     if settings is not None:

@@ -222,6 +222,19 @@ class UpstreamError(BotError):
         self.cost_usd: float | None = None
         # Attempts of the same request that may have been billed, this one included (set by the provider chain).
         self.charges: tuple[Charge, ...] = ()
+        # Which configured provider raised it (PROVIDERS) and the name users read for it ("Google", a gateway's
+        # PROVIDER_N_DISPLAY_NAME); None when it is no one provider's (every provider failed, a bot-wide gate).
+        self.provider: str | None = None
+        self.provider_label: str | None = None
+
+    def blame(self, provider: str, label: str) -> None:
+        """Say which provider raised this, unless that is known already (the innermost knows best)."""
+        if self.provider is None:
+            self.provider, self.provider_label = provider, label
+
+    def unblame(self) -> None:
+        """No single provider is to blame (several failed): users get neutral words."""
+        self.provider = self.provider_label = None
 
 
 class PromptBlocked(UpstreamError):

@@ -141,12 +141,16 @@ class GeneratedImage:
     text: str | None = None
     usage: Usage = field(default_factory=Usage)
     provider: str = ""  # the configured provider that made it (PROVIDERS)
+    provider_label: str = ""  # the name users read for it (PROVIDER_N_DISPLAY_NAME; Google for gemini)
     fallback: bool = False  # made by a provider other than the first in PROVIDERS: the result says which
     # What this answer cost in US dollars: what the provider said (Gemini: its token counts at the price table),
     # or its configured price; None: unknown.
     cost_usd: float | None = None
     # Earlier attempts of the same request that failed after their provider may have billed them.
     charges: tuple[Charge, ...] = ()
+    # The model's own earlier turns it was made with (a multi-turn edit); 0 for a fresh or stateless edit (a
+    # gateway got the picture instead).
+    memory_turns: int = 0
     # The answer exactly as received (Gemini: `candidates[0].content`, parsed), for multi-turn edits; None when
     # the provider has nothing worth sending back (no signatures to keep). Serialised only when it is stored,
     # off the event loop: a 4K answer is megabytes of JSON.
@@ -161,6 +165,19 @@ class GeneratedImage:
             f"GeneratedImage({self.mime_type}, {len(self.data)} bytes, model={self.model!r}, "
             f"provider={self.provider!r}, cost_usd={self.cost_usd!r})"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one provider may bill for one request's calls to it: the picture it made (if it made it) and the
+    attempts that failed after it may have billed them. A request's costs add up to what it cost; the ledger keeps
+    them so spend can be shown per provider and model."""
+
+    provider: str  # the configured name (PROVIDERS); "" when nobody could tell (a call cut off by a shutdown)
+    model: str  # our model id (the same for every call of a request; each provider maps it to its own)
+    usd: float
+    pictures: int = 0  # 1 when this provider made the request's picture
+    failed: int = 0  # attempts that brought no picture but may be billed
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,15 +24,14 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
 from bot.editing.generations import Generations, InputSource
-from bot.editing.inputs import InputRefusals, with_images
+from bot.editing.inputs import InputRefusals, with_sources
 from bot.errors import (
     BotError,
-    ChoiceRefused,
     ImageBlocked,
     ImageRefused,
     InvalidRequest,
@@ -40,8 +39,9 @@ from bot.errors import (
     ModerationBlocked,
     OperatorError,
     PromptBlocked,
+    UpstreamError,
 )
-from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Progress, Reservation, Turn
+from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Reservation, Turn
 from bot.ops.metered import MeteredDoor
 from bot.ops.metrics import Metrics
 from bot.ports import (
@@ -54,13 +54,16 @@ from bot.ports import (
     Planner,
     ProgressCallback,
     Quota,
+    RaisingDoor,
     Scheduler,
 )
 from bot.providers import ImageProvider
-from bot.providers.billing import Bill
+from bot.providers.billing import Bill, describe
 from bot.providers.retry import RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=BaseException)
 
 # Sizes a result can be re-rendered at (the buttons under it): the larger ones worth paying for.
 RENDER_SIZES = ("2K", "4K")
@@ -86,15 +89,19 @@ class Pipeline:
         history_max_bytes: int = 0,
         input_refusals: InputRefusals | None = None,
         max_loading: int = DEFAULTS.image_workers,
+        sole_provider: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
     ) -> None:
         """`input_refusals`: members who keep sending unusable images are refused before the download.
         `max_loading`: requests that download and judge their input images at once (the rest wait their turn),
-        so the bytes and decoded pixels in memory do not grow with the number of requests."""
+        so the bytes and decoded pixels in memory do not grow with the number of requests. `sole_provider`: the
+        name and label of the only provider, when there is one: the scheduler's gate is then that provider's, so
+        what the gate refuses (an open circuit) is told as that provider's."""
         self.generations = generations
         self.provider = provider
+        self.sole_provider = sole_provider
         # The metrics' provider of a request that got no picture: the first one tried.
         names = getattr(provider, "names", None) or (getattr(provider, "name", DEFAULT_PROVIDER),)
         self.provider_name: str = names[0]
@@ -169,7 +176,7 @@ class Pipeline:
                     self.input_refusals.check(request.user_id)
                 accepted = await self.accept(request, key=key)
             except BotError as exc:
-                await told.refused(exc)
+                await told.refused(self._blamed(exc))
                 return None
             self._enter()
             try:
@@ -190,7 +197,7 @@ class Pipeline:
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
-        door = _RaisingDoor(deliver, progress)
+        door = RaisingDoor(deliver, progress)
         delivery = await self.serve(request, door)
         if delivery is None:
             raise door.error or RuntimeError("the request ended without a delivery or an error")
@@ -222,7 +229,8 @@ class Pipeline:
                 async with self._loading:
                     sources = list(await load())
             turns = await self._turns(accepted)
-            request, context = self._with_inputs(accepted, sources, turns)
+            parent_message = accepted.parent.message_id if accepted.parent else None
+            request, context = with_sources(accepted.request, accepted.spec, sources, turns, parent_message)
             if shown:
                 await self.moderator.second_opinion(request)
         except BaseException as exc:
@@ -240,8 +248,14 @@ class Pipeline:
         try:
             return await self._generate(request, accepted, door, sources, context)
         except Exception as exc:  # every ending is told to the user; BotErrors are expected, others are logged
-            await door.fail(exc)
+            await door.fail(self._blamed(exc))
             return None
+
+    def _blamed(self, exc: E) -> E:
+        """An upstream error that names no provider is the sole provider's, when there is one."""
+        if isinstance(exc, UpstreamError) and self.sole_provider is not None:
+            exc.blame(*self.sole_provider)
+        return exc
 
     async def _turns(self, accepted: Accepted) -> tuple[Turn, ...]:
         """The model's own earlier answers to send back with an edit (Gemini 3 multi-turn editing): only for a
@@ -250,30 +264,6 @@ class Pipeline:
         if parent is None or not spec.thinks or parent.options.model != spec.id:
             return ()
         return await self.generations.turns(parent.id, spec.id, self.history_turns, self.history_max_bytes)
-
-    def _with_inputs(
-        self, accepted: Accepted, sources: Sequence[InputSource], turns: tuple[Turn, ...]
-    ) -> tuple[ImageRequest, Context | None]:
-        """The request with the images to send, and the multi-turn context if there are turns. The parent's
-        picture is left out when the model's own turn that made it goes along (it is in there; a provider that
-        cannot take turns gets it back from the context), and the model's input limit counts every picture."""
-        request = accepted.request
-        parent_message = accepted.parent.message_id if accepted.parent and turns else None
-        picture = next((s.image for s in sources if parent_message and s.message_id == parent_message), None)
-        images = tuple(
-            s.image
-            for s in sources
-            if s.image is not None and (parent_message is None or s.message_id != parent_message)
-        )
-        sent = len(images) + len(turns)
-        if sent > accepted.spec.max_inputs:
-            raise ChoiceRefused(
-                "input images", str(sent), model=accepted.spec.name, possible=(str(accepted.spec.max_inputs),)
-            )
-        request = with_images(request, images, extra_bytes=sum(len(t.answer) + len(t.prompt) for t in turns))
-        if not turns:
-            return request, None
-        return request, Context(turns, provider_prompt(request.prompt, request.history), picture)
 
     async def _generate(
         self,
@@ -291,7 +281,7 @@ class Pipeline:
             raise
         queued_at = self.clock()
         started_at: float | None = None
-        bill = Bill(accepted.price.estimate_usd)
+        bill = Bill(accepted.price.estimate_usd, accepted.spec.id)
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
@@ -334,7 +324,8 @@ class Pipeline:
             # The result shows the quota as it stands at delivery, not as it stood when this unit was reserved.
             shown = await self.quota.current(reservation, request)
             larger = tuple(s for s in accepted.spec.larger_sizes(request.options.size or "") if s in RENDER_SIZES)
-            turns = len(context.turns) if context else 0
+            # Only what the model really received: a gateway that took over got the picture, not the turns.
+            turns = image.memory_turns
             delivery = Delivery(generation_id, request, image, shown, depth, accepted.spec.name, turns, larger)
             message_id = await door.deliver(delivery)
         except BaseException as exc:
@@ -353,7 +344,8 @@ class Pipeline:
                 credits=reservation.credits,
                 model=accepted.spec.id,
             )
-            if await self.quota.commit(reservation, generation_id, bill.total_usd):
+            costs = bill.costs()
+            if await self.quota.commit(reservation, generation_id, bill.total_usd, costs):
                 self.metrics.spent(
                     model=accepted.spec.id,
                     provider=image.provider or self.provider_name,
@@ -361,13 +353,15 @@ class Pipeline:
                     usd=bill.total_usd,
                 )
             log.info(
-                "generation %s delivered: %s %s, %d credit(s), $%.4f real cost (%d call(s))",
+                "generation %s delivered by %s: %s %s, %d credit(s), $%.4f real cost (%d call(s)%s)",
                 generation_id,
+                image.provider or "?",
                 image.model,
                 request.options.size,
                 reservation.credits,
                 bill.total_usd,
                 bill.calls,
+                describe(costs),
             )
         except Exception:
             log.exception("generation %s was delivered but could not be recorded as such", generation_id)
@@ -398,46 +392,26 @@ class Pipeline:
             log.error("OPERATOR ACTION NEEDED: the image provider refused the bot's setup: %s", exc)
         elif not isinstance(exc, BotError):
             log.error("generation %s failed unexpectedly", generation_id, exc_info=exc)
-        billed = bill.total_usd
+        billed, costs = bill.total_usd, bill.costs()
+        provider = exc.provider if isinstance(exc, UpstreamError) else None
         if billed:
             log.info(
-                "generation %s failed (%s) after %d call(s) that may cost $%.4f",
+                "generation %s failed (%s from %s) after %d call(s) that may cost $%.4f%s",
                 generation_id,
                 kind,
+                provider or "no single provider",
                 bill.calls,
                 billed,
+                describe(costs, always=True),
             )
         try:
-            await self.generations.failed(generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at))
+            await self.generations.failed(
+                generation_id, kind, str(exc), queued_ms=_ms(queued_at, started_at), provider=provider
+            )
         finally:
-            await self.quota.refund(reservation, kind, billed, generation_id=generation_id)
+            await self.quota.refund(reservation, kind, billed, costs)
         if isinstance(exc, PromptBlocked | ImageBlocked):
             await self.moderator.record_upstream_block(request, exc)
-
-
-class _RaisingDoor:
-    """The CLI's door: nothing to show; the ending is kept for `Pipeline.run` to raise."""
-
-    def __init__(self, deliver: Deliver, progress: ProgressCallback | None) -> None:
-        self._deliver = deliver
-        self._progress = progress
-        self.error: Exception | None = None
-
-    async def refused(self, exc: BotError) -> None:
-        self.error = exc
-
-    async def show(self) -> bool:
-        return True
-
-    async def progress(self, progress: Progress) -> None:
-        if self._progress is not None:
-            await self._progress(progress)
-
-    async def deliver(self, delivery: Delivery) -> int:
-        return await self._deliver(delivery)
-
-    async def fail(self, exc: Exception) -> None:
-        self.error = exc
 
 
 def _ms(start: float | None, end: float | None) -> float | None:

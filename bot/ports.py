@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.editing.generations import Generation, InputSource
 from bot.errors import BotError, ImageBlocked, PromptBlocked
-from bot.models import GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
+from bot.models import Cost, GeneratedImage, ImageOptions, ImageRequest, Price, Progress, Reservation
 from bot.providers.registry import ModelRegistry, ModelSpec
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ class Moderator(Protocol):
         `ModerationBlocked` or return."""
 
     async def record_upstream_block(self, request: ImageRequest, exc: PromptBlocked | ImageBlocked) -> None:
-        """Audit a refusal by Google's own filter."""
+        """Audit a refusal by the provider's own filter (Google's or a gateway's: `exc.provider_label`)."""
 
 
 class Quota(Protocol):
@@ -42,13 +42,16 @@ class Quota(Protocol):
     def attempt(self, reservation: Reservation) -> None:
         """One more upstream call is made for this request (recorded without holding it up)."""
 
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
-        """Count the credits as spent and the real cost in the spend; False if the reservation had already ended."""
+    async def commit(
+        self, reservation: Reservation, generation_id: int, cost_usd: float, costs: Sequence[Cost] = ()
+    ) -> bool:
+        """Count the credits as spent and the real cost in the spend (`costs`: per provider); False if the
+        reservation had already ended."""
 
     async def refund(
-        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, *, generation_id: int | None = None
+        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, costs: Sequence[Cost] = ()
     ) -> bool:
-        """Give the credits back, recording why, what the upstream may bill anyway and the request's record;
+        """Give the credits back, recording why and what the upstream may bill anyway (`costs`: per provider);
         False if the reservation had already ended."""
 
     async def current(self, reservation: Reservation, request: ImageRequest) -> Reservation:
@@ -138,3 +141,28 @@ class Delivery:
     larger_sizes: tuple[str, ...] = ()  # what the picture can be re-rendered at (the 2K / 4K buttons)
     # Set by the door when it had to re-encode the picture to fit the channel: the original's bytes and type.
     resized_from: tuple[int, str] | None = None
+
+
+class RaisingDoor:
+    """The CLI's door: nothing to show; the ending is kept for `Pipeline.run` to raise."""
+
+    def __init__(self, deliver: Deliver, progress: ProgressCallback | None) -> None:
+        self._deliver = deliver
+        self._progress = progress
+        self.error: Exception | None = None
+
+    async def refused(self, exc: BotError) -> None:
+        self.error = exc
+
+    async def show(self) -> bool:
+        return True
+
+    async def progress(self, progress: Progress) -> None:
+        if self._progress is not None:
+            await self._progress(progress)
+
+    async def deliver(self, delivery: Delivery) -> int:
+        return await self._deliver(delivery)
+
+    async def fail(self, exc: Exception) -> None:
+        self.error = exc

@@ -5,6 +5,7 @@ needs, so a command builds only what it uses (`python -m bot sync` builds none o
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
@@ -22,7 +23,7 @@ from bot.ops.metrics import Metrics
 from bot.ops.privacy import ForgetReport, RetentionReport, apply_retention, export_member, forget_member
 from bot.ops.server_settings import ServerSettings
 from bot.pipeline import Pipeline
-from bot.providers.config import ProviderConfig, load_providers
+from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
 from bot.providers.failover import FailoverProvider
 from bot.providers.registry import ModelRegistry
@@ -30,10 +31,12 @@ from bot.providers.retry import RetryPolicy
 from bot.quota.access import ModelAccess
 from bot.quota.ledger import QuotaLedger
 from bot.scheduler.gate import DEFAULT_EXPECTED_DURATION_SECONDS, Gate
-from bot.scheduler.lanes import UNLIMITED, GateLane
+from bot.scheduler.lanes import UNLIMITED, GateLane, LaneReport
 from bot.scheduler.ratelimit import Clock
 from bot.scheduler.scheduler import Scheduler
+from bot.scheduler.shared_limits import SharedGate, SharedLimits
 from bot.storage.db import Database
+from bot.storage.leases import Owner, ProcessLease, default_instance_id
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,15 @@ def build_lane(
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return GateLane(config.name, gate, clock, metrics=metrics)
+    return GateLane(
+        config.name,
+        gate,
+        clock,
+        label=config.label,
+        rpm=config.rpm,
+        concurrency=config.concurrency,
+        metrics=metrics,
+    )
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -131,6 +142,7 @@ def build_scheduler(
     names = settings.provider_names
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
+    margin = settings.upstream_window_margin_seconds * scale if margin is None else margin
     gate = Gate(
         rpm=settings.upstream_rpm,
         concurrency=settings.upstream_concurrency,
@@ -139,7 +151,7 @@ def build_scheduler(
         failure_threshold=settings.circuit_failure_threshold,
         cooldown=settings.circuit_cooldown_seconds,
         window=window,
-        margin=settings.upstream_window_margin_seconds * scale if margin is None else margin,
+        margin=margin,
         tokens_per_request=settings.upstream_tokens_per_request,
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
@@ -154,10 +166,34 @@ def build_scheduler(
         clock=clock,
         metrics=metrics,
         upstream=names[0] if len(names) == 1 else None,
+        shared=build_shared_gate(settings, window=window, margin=margin),
     )
 
 
-def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> QuotaLedger:
+def build_shared_gate(settings: Settings, *, window: float, margin: float) -> SharedGate | None:
+    """With REDIS_URL, the gate every process shares: the same limits, judged for the whole bot."""
+    if settings.redis_url is None:
+        return None
+    from redis.asyncio import Redis
+
+    limits = SharedLimits(
+        rpm=settings.upstream_rpm,
+        concurrency=settings.upstream_concurrency,
+        tpm=settings.upstream_tpm,
+        rpd=settings.upstream_rpd,
+        window=window,
+        margin=margin,
+        tokens_per_request=settings.upstream_tokens_per_request,
+        default_retry_after=settings.upstream_429_pause_seconds * window / 60,
+        # A process killed with -9 holds its upstream slots as long as its members' credits: one lease.
+        lease_seconds=settings.process_lease_seconds,
+    )
+    return SharedGate(Redis.from_url(settings.redis_url.get_secret_value()), limits)
+
+
+def build_quota(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, owner: Owner | None = None
+) -> QuotaLedger:
     registry = settings.registry()
     default = registry.default
     return QuotaLedger(
@@ -174,6 +210,7 @@ def build_quota(db: Database, settings: Settings, *, clock: Callable[[], float] 
         max_admin_limit=settings.max_admin_limit,
         max_admin_grant=settings.max_admin_grant,
         clock=clock,
+        owner=owner,
     )
 
 
@@ -187,6 +224,15 @@ def build_access(
         default_ratio=settings.default_aspect_ratio,
         clock=clock,
     )
+
+
+def build_lease(
+    db: Database, settings: Settings, *, clock: Callable[[], float] = time.time, suffix: str = ""
+) -> ProcessLease:
+    """`suffix` names a helper process (the CLI) apart from the bot's instance, so it never reclaims the bot's
+    reservations as its own earlier run."""
+    instance = settings.instance_id or default_instance_id(settings.shard_ids)
+    return ProcessLease(db, instance_id=instance + suffix, lease_seconds=settings.process_lease_seconds, clock=clock)
 
 
 def build_input_judge(images: ImageWorkers, settings: Settings) -> InputJudge:
@@ -255,7 +301,7 @@ def build_ai_moderator(
 
         async def charge(call: AICall) -> None:
             # Like a generation's cost: in the server's and the bot's spend (and caps), not in a member's quota.
-            await ledger.add_spend(call.guild_id, call.cost_usd)
+            await ledger.add_spend(call.guild_id, call.cost_usd, provider=GOOGLE, model=call.model)
 
         ai.on_cost = charge
     return ai
@@ -278,6 +324,7 @@ class Services:
     server_settings: ServerSettings
     images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
     inputs: InputJudge
+    lease: ProcessLease
 
     @classmethod
     async def start(
@@ -288,18 +335,22 @@ class Services:
         recover: bool = True,
         metrics: Metrics | None = None,
     ) -> Services:
-        """`recover`: refund reservations an earlier run left open. Only the process that serves Discord may: a
-        CLI process beside a running bot would otherwise refund the bot's requests in flight. `metrics`: the
+        """`recover`: this is the bot (not a CLI helper): it reclaims its instance's earlier run and sweeps what
+        dead processes left open, at start and every third of a lease. Without it the process still holds a
+        lease of its own (under a name of its own), so the bot's sweeps leave its request alone. `metrics`: the
         process's registry when something serves it (the bot's health server), else one that records nothing."""
-        db = await Database.open(settings.database_path)
-        quota = build_quota(db, settings, clock=clock)
+        db = await Database.open(settings.database, pool_size=settings.database_pool_size)
+        lease = build_lease(db, settings, clock=clock, suffix="" if recover else f"-cli-{os.getpid()}")
+        quota = build_quota(db, settings, clock=clock, owner=lease.owner)
         try:
+            await lease.register()
             refunded = await quota.recover() if recover else 0
         except BaseException:
             await db.close()
             raise
         if refunded:
-            log.warning("refunded %d reservation(s) left open by an earlier run", refunded)
+            log.warning("refunded %d reservation(s) left open by an earlier run or a dead process", refunded)
+        lease.start(quota.recover if recover else None)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
         metrics = metrics or Metrics.disabled()
@@ -331,6 +382,7 @@ class Services:
                 limit=settings.input_refusal_limit, window=settings.input_refusal_window_seconds, clock=clock
             ),
             max_loading=settings.image_workers,
+            sole_provider=provider.only,
             clock=clock,
             metrics=metrics,
         )
@@ -352,7 +404,13 @@ class Services:
             server_settings,
             images,
             judge,
+            lease,
         )
+
+    def provider_gates(self) -> list[LaneReport]:
+        """Each provider's own gate, in the order they are tried (none for a single provider: the scheduler's
+        gate is its gate)."""
+        return [m.lane.report() for m in self.provider.members if isinstance(m.lane, GateLane)]
 
     # --- privacy: the member's own data, and the daily retention pass ------------------------------------------
 
@@ -398,7 +456,9 @@ class Services:
             log.warning("some requests were still finishing when the bot stopped")
 
     async def close(self) -> None:
+        await self.scheduler.aclose()
         self.images.close()
         await self.http.close()
         await self.quota.drain()  # ledger writes still batched go in before the file closes
+        await self.lease.close()
         await self.db.close()

@@ -94,9 +94,11 @@ def config_embed(config: ModerationConfig) -> discord.Embed:
 
 def _source(entry: AuditEntry) -> str:
     """Who blocked it: this server's word lists and rules, the AI moderator (and whether an appeal overturned
-    that), or Google."""
+    that), or the image provider's filter (Google's unless the entry names another)."""
     if entry.tier == "ai":
         return SOURCES["ai"] + (" (overturned on appeal)" if entry.overturned_at is not None else "")
+    if entry.source == "google" and entry.provider and entry.provider != "Google":
+        return f"{entry.provider}'s safety filter"  # a gateway's filter: by the name members read for it
     return SOURCES.get(entry.source, entry.source)
 
 
@@ -114,7 +116,7 @@ def log_embed(entries: Sequence[AuditEntry], user: discord.abc.User | None) -> d
 def block_embed(entry: AuditEntry, cooldown_until: float | None) -> discord.Embed:
     """The log channel's notice of one block. The prompt is a spoiler: moderators choose to read it."""
     ours = entry.source == "bot"
-    title = "🚫 Prompt blocked by this server's rules" if ours else "🛡️ Prompt blocked by Google's safety filter"
+    title = "🚫 Prompt blocked by this server's rules" if ours else f"🛡️ Prompt blocked by {_source(entry)}"
     if entry.tier == "ai":
         title = "🤖 Prompt blocked by the AI moderator"
     embed = discord.Embed(
@@ -304,7 +306,7 @@ class ModerationCog(commands.Cog):
         user: discord.User | None = None,
         limit: app_commands.Range[int, 1, MAX_LOG_ROWS] = 10,
     ) -> None:
-        """Show recent blocked prompts here, by this server's rules and by Google's filter."""
+        """Show recent blocked prompts here, by this server's rules and by the image model's filter."""
         entries = await self.store.log(interaction.guild_id, limit, user_id=user.id if user else None)
         await interaction.response.send_message(embed=log_embed(entries, user), ephemeral=True)
 

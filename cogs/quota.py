@@ -13,7 +13,7 @@ values are refused by the core (`InvalidRequest`) and shown as it words them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import discord
@@ -21,8 +21,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import BotError, InvalidRequest
+from bot.providers.config import GOOGLE
 from bot.quota.ledger import QuotaLedger
-from bot.quota.limits import MAX_LIMIT, AuditEntry, QuotaStatus, ServerQuota, Spend, to_limit
+from bot.quota.limits import MAX_LIMIT, AuditEntry, ProviderSpend, QuotaStatus, ServerQuota, Spend, to_limit
 from cogs.ui.checks import ManageGuildGroup
 from cogs.ui.common import role_ids, send_ephemeral
 from cogs.ui.render import fit_lines
@@ -92,18 +93,51 @@ def spend_text(spend: Spend) -> str:
     return f"{images} · {cost}"
 
 
-def spend_embed(ledger: QuotaLedger, server: Spend, whole: Spend | None) -> discord.Embed:
-    """Today's spend of the server and, for the bot's owner, of the whole bot, with the caps."""
+def provider_lines(
+    parts: ProviderSpend, provider_name: Callable[[str], str], model_name: Callable[[str], str]
+) -> list[str]:
+    """Where a day's dollars went: each provider and model with its pictures, the failed calls it may bill and the
+    moderation model's checks, then what running requests hold and what no provider is on record for."""
+    lines = []
+    for line in parts.lines:
+        what = [f"{line.pictures} picture{'s' if line.pictures != 1 else ''}"] if line.pictures else []
+        if line.failed:
+            what.append(f"{line.failed} failed call{'s' if line.failed != 1 else ''} it may bill")
+        if line.checks:
+            what.append(f"{line.checks} moderation check{'s' if line.checks != 1 else ''}")
+        who = provider_name(line.provider) if line.provider else "a call cut off by a restart"
+        lines.append(f"• {who} · {model_name(line.model)}: {', '.join(what)} · ${line.cost_usd:.4f}")
+    if parts.open_requests:
+        n = parts.open_requests
+        lines.append(f"• running now: {n} request{'s' if n != 1 else ''}, ${parts.open_usd:.4f} estimated")
+    if parts.other_usd > 0:
+        lines.append(f"• no provider on record (refunded at a restart, or older): ${parts.other_usd:.4f}")
+    return lines
+
+
+def spend_embed(
+    ledger: QuotaLedger,
+    server: Spend,
+    whole: Spend | None,
+    *,
+    server_parts: Sequence[str] = (),
+    whole_parts: Sequence[str] = (),
+) -> discord.Embed:
+    """Today's spend of the server and, for the bot's owner, of the whole bot, with the caps, and where it went
+    (`*_parts`: `provider_lines`)."""
     embed = discord.Embed(title="Spending today", colour=COLOUR)
-    for name, spend in (("This server", server), ("The whole bot", whole)):
+    for name, spend, parts in (("This server", server, server_parts), ("The whole bot", whole, whole_parts)):
         if spend is not None:
             reached = " · ⚠️ cap reached" if ledger.budget_reached(spend) else ""
-            embed.add_field(name=name, value=spend_text(spend) + reached, inline=False)
+            head = spend_text(spend) + reached
+            body = fit_lines(parts, FIELD_LIMIT - len(head) - 1) if parts else ""
+            embed.add_field(name=name, value=f"{head}\n{body}" if body else head, inline=False)
     reset = int(server.resets_at)
     embed.add_field(name="Resets", value=f"<t:{reset}:f> (<t:{reset}:R>)", inline=False)
     embed.set_footer(
-        text="Real cost from Google's token counts once answered (estimates while running). Requests refunded to "
-        "members still count when Google may have billed them (answers without a picture, timeouts)."
+        text="Real cost once answered: Google's token counts, a gateway's reported cost, else its configured price "
+        "(estimates while running). Requests refunded to members still count when the provider may have billed "
+        "them (answers without a picture, timeouts)."
     )
     return embed
 
@@ -317,7 +351,21 @@ class QuotaCog(commands.Cog):
         whole = await self.ledger.spend(None)
         # Other servers' usage and the operator's budget are the operator's business.
         shown = whole if await self.bot.is_owner(interaction.user) else None
-        embed = spend_embed(self.ledger, server, shown)
+        services = self.bot.services
+        # The moderation model is Google's even when PROVIDERS leaves Google out.
+        labels = {GOOGLE: "Google"} | {m.name: m.label for m in services.provider.members}
+
+        async def parts(guild_id: int | None) -> list[str]:
+            spend = await self.ledger.spend_by_provider(guild_id)
+            return provider_lines(spend, lambda n: labels.get(n, n), lambda m: services.registry.get(m).name)
+
+        embed = spend_embed(
+            self.ledger,
+            server,
+            shown,
+            server_parts=await parts(interaction.guild_id),
+            whole_parts=await parts(None) if shown is not None else (),
+        )
         if shown is None and self.ledger.budget_reached(whole):
             embed.description = "⚠️ The bot's overall daily budget is used up: nobody can generate until it resets."
         await interaction.response.send_message(embed=embed, ephemeral=True)

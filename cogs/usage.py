@@ -56,13 +56,20 @@ def usage_embed(report: UsageReport, chart_name: str) -> discord.Embed:
     if report.billed_failures:
         failed = count(report.billed_failures, "failed call")
         summary += f"\nThe cost includes {failed} the provider may bill (members were not charged for them)"
+    if report.checks:
+        summary += f"\nand {count(report.checks, 'call')} of the moderation model"
     if report.held:
         summary += f" · {report.held} being made now"
     embed = discord.Embed(title=f"Usage of {whose}, {p.label} ({span})", description=summary, colour=ACCENT)
     sections = (
         (
             "By model",
-            [f"`{m.model}` ({m.provider}): {spend_line(m.images, m.credits, m.cost_usd)}" for m in report.by_model],
+            [
+                f"`{m.model}`"
+                + (f" ({m.provider})" if m.provider else "")
+                + f": {spend_line(m.images, m.credits, m.cost_usd)}"
+                for m in report.by_model
+            ],
         ),
         (
             "Busiest members",

@@ -12,14 +12,34 @@ from bot.config import Settings
 from bot.storage.db import Database
 from tests.fakes.discord import FakeDiscord, fake_discord  # noqa: F401  (a fixture)
 from tests.fakes.gemini import FakeGemini
+from tests.servers import PostgresServer, postgres_server, postgres_url, redis_server, redis_url  # noqa: F401
+
+# Every test that takes `db` runs on each engine: a SQLite file and a PostgreSQL database of its own.
+BACKENDS = ("sqlite", "postgresql")
+_templates: dict[int, str] = {}  # PostgreSQL server port -> a migrated database that new ones are copied from
 
 
-@pytest.fixture
-async def db(tmp_path):
-    """A migrated on-disk WAL database, as the bot opens it."""
-    database = await Database.open(tmp_path / "bot.sqlite3")
+async def open_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> tuple[Database, Any]:
+    """A migrated database as the bot opens it, and what to do once it is closed."""
+    if backend == "sqlite":
+        return await Database.open(tmp_path / "bot.sqlite3"), None
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    if server.port not in _templates:  # migrating once per session and copying is 5x faster than per test
+        template = await server.create_database()
+        await (await Database.open(server.url_for(template))).close()
+        _templates[server.port] = template
+    name = await server.create_database(template=_templates[server.port])
+    return await Database.open(server.url_for(name)), lambda: server.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def db(request, tmp_path):
+    """A migrated database as the bot opens it: an on-disk WAL SQLite file, or a PostgreSQL database."""
+    database, drop = await open_backend(request, request.param, tmp_path)
     yield database
     await database.close()
+    if drop is not None:
+        await drop()
 
 
 @pytest.fixture

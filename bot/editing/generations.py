@@ -2,8 +2,8 @@
 pipeline records each request's start and ending here (model, size, real cost, the model's answer as received);
 the editing doors read results back (a result by its message, the latest result in a thread, a chain's
 instructions, depth and kept answers, where each input image came from, so a Reroll can fetch it again); the
-usage report reads models, providers and failures; privacy exports, forgets and redacts (`bot.ops.privacy` runs
-those three inside one transaction over every owner's tables, so they take its connection)."""
+usage report reads failures; privacy exports, forgets and redacts (`bot.ops.privacy` runs
+those three inside one transaction over every owner's tables, so they take its transaction)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,12 @@ from typing import Any
 from bot.config import DEFAULTS
 from bot.editing.conversation import History, Step, StoredTurn, as_turns, choose_turns, walk
 from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind, Turn
-from bot.storage.db import Database
+from bot.storage.db import Database, Dialect, Tx
 from bot.storage.rows import anonymise, dict_rows
 
 log = logging.getLogger(__name__)
 
 ANONYMOUS = 0  # the user id of rows that belong to no one any more (the CLI's requests use it as well)
-DEFAULT_PROVIDER = "gemini"  # the only provider before each generation recorded its own
-UNKNOWN_MODEL = "unknown"
 
 # Columns that say nothing about who asked or what: kept when a member's generation is forgotten. The rest is
 # blanked (by allow-list, so a column added later, a raw model answer say, is blanked without being named here).
@@ -60,7 +58,7 @@ KEPT_WHEN_FORGOTTEN = frozenset(
 
 _COLUMNS = (
     "id, user_id, guild_id, channel_id, kind, prompt, model, options_json, input_images, parent_id, status,"
-    " message_id, deleted_at, model_version"
+    " message_id, deleted_at, model_version, provider"
 )
 
 
@@ -79,6 +77,7 @@ class Generation:
     message_id: int | None  # the Discord message that shows the result
     deleted: bool  # that message was deleted
     model_version: str | None = None  # the model that really answered
+    provider: str | None = None  # the configured provider that made it (or whose error ended it)
 
     @property
     def shown(self) -> bool:
@@ -128,7 +127,7 @@ class Generations:
             "SELECT 1 FROM generations WHERE id=?", (request.parent_id,)
         ):
             depth = await self.depth(request.parent_id) + 1
-        generation_id = await self.db.execute(
+        generation_id = await self.db.insert(
             "INSERT INTO generations (created_at, user_id, guild_id, channel_id, kind, prompt, model, size,"
             " options_json, input_images, parent_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -159,15 +158,16 @@ class Generations:
         credits: int | None = None,
         model: str | None = None,
     ) -> None:
-        """The result reached its user: its usage, real cost and the model that answered, and (for signed
-        answers of `model`, under the byte budget) the answer as received, for later multi-turn edits."""
+        """The result reached its user: its usage, real cost, the model that answered and the provider that made
+        it (`image.provider`), and (for signed answers of `model`, under the byte budget) the answer as received,
+        for later multi-turn edits."""
         usage = image.usage
         answer = None
         if image.content is not None and model:
             # Megabytes of JSON for a large picture: serialised off the event loop.
             answer = await asyncio.to_thread(json.dumps, image.content, separators=(",", ":"))
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(
                 "UPDATE generations SET status='delivered', finished_at=?, prompt_tokens=?, output_tokens=?,"
                 " total_tokens=?, image_tokens=?, thinking_tokens=?, queued_ms=?, upstream_ms=?, mime_type=?,"
                 " image_bytes=?, message_id=?, model_version=?, cost_micros=?, credits=?, provider=? WHERE id=?",
@@ -191,8 +191,9 @@ class Generations:
                 ),
             )
             if answer is not None and len(answer) <= self.max_turn_bytes:
-                await conn.execute(
-                    "INSERT OR REPLACE INTO generation_turns (generation_id, model, content) VALUES (?,?,?)",
+                await tx.execute(
+                    "INSERT INTO generation_turns (generation_id, model, content) VALUES (?,?,?)"
+                    " ON CONFLICT (generation_id) DO UPDATE SET model = excluded.model, content = excluded.content",
                     (generation_id, model, answer),
                 )
 
@@ -221,11 +222,20 @@ class Generations:
         )
         return as_turns(chosen, {row[0]: row[1] for row in found})
 
-    async def failed(self, generation_id: int, error_kind: str, detail: str, *, queued_ms: float | None) -> None:
+    async def failed(
+        self,
+        generation_id: int,
+        error_kind: str,
+        detail: str,
+        *,
+        queued_ms: float | None,
+        provider: str | None = None,
+    ) -> None:
+        """The request ended without a delivery; `provider`: whose error ended it, when it was one provider's."""
         await self.db.execute(
-            "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?"
-            " WHERE id=?",
-            (self.clock(), error_kind, detail[:500], queued_ms, generation_id),
+            "UPDATE generations SET status='failed', finished_at=?, error_kind=?, error_detail=?, queued_ms=?,"
+            " provider=? WHERE id=?",
+            (self.clock(), error_kind, detail[:500], queued_ms, provider, generation_id),
         )
 
     async def depth(self, generation_id: int) -> int:
@@ -297,10 +307,12 @@ class Generations:
             )
             for position, source in enumerate(sources)
         ]
-        async with self.db.transaction() as conn:
-            await conn.executemany(
-                "INSERT OR REPLACE INTO generation_inputs (generation_id, position, channel_id, message_id,"
-                " attachment_id, mime_type, data) VALUES (?,?,?,?,?,?,?)",
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO generation_inputs (generation_id, position, channel_id, message_id, attachment_id,"
+                " mime_type, data) VALUES (?,?,?,?,?,?,?) ON CONFLICT (generation_id, position) DO UPDATE SET"
+                " channel_id = excluded.channel_id, message_id = excluded.message_id,"
+                " attachment_id = excluded.attachment_id, mime_type = excluded.mime_type, data = excluded.data",
                 rows,
             )
 
@@ -334,19 +346,11 @@ def _generation(row: Any) -> Generation:
         message_id=row["message_id"],
         deleted=row["deleted_at"] is not None,
         model_version=row["model_version"],
+        provider=row["provider"],
     )
 
 
 # --- what the usage report reads ------------------------------------------------------------------------------
-
-
-async def labels(db: Database, first_id: int, last_id: int) -> dict[int, tuple[str, str]]:
-    """(model, provider) of every generation with an id in [first_id, last_id]: the ledger's entries of a period
-    point at generations in one id range, so one range read labels them all."""
-    rows = await db.fetchall(
-        "SELECT id, model, provider FROM generations WHERE id BETWEEN ? AND ?", (first_id, last_id)
-    )
-    return {row[0]: (row[1] or UNKNOWN_MODEL, row[2] or DEFAULT_PROVIDER) for row in rows}
 
 
 async def failure_counts(db: Database, guild_id: int | None, start: float, end: float) -> list[tuple[str, int]]:
@@ -354,28 +358,29 @@ async def failure_counts(db: Database, guild_id: int | None, start: float, end: 
     scope, params = ("", (start, end)) if guild_id is None else (" AND guild_id = ?", (start, end, guild_id))
     rows = await db.fetchall(
         "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM generations WHERE status = 'failed'"
-        f" AND created_at >= ? AND created_at < ?{scope} GROUP BY 1 ORDER BY 2 DESC, 1",
+        f" AND created_at >= ? AND created_at < ?{scope} GROUP BY COALESCE(error_kind, 'unknown')"
+        " ORDER BY COUNT(*) DESC, COALESCE(error_kind, 'unknown')",
         params,
     )
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], int(row[1])) for row in rows]
 
 
-# --- privacy: run inside the caller's transaction (`conn`) ------------------------------------------------------
+# --- privacy: run inside the caller's transaction (`tx`) ----------------------------------------------------------
 
 
-async def export_member(conn: Any, user_id: int) -> dict[str, list[dict[str, Any]]]:
+async def export_member(tx: Tx, user_id: int) -> dict[str, list[dict[str, Any]]]:
     """Every generation of a member, its input records and the model's answers kept for it, all columns (a
     column added later too)."""
     return {
-        "generations": await dict_rows(conn, "SELECT * FROM generations WHERE user_id = ? ORDER BY id", (user_id,)),
+        "generations": await dict_rows(tx, "SELECT * FROM generations WHERE user_id = ? ORDER BY id", (user_id,)),
         "generation_inputs": await dict_rows(
-            conn,
+            tx,
             "SELECT i.* FROM generation_inputs i JOIN generations g ON g.id = i.generation_id"
             " WHERE g.user_id = ? ORDER BY i.generation_id, i.position",
             (user_id,),
         ),
         "generation_turns": await dict_rows(
-            conn,
+            tx,
             "SELECT t.* FROM generation_turns t JOIN generations g ON g.id = t.generation_id"
             " WHERE g.user_id = ? ORDER BY t.generation_id",
             (user_id,),
@@ -383,38 +388,31 @@ async def export_member(conn: Any, user_id: int) -> dict[str, list[dict[str, Any
     }
 
 
-async def forget_member(conn: Any, user_id: int, now: float) -> tuple[int, int]:
+async def forget_member(tx: Tx, dialect: Dialect, user_id: int, now: float) -> tuple[int, int]:
     """A member's generations become anonymous rows (model, kind, status, tokens and timings stay: they are the
     server's spend by model); their input records and the model's answers kept for them go. The message id goes
     too, so a Reroll or reply on the picture finds nothing to act on, and other members' edits of it lose it as a
     parent (their history no longer carries the member's words). Returns (generations anonymised, input records
     deleted)."""
     mine = "SELECT id FROM generations WHERE user_id = ?"
-    cursor = await conn.execute(f"DELETE FROM generation_inputs WHERE generation_id IN ({mine})", (user_id,))
-    inputs = int(cursor.rowcount)
-    await conn.execute(f"DELETE FROM generation_turns WHERE generation_id IN ({mine})", (user_id,))
-    await conn.execute(f"UPDATE generations SET parent_id = NULL WHERE parent_id IN ({mine})", (user_id,))
-    generations = await anonymise(conn, "generations", KEPT_WHEN_FORGOTTEN, "user_id = ?", (user_id,))
-    await conn.execute(
+    inputs = await tx.execute(f"DELETE FROM generation_inputs WHERE generation_id IN ({mine})", (user_id,))
+    await tx.execute(f"DELETE FROM generation_turns WHERE generation_id IN ({mine})", (user_id,))
+    await tx.execute(f"UPDATE generations SET parent_id = NULL WHERE parent_id IN ({mine})", (user_id,))
+    generations = await anonymise(tx, dialect, "generations", KEPT_WHEN_FORGOTTEN, "user_id = ?", (user_id,))
+    await tx.execute(
         "UPDATE generations SET user_id = ?, deleted_at = COALESCE(deleted_at, ?) WHERE user_id = ?",
         (ANONYMOUS, now, user_id),
     )
     return generations, inputs
 
 
-async def redact_older_than(conn: Any, cutoff: float) -> tuple[int, int]:
+async def redact_older_than(tx: Tx, cutoff: float) -> tuple[int, int]:
     """Blank the prompts (and drop kept input bytes and the model's kept answers, which may repeat the prompt) of
     generations made before `cutoff`; returns how many prompts and input images."""
-    cursor = await conn.execute("UPDATE generations SET prompt = '' WHERE created_at < ? AND prompt != ''", (cutoff,))
-    prompts = int(cursor.rowcount)
-    cursor = await conn.execute(
-        "UPDATE generation_inputs SET data = NULL WHERE data IS NOT NULL AND generation_id IN"
-        " (SELECT id FROM generations WHERE created_at < ?)",
-        (cutoff,),
+    prompts = await tx.execute("UPDATE generations SET prompt = '' WHERE created_at < ? AND prompt != ''", (cutoff,))
+    older = "SELECT id FROM generations WHERE created_at < ?"
+    inputs = await tx.execute(
+        f"UPDATE generation_inputs SET data = NULL WHERE data IS NOT NULL AND generation_id IN ({older})", (cutoff,)
     )
-    inputs = int(cursor.rowcount)
-    await conn.execute(
-        "DELETE FROM generation_turns WHERE generation_id IN (SELECT id FROM generations WHERE created_at < ?)",
-        (cutoff,),
-    )
+    await tx.execute(f"DELETE FROM generation_turns WHERE generation_id IN ({older})", (cutoff,))
     return prompts, inputs

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot.config import DEFAULTS
 from bot.editing.conversation import provider_prompt
@@ -24,8 +25,12 @@ from bot.editing.images import (
     check_request_size,
     prepare_input,
 )
-from bot.errors import InvalidRequest, TooManyRefusedImages
-from bot.models import ImageRequest, InputImage
+from bot.errors import ChoiceRefused, InvalidRequest, TooManyRefusedImages
+from bot.models import Context, ImageRequest, InputImage, Turn
+
+if TYPE_CHECKING:
+    from bot.editing.generations import InputSource
+    from bot.providers.registry import ModelSpec
 
 ACCEPTED_TYPES = PASSTHROUGH | CONVERTIBLE
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
@@ -77,6 +82,32 @@ def with_images(request: ImageRequest, images: tuple[InputImage, ...], *, extra_
     updated = dataclasses.replace(request, images=images)
     check_request_size(provider_prompt(updated.prompt, updated.history), images, extra_bytes=extra_bytes)
     return updated
+
+
+def with_sources(
+    request: ImageRequest,
+    model: ModelSpec,
+    sources: Sequence[InputSource],
+    turns: tuple[Turn, ...],
+    parent_message: int | None,
+) -> tuple[ImageRequest, Context | None]:
+    """The request with the images to send, and the multi-turn context if there are turns. The parent's
+    picture (`parent_message`: the message that shows it) is left out when the model's own turn that made it goes
+    along (it is in there; a provider that cannot take turns gets it back from the context), and the model's
+    input limit counts every picture."""
+    if not turns:
+        parent_message = None
+    picture = next((s.image for s in sources if parent_message and s.message_id == parent_message), None)
+    images = tuple(
+        s.image for s in sources if s.image is not None and (parent_message is None or s.message_id != parent_message)
+    )
+    sent = len(images) + len(turns)
+    if sent > model.max_inputs:
+        raise ChoiceRefused("input images", str(sent), model=model.name, possible=(str(model.max_inputs),))
+    request = with_images(request, images, extra_bytes=sum(len(t.answer) + len(t.prompt) for t in turns))
+    if not turns:
+        return request, None
+    return request, Context(turns, provider_prompt(request.prompt, request.history), picture)
 
 
 class InputJudge:

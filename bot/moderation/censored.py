@@ -22,6 +22,7 @@ MAX_RUNS = 4
 MAX_RUN = 6
 MAX_KEY = 32
 MIN_KEY = 3
+MIN_PREFIX = 4  # a shorter word start read through stars would stand for too many words
 _CACHE_LIMIT = 10_000
 _PARTS = re.compile(r"(\*+)")
 
@@ -55,6 +56,7 @@ class CensoredMatcher(Generic[T]):
         self._slot: dict[str, int] = {}
         self._at: list[dict[str, int]] = []  # position -> letter -> keys with that letter there
         self._ends: list[int] = []  # length -> keys of that length
+        self._starts: list[int] = []  # length -> prefix keys of that length (a listed word start, "пизд*")
         self._cache: dict[str, list[T]] = {}
         self.steps = 0
         for key, value in entries:
@@ -63,12 +65,14 @@ class CensoredMatcher(Generic[T]):
     def __len__(self) -> int:
         return len(self._keys)
 
-    def add(self, key: str, value: T) -> None:
-        if not MIN_KEY <= len(key) <= MAX_KEY or "*" in key:
+    def add(self, key: str, value: T, prefix: bool = False) -> None:
+        """`prefix`: the key is a word start, so a censored word that spells it and goes on matches it too
+        ("п*зды" for "пизд*"). Only when the key's last letter is read, never hidden: "por*a" is not "porn*"."""
+        if not max(MIN_KEY, MIN_PREFIX if prefix else 0) <= len(key) <= MAX_KEY or "*" in key:
             return
-        slot = self._slot.get(key)
+        slot = self._slot.get(key + "*" * prefix)
         if slot is None:
-            slot = self._slot[key] = len(self._keys)
+            slot = self._slot[key + "*" * prefix] = len(self._keys)
             self._keys.append(key)
             self._values.append([])
             bit = 1 << slot
@@ -76,9 +80,10 @@ class CensoredMatcher(Generic[T]):
                 self._at.append({})
             for position, letter in enumerate(key):
                 self._at[position][letter] = self._at[position].get(letter, 0) | bit
-            while len(self._ends) <= len(key):
-                self._ends.append(0)
-            self._ends[len(key)] |= bit
+            ends = self._starts if prefix else self._ends
+            while len(ends) <= len(key):
+                ends.append(0)
+            ends[len(key)] |= bit
         self._values[slot].append(value)
         self._cache.clear()
 
@@ -97,6 +102,7 @@ class CensoredMatcher(Generic[T]):
         at, longest = self._at, len(self._at)
         # reach[p]: keys whose first p letters can be what was read; only positions in [low, high] are live.
         reach = {0: (1 << len(self._keys)) - 1}
+        starts, started = self._starts, 0
         for part in parts:
             if isinstance(part, str):
                 for letter in part:
@@ -107,9 +113,11 @@ class CensoredMatcher(Generic[T]):
                             keys &= at[p].get(letter, 0)
                             if keys:
                                 nxt[p + 1] = keys
+                                if p + 1 < len(starts):
+                                    started |= keys & starts[p + 1]
                     reach = nxt
                     if not reach:
-                        return []
+                        return self._values_of(started)
             else:
                 fewest, most = part
                 nxt = {}
@@ -118,11 +126,14 @@ class CensoredMatcher(Generic[T]):
                         self.steps += 1
                         nxt[q] = nxt.get(q, 0) | keys
                 reach = nxt
-        matched = 0
+        matched = started
         for p, keys in reach.items():
             if p < len(self._ends):
                 self.steps += 1
                 matched |= keys & self._ends[p]
+        return self._values_of(matched)
+
+    def _values_of(self, matched: int) -> list[T]:
         out: list[T] = []
         while matched:
             low = matched & -matched

@@ -8,9 +8,11 @@ in several views of those words: the leet skeleton ("s3x" reads "sex"), stretche
 sexual word is `csam`; a real person next to one is `real_people_sexual`; an undressing verb next to a garment
 ("remove her bikini") is `sexual`.
 
-Honest limits: only text is checked, never input images; only listed terms and their disguises are caught
-(paraphrases and misspelt names are not); words glued to others ("nudephoto") are caught only for terms listed
-with a trailing `*`; a listed name near "sexy" blocks even when "sexy" describes a car.
+Everyday words that are also slang ("chatte", "schwanz") block only when written in disguise; emoji are words (🐀 as
+vermin, 🍈🍈 as a sexual stand-in). Honest limits: only text is checked, never input images; only listed terms and
+their disguises are caught (paraphrases and misspelt names are not; zero-width characters alone never count as a
+disguise, so "s\u200bchwanz" is read as the tail it may be); words glued to others ("nudephoto") are caught only for
+terms listed with a trailing `*`; a listed name near "sexy" blocks even when "sexy" describes a car.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def _judge(analysis: _Analysis, policy: Policy, detail: bool) -> None:
     for match in analysis.matches:
         if match.rule.kind in _PRESET and not allows.around(match):
             cues[match.rule.kind].append(match)
-    extra = combined(cues, where)
+    extra = combined(cues, where, verbs + garments)
     extra_ids = {id(m) for m in extra}
     masked: list[tuple[Match, Match | str]] = []
     seen: set[tuple[Rule, int, int]] = set()

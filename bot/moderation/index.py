@@ -170,7 +170,7 @@ class Index:
             return  # CJK terms are phrases of characters: spacing and stars do not disguise them
         self.inside.add(joined, rule)
         self.inside_stretched.add(joined_stretched, rule)
-        self.censored.add(joined, rule)
+        self.censored.add(joined, rule, prefix)
 
     def find(self, keys: list[str], changed: list[bool] | None = None) -> list[tuple[int, int, Rule]]:
         """(first word, last word, rule) for every term in the word keys of one view: the exact view, or with

@@ -9,6 +9,9 @@ anywhere, because those languages put no spaces between words). `#` starts a com
   `garment`; `group` x `vermin` (a group of people as vermin), `group` x `likeness` x `beast` (as monkeys),
   `extremist` x `praise` (glorification, cancelled by an `opposition` word nearby); `symbol` (a hate symbol that
   a `religious` context word nearby makes a religious one); `emoji` (two different ones together are sexual);
+- `disguised`: everyday words that are also sexual slang ("schwanz" a tail, "chatte" a cat, "pau" wood): sexual
+  only when written in disguise (stars, leet, spaced letters, mid-word capitals, mixed scripts), see
+  `bot.moderation.scan`;
 - `allow`: phrases that are fine although a listed word is inside them ("chink in the armor", "no gore");
 - `benign`: everyday words, as written, that normalisation makes look like a listed word of another language
   (Polish "góry", mountains, would read as "gory"); see `bot.moderation.fuzzy.guard`.
@@ -17,7 +20,8 @@ Where the lists came from: written for this bot from its categories; entries for
 were checked against and partly taken from the "List of Dirty, Naughty, Obscene, and Otherwise Bad Words"
 (LDNOOBW, https://github.com/LDNOOBW, npm package `naughty-words` 1.2.0, CC BY 4.0), selected (only entries
 within this bot's categories; plain swearing is no category here) and normalised. See `bot/moderation/data/NOTICE`.
-Russian entries are also added transliterated to Latin ("голая" -> "golaya"), as Russians often type them.
+Russian entries are also added transliterated to Latin ("голая" -> "golaya"), as Russians often type them; CJK
+entries of the blocking kinds also censored, as their writers censor them ("ま○こ", Korean "보ㅈ").
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ LANGUAGE_NAMES = {
 }
 KINDS = frozenset(
     "csam sexual gore hate minor suggestive revealing person undress garment group vermin likeness beast "
-    "extremist praise opposition symbol religious emoji allow benign".split()
+    "extremist praise opposition symbol religious emoji allow benign disguised".split()
 )
 _HEADER = re.compile(r"^\[(\w+)\]$")
 # Russian kinds also listed in Latin letters; short function words ("как") and context lists stay Cyrillic.
@@ -60,6 +64,32 @@ _TRANSLIT = dict(
         strict=True,
     )
 )
+
+
+_CENSORABLE = frozenset(("csam", "sexual", "gore", "hate", "disguised"))
+_CENSOR_MARK = "○"  # what `bot.moderation.text` reads every censoring circle as
+# Korean initial consonants (compatibility jamo), in the order of Hangul syllable composition.
+_INITIALS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
+
+
+def censored_variants(term: str, lang: str) -> list[str]:
+    """How CJK writers censor a term of three or more characters: an inner character behind a circle
+    ("まんこ" -> "ま○こ"); in Korean also one syllable cut to its initial consonant ("보지" -> "보ㅈ")."""
+    body = term.rstrip("*")
+    if " " in body or not body or not all(_is_cjk_char(ch) for ch in body):
+        return []
+    out = []
+    if len(body) >= 3:
+        out += [body[:i] + _CENSOR_MARK + body[i + 1 :] for i in range(1, len(body) - 1)]
+    if lang == "ko" and 2 <= len(body) <= 4:
+        for i, ch in enumerate(body):
+            if "\uac00" <= ch <= "\ud7a3":
+                out.append(body[:i] + _INITIALS[(ord(ch) - 0xAC00) // 588] + body[i + 1 :])
+    return out
+
+
+def _is_cjk_char(ch: str) -> bool:
+    return "\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7a3"
 
 
 def transliterate(term: str) -> str:
@@ -98,6 +128,8 @@ def entries() -> tuple[tuple[str, str, str], ...]:
         path = DATA / f"{lang}.txt"
         for kind, term in parse(path.read_text(encoding="utf-8"), str(path)):
             out.append((kind, term, lang))
+            if lang in ("ja", "zh", "ko") and kind in _CENSORABLE:
+                out.extend((kind, variant, lang) for variant in censored_variants(term, lang))
             if lang == "ru" and kind in _TRANSLITERATED:
                 latin = transliterate(term)
                 # Short transliterations read as other languages' words ("gol" is a goal): long ones only.

@@ -12,7 +12,8 @@ The pairs (their halves are listed per language in `bot/moderation/data/`):
   word is near ("the heroic resistance against the Nazis", "Nuremberg trials"): `hate`;
 - a hate symbol that religious context makes a religious one (a swastika rangoli for Diwali, a Jain temple)
   is allowed, unless an extremist word is near as well;
-- two different sexual emoji together (peach and aubergine, droplets): `sexual`.
+- two sexual emoji together (peach and aubergine, droplets, the same one twice), or one next to an undressing
+  word or a garment: `sexual`.
 """
 
 from __future__ import annotations
@@ -126,9 +127,9 @@ class _Sorted:
         return self.items[k : min(bisect.bisect_right(self.starts, high), k + limit)]
 
 
-def combined(cues: dict[str, list[Match]], where: Positions) -> list[Match]:
+def combined(cues: dict[str, list[Match]], where: Positions, clothes: Sequence[Match] = ()) -> list[Match]:
     """Matches made of two cues that block as `hate` or `sexual`; `cues` holds each kind's matches that no
-    allow phrase covers."""
+    allow phrase covers, `clothes` the undressing verbs and garments."""
     out: list[Match] = []
     groups = cues["group"]
     out += (
@@ -146,25 +147,37 @@ def combined(cues: dict[str, list[Match]], where: Positions) -> list[Match]:
     praise = [p for p in cues["praise"] if not near(p, opposed, WINDOW, where)]
     extremists = [e for e in cues["extremist"] if not near(e, opposed, WINDOW, where)]
     out += (pair_match(e, p, "hate", "extremist near praise") for e, p in pairs(extremists, praise, WINDOW, where))
-    by_emoji: dict[str, list[Match]] = {}
-    for match in cues["emoji"]:
-        by_emoji.setdefault(match.rule.term, []).append(match)
-    kinds = sorted(by_emoji)
-    for i, a in enumerate(kinds):
-        for b in kinds[i + 1 :]:
-            found = next(iter(pairs(by_emoji[a], by_emoji[b], EMOJI_WINDOW, where)), None)
-            if found:
-                out.append(pair_match(*found, "sexual", "sexual emoji together"))
+    # Two sexual emoji together, the same one twice included ("🍈🍈"), or one next to clothes coming off.
+    emoji = sorted(cues["emoji"], key=lambda m: m.first)
+    reach = STEP * (EMOJI_WINDOW + 1)
+    for a, b in zip(emoji, emoji[1:], strict=False):
+        # Two fruits only side by side ("🍈🍈"): "peaches 🍑 and melons 🍈" is a fruit bowl.
+        fruits = a.rule.term in _FRUIT and b.rule.term in _FRUIT
+        if b.first > a.last and where.at[b.first] - where.at[a.last] <= (SOLO_STEP if fruits else reach):
+            out.append(pair_match(a, b, "sexual", "sexual emoji together"))
+            break
+    if emoji and clothes:
+        found = next(iter(pairs(emoji, list(clothes), EMOJI_WINDOW, where)), None)
+        if found:
+            out.append(pair_match(*found, "sexual", "sexual emoji and clothes"))
     return out
 
 
 def _between(a: Match, b: Match, markers: _Sorted, solo_beast: bool = False) -> bool:
-    """A likeness word between the group and the animal ("jews as rats"), or right after a CJK animal, where
-    particles follow the word ("원숭이로", "ゴキブリとして")."""
+    """A likeness word between the group and the animal ("jews as rats"), or right after the animal where the
+    language puts it after: CJK particles ("원숭이로", "ゴキブリとして"), Turkish postpositions ("maymunlar gibi")."""
     first, last = (a, b) if a.first <= b.first else (b, a)
     if any(m.last < last.first for m in markers.starting(first.last + 1, last.first - 1, 3)):
         return True
-    return solo_beast and bool(markers.starting(b.last + 1, b.last + 1, 1))
+    if solo_beast:
+        return bool(markers.starting(b.last + 1, b.last + 1, 1))
+    # Languages with postpositions put the likeness word after the animal ("maymunlar gibi").
+    after = markers.starting(b.last + 1, b.last + 1, 1)
+    return bool(after) and any(code in _POSTPOSITIONAL for code in after[0].rule.lang.split("/"))
+
+
+_FRUIT = frozenset("🍑🍈")
+_POSTPOSITIONAL = frozenset(("tr", "ja", "ko"))
 
 
 def religious_symbol(match: Match, cues: dict[str, list[Match]], where: Positions) -> bool:

@@ -6,6 +6,8 @@ letters, CJK runs, misspellings, ages). `bot.moderation` judges what this finds.
 from __future__ import annotations
 
 import bisect
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -159,9 +161,84 @@ def scan(text: str, indexes: Sequence[Index]) -> Analysis:
                 matches += (Match(rule, i, i, "censored letters") for rule in index.find_censored(key))
     matches += _misspellings(view, matches)
     matches = _unguarded(text, view, matches)
+    if any(m.rule.kind == _DISGUISED for m in matches):
+        matches = _disguised(text, view, matches)
     matches += (Match(AGE, a, b, "age") for a, b in ages(words))
     solo = [len(w.text) == 1 and is_solo(w.text) for w in words]
     return Analysis(text, folded, view, matches, Positions(solo))
+
+
+_DISGUISED = "disguised"
+_AS_SEXUAL: dict[Rule, Rule] = {}
+_HIDING_VIEWS = frozenset(("split by punctuation", "censored letters"))
+_LEET_CHARS = frozenset("0123456789@$!|+€£¢¥")
+_CENSORED_CJK = re.compile("[\u25cb\u3131-\u318e]")
+
+
+def _disguised(text: str, view: Views, matches: list[Match]) -> list[Match]:
+    """A `disguised` term ("schwanz", "chatte", "pau": also a tail, a cat, wood) is sexual only when written in
+    disguise: nobody hides the letters of an everyday word behind stars, leet, spacing or another script's
+    look-alikes. Kept as `sexual` when disguised, dropped otherwise."""
+    out = []
+    at: list[int] | None = None
+    for match in matches:
+        if match.rule.kind != _DISGUISED:
+            out.append(match)
+            continue
+        if match.view in _HIDING_VIEWS or _CENSORED_CJK.search(match.rule.term):
+            hidden = True  # stars, or a CJK term listed censored ("보ㅈ", "ま○こ", `langs.censored_variants`)
+        elif match.view == "letters spaced apart":
+            hidden = _whole_letters(view.words, match)
+        elif match.view == "words":
+            words = view.words[match.first : match.last + 1]
+            hidden = any(_LEET_CHARS.intersection(w.text) for w in words)  # "ch@tte", "d1ck"
+            if not hidden:
+                at = at or origins(text)
+                hidden = _hidden(text[at[words[0].start] : at[words[-1].end - 1] + 1])
+        else:
+            hidden = False
+        if hidden:
+            rule = _AS_SEXUAL.get(match.rule)
+            if rule is None:
+                rule = _AS_SEXUAL[match.rule] = Rule("sexual", match.rule.term, match.rule.lang)
+            out.append(match._replace(rule=rule))
+    return out
+
+
+def _whole_letters(words: list[Token], match: Match) -> bool:
+    """Spaced letters that spell the term and no more: "P A U L" is not "pau", "f a g g o t" is not "göt"."""
+    spelled = skeleton("".join(w.text for w in words[match.first : match.last + 1]))
+    listed = skeleton("".join(t.text for t in tokens(fold(match.rule.term.rstrip("*")))))
+    if spelled != listed and collapse(spelled) != collapse(listed):
+        return False
+    for k in (match.first - 1, match.last + 1):
+        if 0 <= k < len(words) and len(words[k].text) == 1 and not is_solo(words[k].text):
+            return False
+    return True
+
+
+def _hidden(written: str) -> bool:
+    """Struck-through letters, capitals in mid-word ("ScHwAnZ"), or letters of another script (or mathematical,
+    full-width forms) mixed with plain Latin ones. Not zero-width characters alone: an allowed prompt must stay
+    allowed whatever invisible characters are sprinkled in it (a property test holds the filter to that)."""
+    latin = foreign = False
+    previous_lower = False
+    for ch in written:
+        if ch.isspace():
+            previous_lower = False
+            continue
+        if "\u0334" <= ch <= "\u0338":
+            return True  # letters struck through
+        if ch.isupper() and previous_lower:
+            return True
+        previous_lower = ch.islower()
+        if ch.isascii():
+            latin = latin or ch.isalpha()
+        elif ch.isalpha() and fold(ch).isascii() and not unicodedata.name(ch, "").startswith("LATIN"):
+            foreign = True
+            if unicodedata.normalize("NFKC", ch) != ch:
+                return True  # mathematical, full-width or enclosed letters
+    return latin and foreign
 
 
 def _misspellings(view: Views, matches: list[Match]) -> list[Match]:

@@ -1,4 +1,4 @@
-"""Moderation as the pipeline sees it: each server's rules from SQLite, the audit log and cool-downs.
+"""Moderation as the pipeline sees it: each server's rules from the database, the audit log and cool-downs.
 
 `Moderation` implements the pipeline's `Moderator`: `check` evaluates every text that would reach the model
 against the server's policy (cached in memory, dropped on every change so `/moderation add` applies to the next
@@ -14,7 +14,8 @@ pipeline calls it once the door has answered the user, since a model call can ou
 blocks are recorded like the others (tier "ai") and can be appealed (`appeal`, see `bot.moderation.appeals`).
 
 `on_block`, when set (the Discord side sets it to post in a server's moderation log channel), hears of every
-recorded block, ours or Google's, after it is stored; its failures are logged and never reach the user.
+recorded block, ours or a provider's (Google's, a gateway's), after it is stored; its failures are logged and
+never reach the user.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from bot.moderation.filter import (
     evaluate_conversation,
     explain,
 )
-from bot.moderation.records import TIER_OF_SOURCE
 from bot.moderation.text import fold, skeleton, tokens
 from bot.ops.metrics import Metrics
 from bot.storage.db import Database
@@ -49,7 +49,9 @@ from bot.storage.db import Database
 log = logging.getLogger(__name__)
 
 TermKind = Literal["block", "allow"]
-BlockSource = Literal["bot", "google"]  # the bot's moderation (word lists or AI tier), or Google's filter
+# The bot's moderation (word lists or AI tier), or the image provider's filter ("google" in the table since Google
+# was the only one; which provider refused is `AuditEntry.provider`).
+BlockSource = Literal["bot", "google"]
 Tier = Literal["local", "ai"]  # which tier of the bot's moderation decided
 TERM_KINDS: tuple[TermKind, ...] = ("block", "allow")
 MAX_TERM_CHARS = 100
@@ -83,6 +85,7 @@ class AuditEntry:
     detail: str
     tier: Tier = "local"
     overturned_at: float | None = None  # an appeal overturned this block: it no longer counts toward a cool-down
+    provider: str | None = None  # "google" blocks: the name users read for the provider that refused (None: Google)
 
 
 # Hears of each recorded block, with the end of the cool-down that block started (None: it started none).
@@ -194,7 +197,9 @@ class Moderation:
         what = "prompt refused" if isinstance(exc, PromptBlocked) else "image refused"
         detail = f"{what}: {exc.message}" if exc.message else what
         # The pipeline re-raises `exc` to the user, who should hear that this block started a cool-down.
-        exc.cooldown_until, _ = await self._record(request, request.prompt, exc.reason, None, "google", detail)
+        exc.cooldown_until, _ = await self._record(
+            request, request.prompt, exc.reason, None, "google", detail, provider=exc.provider_label
+        )
 
     async def _record(
         self,
@@ -205,6 +210,8 @@ class Moderation:
         source: BlockSource,
         detail: str,
         tier: Tier = "local",
+        *,
+        provider: str | None = None,
     ) -> tuple[float | None, int]:
         """Store the block; returns the end of the cool-down it started (None: it started none) and its id."""
         now = self.clock()
@@ -221,37 +228,36 @@ class Moderation:
             source=source,
             detail=detail[:MAX_AUDIT_TEXT_CHARS],
             tier=tier,
+            provider=provider,
         )
         until = None
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+        # A member's blocks are counted and their cool-down written by one process at a time.
+        async with self.db.transaction(lock=f"moderation:{request.user_id}") as tx:
+            entry_id = await tx.insert(
                 "INSERT INTO moderation_log (created_at, user_id, guild_id, channel_id, text, category, term,"
-                " source, detail, tier, overturned_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " source, detail, tier, overturned_at, provider) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 astuple(entry)[1:],
             )
-            entry = replace(entry, id=cursor.lastrowid or 0)
+            entry = replace(entry, id=entry_id)
             # Blocks count wherever they happened, from the latest cool-down (or lift) anywhere on.
-            cursor = await conn.execute(
-                "SELECT MAX(since) FROM moderation_cooldowns WHERE user_id=?", (request.user_id,)
-            )
-            row = await cursor.fetchone()
+            row = await tx.fetchone("SELECT MAX(since) FROM moderation_cooldowns WHERE user_id=?", (request.user_id,))
             counted_from = max(now - self.cooldown_window_seconds, row[0] if row and row[0] is not None else 0.0)
-            cursor = await conn.execute(
+            row = await tx.fetchone(
                 "SELECT COUNT(*) FROM moderation_log WHERE user_id=? AND created_at > ?"
                 " AND overturned_at IS NULL",  # a block overturned on appeal was no block
                 (request.user_id, counted_from),
             )
-            row = await cursor.fetchone()
             blocks = row[0] if row else 0
             if blocks >= self.cooldown_blocks:
                 until = now + self.cooldown_seconds
-                await conn.execute(
+                await tx.execute(
                     "INSERT INTO moderation_cooldowns (guild_key, user_id, until, since) VALUES (?,?,?,?)"
                     " ON CONFLICT (guild_key, user_id) DO UPDATE SET until=excluded.until, since=excluded.since",
                     (guild_key, request.user_id, until, now),
                 )
                 log.info("user %s in guild %s is on a moderation cool-down", request.user_id, request.guild_id)
-        self.metrics.moderation_blocked(tier=TIER_OF_SOURCE.get(source, source), category=category)
+        # The metrics' tier: the bot's own (local rules, or the AI second opinion), or the provider's filter.
+        self.metrics.moderation_blocked(tier="upstream" if source == "google" else tier, category=category)
         if now - self._last_purge > _DAY:
             await self.purge_expired()
         if self.on_block is not None:
@@ -292,7 +298,7 @@ class Moderation:
 
     async def log(self, guild_id: int | None, limit: int = 20, *, user_id: int | None = None) -> list[AuditEntry]:
         """The most recent blocks in a server (or in DMs for None), newest first."""
-        sql = "SELECT * FROM moderation_log WHERE guild_id IS ?"
+        sql = "SELECT * FROM moderation_log WHERE guild_id IS NOT DISTINCT FROM ?"
         params: list[object] = [guild_id]
         if user_id is not None:
             sql += " AND user_id=?"
@@ -314,19 +320,19 @@ class Moderation:
     async def purge_expired(self) -> int:
         """Delete audit rows older than the retention period; returns how many went."""
         now = self._last_purge = self.clock()
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+        async with self.db.transaction() as tx:
+            purged = await tx.execute(
                 "DELETE FROM moderation_log WHERE created_at < ?", (now - self.retention_days * _DAY,)
             )
             # A cool-down row matters while it runs or while its blocks can still add up to the next one.
-            await conn.execute(
+            await tx.execute(
                 "DELETE FROM moderation_cooldowns WHERE until < ? AND since < ?",
                 (now, now - self.cooldown_window_seconds),
             )
         await self.appeals.purge(now - self.retention_days * _DAY)
-        if cursor.rowcount:
-            log.info("purged %d moderation log rows older than %d days", cursor.rowcount, self.retention_days)
-        return cursor.rowcount
+        if purged:
+            log.info("purged %d moderation log rows older than %d days", purged, self.retention_days)
+        return purged
 
     # --- server configuration -------------------------------------------------------------------------------
 
@@ -398,14 +404,13 @@ class Moderation:
         row = await self.db.fetchone("SELECT COUNT(*) FROM moderation_terms WHERE guild_id=?", (guild_id,))
         if row and row[0] >= self.max_terms:
             raise InvalidRequest(f"This server already has {self.max_terms} terms; remove some first.")
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO moderation_terms (guild_id, kind, term, normalised, added_at, added_by)"
-                " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                (guild_id, kind, term, key, self.clock(), by),
-            )
+        added = await self.db.execute(
+            "INSERT INTO moderation_terms (guild_id, kind, term, normalised, added_at, added_by)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (guild_id, kind, term, key, self.clock(), by),
+        )
         self._policies.pop(guild_id, None)
-        return cursor.rowcount > 0
+        return added > 0
 
     async def remove_term(self, guild_id: int, term: str, kind: str | None = None) -> bool:
         """Remove a server term (of either kind unless `kind` is given); False when there was none."""
@@ -413,10 +418,9 @@ class Moderation:
         params: tuple[object, ...] = (guild_id, term_key(" ".join(term.split())))
         if kind is not None:
             sql, params = sql + " AND kind=?", (*params, kind)
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(sql, params)
+        removed = await self.db.execute(sql, params)
         self._policies.pop(guild_id, None)
-        return cursor.rowcount > 0
+        return removed > 0
 
     async def list_config(self, guild_id: int | None) -> ModerationConfig:
         policy = await self.policy(guild_id)

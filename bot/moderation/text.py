@@ -50,6 +50,10 @@ for _start in (0x1F1E6, 0x1F150, 0x1F170):
         _GLYPHS[chr(_start + _i)] = chr(ord("a") + _i)
 # Japanese written with look-alike symbols ("エ□い" reads "エロい").
 _GLYPHS.update({"□": "ロ", "〇": "o"})
+# Circles that censor a character in CJK words ("ま○こ", "ま●こ") all read as one mark, a CJK character of its
+# own: the lists' CJK terms are also listed with each inner character censored (`bot.moderation.langs`).
+CENSOR_MARK = "○"
+_GLYPHS.update(dict.fromkeys("●◯◎⚪⚫", CENSOR_MARK))
 # Blank-looking letters and symbols (Hangul fillers, braille blank, Khmer inherent vowels).
 _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\u180e")
 # Marks, formatting (zero-width, bidi, soft hyphen, tags), controls, private use, surrogates, unassigned.
@@ -130,11 +134,12 @@ _LEET_INSIDE = "!|+*"
 # Chinese, Japanese and Korean are written without spaces between words (Korean glues particles to words): each
 # of their characters is a word of its own, and their terms are phrases of characters, found anywhere in a run.
 CJK = (
-    "\u1100-\u11ff\u3005\u3006\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3"
+    "\u25cb\u1100-\u11ff\u3005\u3006\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3"
     "\uf900-\ufaff\U00020000-\U0002ffff"
 )
-# Emoji that stand in for sexual words (peach, aubergine, droplets, tongue, "no one under 18") are words too.
-EMOJI = "\U0001f351\U0001f346\U0001f4a6\U0001f445\U0001f51e"
+# Emoji are words of their own: they stand in for sexual words (peach, aubergine, droplets, melons) and for
+# vermin and animals ("🐀🐀" for a group of people), so every pictograph is read, each as one word.
+EMOJI = "\U0001f300-\U0001faff\u2600-\u27bf"
 _SOLO = re.compile(f"[{CJK}{EMOJI}]")
 _CJK_CHAR = re.compile(f"[{CJK}]")
 _LETTER = rf"(?:[^\W_{CJK}]|[{_LEET_START}])"
@@ -240,6 +245,8 @@ def cjk_runs(words: list[Token]) -> list[tuple[str, list[int]]]:
     for i, word in enumerate([*words, Token("", 0, 0)]):
         if word.text and is_cjk(word.text):
             current.append(i)
+        elif current and len(word.text) == 1 and is_solo(word.text):
+            continue  # an emoji inside a CJK word ("做❤爱") does not split it
         elif current:
             runs.append(("".join(words[k].text for k in current), current))
             current = []
@@ -267,6 +274,9 @@ def spaced_runs(words: list[Token], min_letters: int = 2, neighbour_max: int = 3
             first = i - 1 if i > 0 and len(words[i - 1].text) <= neighbour_max else i
             last = j + 1 if j + 1 < n and len(words[j + 1].text) <= neighbour_max else j
             runs.append(_joined(words, first, last))
+            if first < i:
+                # Also without the word before, which may be a real word: "de p a u duro" is "pau duro".
+                runs.append(_joined(words, i, last))
         i = j + 1
     return runs
 

@@ -4,28 +4,23 @@ retention pass that redacts old prompts (`apply_retention`).
 Forgetting removes what the member wrote or sent (prompts, stored input images and where they came from, the
 model's raw answers, moderation texts) and every link from a stored row to them, except what today's limits need.
 Each table's owner says what that means for its rows (`bot.editing.generations`, `bot.quota.records`,
-`bot.moderation.records`); this module runs them together in one transaction, so a member is never half
-forgotten, and an export is one consistent picture.
+`bot.moderation.records`, `bot.moderation.appeals`); this module runs them together in one transaction, so a
+member is never half forgotten, and an export is one consistent picture. Both engines (SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bot.editing import generations
+from bot.moderation import appeals
 from bot.moderation import records as moderation
 from bot.quota import records as ledger
+from bot.storage.db import Database
 
 ANONYMOUS = generations.ANONYMOUS
 DAY_SECONDS = 86_400
-
-
-class Store(Protocol):
-    """The part of `bot.storage.db.Database` used here."""
-
-    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +33,7 @@ class ForgetReport:
     moderation_anonymised: int
     moderation_kept_for_cooldown: int
     cooldowns_deleted: int
+    appeals_blanked: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -51,29 +47,31 @@ class RetentionReport:
     moderation_anonymised: int
 
 
-async def export_member(db: Store, user_id: int) -> dict[str, Any]:
+async def export_member(db: Database, user_id: int) -> dict[str, Any]:
     """Everything stored about a member, as a JSON-able dict (every column, so columns added later are exported
     without changing this)."""
-    async with db.transaction() as conn:
+    async with db.transaction() as tx:
         return {
             "user_id": user_id,
-            **await generations.export_member(conn, user_id),
-            **await ledger.export_member(conn, user_id),
-            **await moderation.export_member(conn, user_id),
+            **await generations.export_member(tx, user_id),
+            **await ledger.export_member(tx, user_id),
+            **await moderation.export_member(tx, user_id),
+            **await appeals.export_member(tx, user_id),
         }
 
 
 async def forget_member(
-    db: Store, user_id: int, *, today: str, now: float, cooldown_window_seconds: float
+    db: Database, user_id: int, *, today: str, now: float, cooldown_window_seconds: float
 ) -> ForgetReport:
     """Remove what a member wrote or sent, in one transaction (see the owners for what stays). `today` is the
     quota day key (YYYY-MM-DD in QUOTA_TIMEZONE) whose entries must keep counting."""
     if user_id == ANONYMOUS:
         raise ValueError("user id 0 is the anonymous user")
-    async with db.transaction() as conn:
-        made, inputs = await generations.forget_member(conn, user_id, now)
-        spent = await ledger.forget_member(conn, user_id, today)
-        blocks = await moderation.forget_member(conn, user_id, now, cooldown_window_seconds)
+    async with db.transaction() as tx:
+        made, inputs = await generations.forget_member(tx, db.dialect, user_id, now)
+        spent = await ledger.forget_member(tx, user_id, today)
+        blocks = await moderation.forget_member(tx, db.dialect, user_id, now, cooldown_window_seconds)
+        appealed = await appeals.forget_member(tx, user_id, now)
     return ForgetReport(
         generations=made,
         inputs=inputs,
@@ -83,18 +81,19 @@ async def forget_member(
         moderation_anonymised=blocks.anonymised,
         moderation_kept_for_cooldown=blocks.kept_for_cooldown,
         cooldowns_deleted=blocks.cooldowns_deleted,
+        appeals_blanked=appealed,
     )
 
 
 async def apply_retention(
-    db: Store, *, prompt_retention_days: int, today: str, now: float, cooldown_window_seconds: float
+    db: Database, *, prompt_retention_days: int, today: str, now: float, cooldown_window_seconds: float
 ) -> RetentionReport:
     """Run daily: redact prompts (and drop stored input bytes) older than `prompt_retention_days` (0: keep them),
     and finish forgetting: ids that `forget_member` kept for a day that has ended are anonymised now."""
-    async with db.transaction() as conn:
+    async with db.transaction() as tx:
         prompts = inputs = 0
         if prompt_retention_days > 0:
-            prompts, inputs = await generations.redact_older_than(conn, now - prompt_retention_days * DAY_SECONDS)
-        spent = await ledger.finish_forgetting(conn, today)
-        blocks = await moderation.finish_forgetting(conn, now, cooldown_window_seconds)
+            prompts, inputs = await generations.redact_older_than(tx, now - prompt_retention_days * DAY_SECONDS)
+        spent = await ledger.finish_forgetting(tx, today)
+        blocks = await moderation.finish_forgetting(tx, now, cooldown_window_seconds)
     return RetentionReport(prompts, inputs, spent, blocks)

@@ -38,16 +38,18 @@ async def report(
     stdout: IO[str] | None = None,
 ) -> int:
     """Print the report and write its files; returns the process exit code."""
-    from bot.storage.db import Database
+    from bot.storage.db import Database, dialect_of, sqlite_path
 
     out = stdout or sys.stdout
     if days < 1 or days > 366:
         print("--days must be between 1 and 366.", file=sys.stderr)
         return 2
-    if not await asyncio.to_thread(Path(settings.database_path).exists):
-        print(f"No database at {settings.database_path}: the bot has not run here yet.", file=sys.stderr)
+    url = settings.database
+    # Opening a SQLite file that is not there would create an empty database: say so instead.
+    if dialect_of(url) == "sqlite" and not await asyncio.to_thread(Path(sqlite_path(url)).exists):
+        print(f"No database at {sqlite_path(url)}: the bot has not run here yet.", file=sys.stderr)
         return 2
-    db = await Database.open(settings.database_path)
+    db = await Database.open(url)
     try:
         data = await usage_report(
             db, guild_id=guild_id, days=days, timezone=settings.quota_timezone, now=time.time() if now is None else now

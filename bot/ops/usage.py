@@ -3,17 +3,16 @@ today or the last 7 or 30 quota days, as plain values.
 
 Everything is read from the ledger and the audit tables through their owners, never from counters kept on the
 side, so the report is what the ledger holds: images and credits are ledger entries that were delivered
-(committed, or forgiven by an admin: those were paid for); cost is what the upstream may bill, the real cost of
-each delivered image plus the calls that brought no picture but may have been billed (their members were
-refunded); held entries are requests still running. Refunds come with the reason the ledger recorded, blocks
-with the tier and category the moderation log recorded, failures with the error class the generations table
-recorded. Each entry's model and provider come from its generation (one range read), and the sums by day, model
-and member are made here.
+(committed, or forgiven by an admin: those were paid for); cost is what the upstream may bill, split per provider
+and model as the ledger recorded it (`quota_costs`): the real cost of each delivered image, the calls that brought
+no picture but may be billed (their members were refunded) and the moderation model's checks; held entries are
+requests still running. Refunds come with the reason the ledger recorded, blocks with the tier and category the
+moderation log recorded, failures with the error class the generations table recorded.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -53,8 +52,19 @@ class ModelSpend:
     provider: str
     images: int
     credits: float
-    cost_usd: float  # delivered images and failed calls that may have been billed
-    billed_failures: int = 0  # calls that brought no picture but may have been billed
+    cost_usd: float  # delivered images, failed calls that may be billed, moderation checks
+    billed_failures: int = 0  # calls that brought no picture but may be billed
+    checks: int = 0  # calls of the moderation model
+
+    def __add__(self, other: ModelSpend) -> ModelSpend:
+        return dataclasses.replace(
+            self,
+            images=self.images + other.images,
+            credits=self.credits + other.credits,
+            cost_usd=self.cost_usd + other.cost_usd,
+            billed_failures=self.billed_failures + other.billed_failures,
+            checks=self.checks + other.checks,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +96,9 @@ class UsageReport:
     period: Period
     images: int
     credits: float
-    cost_usd: float  # what the upstream may bill for the period: delivered images and failed calls
-    billed_failures: int  # requests refunded to their member although the provider may have billed them
+    cost_usd: float  # what the upstream may bill for the period: delivered images, failed calls, checks
+    billed_failures: int  # calls that brought no picture (their members were refunded) but may be billed
+    checks: int  # calls of the moderation model (its AI second opinion)
     held: int  # requests holding a reservation right now (running or queued)
     daily: tuple[ModelSpend, ...]  # per day, model and provider; days without images have no row
     by_model: tuple[ModelSpend, ...]  # the period's totals per model and provider, most expensive first
@@ -126,18 +137,7 @@ def period(days: int, timezone: str | ZoneInfo, now: float) -> Period:
     return Period(days, first.isoformat(), today.isoformat(), start, end)
 
 
-@dataclass(slots=True)
-class _Sums:
-    images: int = 0
-    credits: float = 0.0
-    micros: int = 0
-    billed_failures: int = 0
-
-    def add(self, entry: ledger.CostEntry) -> None:
-        self.images += entry.delivered
-        self.credits += entry.credits
-        self.micros += entry.cost_micros
-        self.billed_failures += not entry.delivered
+UNATTRIBUTED = "unattributed"  # the model of spend no provider row names (a request refunded at its estimate)
 
 
 async def usage_report(
@@ -145,45 +145,53 @@ async def usage_report(
 ) -> UsageReport:
     """The report for one server (`guild_id`) or the whole bot (None) over the last `days` quota days."""
     span = period(days, timezone, now)
-    entries = await ledger.cost_entries(db, guild_id, span.first_day, span.last_day)
-    ids = [e.generation_id for e in entries if e.generation_id is not None]
-    names = await generations.labels(db, min(ids), max(ids)) if ids else {}
-    unknown = (generations.UNKNOWN_MODEL, generations.DEFAULT_PROVIDER)
-    daily: dict[tuple[str, str, str], _Sums] = defaultdict(_Sums)
-    by_model: dict[tuple[str, str], _Sums] = defaultdict(_Sums)
-    members: dict[int, _Sums] = defaultdict(_Sums)
-    everything = _Sums()
-    for entry in entries:
-        model, provider = names.get(entry.generation_id or -1, unknown)
-        for sums in (daily[(entry.day, model, provider)], by_model[(model, provider)], members[entry.user_id]):
-            sums.add(entry)
-        everything.add(entry)
-
-    def spend(day: str, model: str, provider: str, sums: _Sums) -> ModelSpend:
-        return ModelSpend(day, model, provider, sums.images, sums.credits, sums.micros / 1e6, sums.billed_failures)
-
-    totals = [spend("", model, provider, sums) for (model, provider), sums in by_model.items()]
-    # user 0 is the CLI and forgotten members: nobody to name.
-    busiest = sorted(
+    scope = (guild_id, span.first_day, span.last_day)
+    lines = await ledger.cost_lines(db, *scope)
+    days_ = await ledger.day_totals(db, *scope)
+    daily = [
+        ModelSpend(
+            line.day,
+            line.model,
+            line.provider,
+            line.pictures,
+            line.credits,
+            line.cost_micros / 1e6,
+            line.failed,
+            line.checks,
+        )
+        for line in lines
+    ]
+    # What the ledger's entries may be billed but no provider row names: its own line, so the parts add up.
+    daily += [
+        ModelSpend(d.day, UNATTRIBUTED, "", 0, 0.0, (d.cost_micros - d.named_micros) / 1e6)
+        for d in days_
+        if d.cost_micros > d.named_micros
+    ]
+    daily.sort(key=lambda m: (m.day, m.model, m.provider))
+    totals: dict[tuple[str, str], ModelSpend] = {}
+    for row in daily:
+        seen = totals.get((row.model, row.provider))
+        totals[(row.model, row.provider)] = dataclasses.replace(row, day="") if seen is None else seen + row
+    members = sorted(
         (
-            MemberSpend(user, s.images, s.credits, s.micros / 1e6)
-            for user, s in members.items()
-            if user != ledger.ANONYMOUS
+            MemberSpend(m.user_id, m.images, m.credits, m.cost_micros / 1e6)
+            for m in await ledger.member_totals(db, *scope)
         ),
         key=lambda m: (-m.credits, -m.images, m.user_id),
     )
     return UsageReport(
         guild_id=guild_id,
         period=span,
-        images=everything.images,
-        credits=everything.credits,
-        cost_usd=everything.micros / 1e6,
-        billed_failures=everything.billed_failures,
-        held=await ledger.held_count(db, guild_id, span.first_day, span.last_day),
-        daily=tuple(spend(*key, sums) for key, sums in sorted(daily.items())),
-        by_model=tuple(sorted(totals, key=lambda m: (-m.cost_usd, -m.images, m.model, m.provider))),
-        refunds=tuple(Reason(*r) for r in await ledger.refund_counts(db, guild_id, span.first_day, span.last_day)),
+        images=sum(d.images for d in days_),
+        credits=sum(d.credits for d in days_),
+        cost_usd=sum(m.cost_usd for m in daily),
+        billed_failures=sum(line.failed for line in lines),
+        checks=sum(line.checks for line in lines),
+        held=sum(d.held for d in days_),
+        daily=tuple(daily),
+        by_model=tuple(sorted(totals.values(), key=lambda m: (-m.cost_usd, -m.images, m.model, m.provider))),
+        refunds=tuple(Reason(*r) for r in await ledger.refund_counts(db, *scope)),
         blocks=tuple(Blocks(*b) for b in await moderation.block_counts(db, guild_id, span.start, span.end)),
-        busiest=tuple(busiest[:top]),
+        busiest=tuple(members[:top]),
         failures=tuple(Reason(*f) for f in await generations.failure_counts(db, guild_id, span.start, span.end)),
     )

@@ -20,7 +20,7 @@ from bot.ops.usage import UsageReport
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-CSV_HEADER = ("day", "model", "provider", "images", "credits", "cost_usd", "billed_failures")
+CSV_HEADER = ("day", "model", "provider", "images", "credits", "cost_usd", "billed_failures", "moderation_checks")
 
 
 def usd(value: float) -> str:
@@ -52,7 +52,7 @@ def daily_series(report: UsageReport) -> DailySeries:
     return DailySeries(days, images, cost)
 
 
-def csv_rows(report: UsageReport) -> list[tuple[str, str, str, int, float, float, int]]:
+def csv_rows(report: UsageReport) -> list[tuple[str, str, str, int, float, float, int, int]]:
     """One row per day of the period and per model and provider seen in it, zeros included."""
     pairs = sorted({(row.model, row.provider) for row in report.daily})
     found = {(row.day, row.model, row.provider): row for row in report.daily}
@@ -61,9 +61,9 @@ def csv_rows(report: UsageReport) -> list[tuple[str, str, str, int, float, float
         for model, provider in pairs:
             row = found.get((day, model, provider))
             rows.append(
-                (day, model, provider, row.images, row.credits, round(row.cost_usd, 6), row.billed_failures)
+                (day, model, provider, row.images, row.credits, round(row.cost_usd, 6), row.billed_failures, row.checks)
                 if row
-                else (day, model, provider, 0, 0.0, 0.0, 0)
+                else (day, model, provider, 0, 0.0, 0.0, 0, 0)
             )
     return rows
 
@@ -136,6 +136,7 @@ def render_table(report: UsageReport) -> str:
         f"Usage of {scope_name(report)}, {p.label} ({span})",
         f"Images {report.images} · credits {number(report.credits)} · cost {usd(report.cost_usd)}"
         + (f" · {report.billed_failures} failed but billed" if report.billed_failures else "")
+        + (f" · {report.checks} moderation checks" if report.checks else "")
         + (f" · {report.held} running" if report.held else ""),
     ]
     if report.by_model:

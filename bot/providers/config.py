@@ -15,6 +15,8 @@ name and what is wrong, never its value):
     PROVIDER_N_ALLOW_HTTP   optional, false: allow http:// for the base URL and for result urls (a local proxy)
     PROVIDER_N_SIZE_MAP     optional, openai-images: the `size` sent per aspect ratio: 16:9=1344x768,1:1=auto;
                             `ratio` sends the ratio itself; empty sends none (default: Gemini's 1K pixel sizes)
+    PROVIDER_N_DISPLAY_NAME optional: the name users read ("made via OpenRouter", "OpenRouter is overloaded");
+                            default: Google for the gemini provider, else the name in PROVIDERS
 
 The provider named `gemini` is Google's own endpoint and keeps GEMINI_API_KEY and GEMINI_BASE_URL.
 """
@@ -43,7 +45,19 @@ log = logging.getLogger(__name__)
 Kind = Literal["gemini", "openai-images", "openai-chat"]
 KINDS: tuple[Kind, ...] = ("gemini", "openai-images", "openai-chat")
 GOOGLE = "gemini"  # the provider name that means Google's own endpoint, configured by GEMINI_* settings
-SUFFIXES = ("KIND", "BASE_URL", "API_KEY", "MODELS", "RPM", "CONCURRENCY", "PRICES", "ALLOW_HTTP", "SIZE_MAP")
+SUFFIXES = (
+    "KIND",
+    "BASE_URL",
+    "API_KEY",
+    "MODELS",
+    "RPM",
+    "CONCURRENCY",
+    "PRICES",
+    "ALLOW_HTTP",
+    "SIZE_MAP",
+    "DISPLAY_NAME",
+)
+DISPLAY_NAME_MAX = 40  # it goes into footers and messages
 # Gemini's own pixel sizes per ratio (1K): what a gateway fronting Gemini makes when asked for that ratio.
 DEFAULT_SIZE_MAP: Mapping[str, str] = {
     "1:1": "1024x1024",
@@ -78,6 +92,12 @@ class ProviderConfig:
     default_price: float | None = None  # a bare number in PRICES: every model
     allow_http: bool = False
     size_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SIZE_MAP))
+    display_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name users read: PROVIDER_N_DISPLAY_NAME, else Google for Google's own endpoint, else the name."""
+        return self.display_name or ("Google" if self.name == GOOGLE else self.name)
 
     def remote_model(self, model: str) -> str:
         """The provider's id for one of ours; ids without a mapping pass unchanged."""
@@ -192,6 +212,7 @@ def _provider(name: str, env: Mapping[str, str], settings: Settings, problems: l
         concurrency=_positive(var("CONCURRENCY"), lambda m: bad("CONCURRENCY", m)),
         allow_http=allow_http,
         size_map=_size_map(size_raw, lambda m: bad("SIZE_MAP", m)),
+        display_name=_display_name(var("DISPLAY_NAME"), lambda m: bad("DISPLAY_NAME", m)),
         **_prices(var("PRICES"), lambda m: bad("PRICES", m)),
     )
     return config if len(problems) == before else None
@@ -295,6 +316,15 @@ def _prices(raw: str | None, bad: _Report) -> dict:
         bad("must be US dollars per image (0 or more): one number, or model=price pairs")
         return {}
     return {"prices": prices, "default_price": default}
+
+
+def _display_name(raw: str | None, bad: _Report) -> str | None:
+    if not raw:
+        return None
+    if len(raw) > DISPLAY_NAME_MAX or any(not c.isprintable() for c in raw) or any(c in raw for c in "`*_~|<>@#"):
+        bad(f"must be at most {DISPLAY_NAME_MAX} plain characters (no markdown, mentions or line breaks)")
+        return None
+    return raw
 
 
 def _size_map(raw: str | None, bad: _Report) -> dict[str, str]:

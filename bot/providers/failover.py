@@ -13,7 +13,8 @@ stays the bot-wide limit and fair queue, and sees the chain as one upstream: its
 whole chain keeps failing. A chain of one provider has no lane: the scheduler's gate is that provider's.
 
 The result names the provider that made it with its cost when known, and carries the earlier attempts that may
-have been billed (`billing.Charge`); a request that fails carries them on its error.
+have been billed (`billing.Charge`); a request that fails carries them on its error, and the error names the
+provider that raised it (`UpstreamError.provider`, for the words users read) unless several failed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -38,7 +39,7 @@ from bot.errors import (
 )
 from bot.models import Context, GeneratedImage, ImageOptions, InputImage
 from bot.providers import ImageProvider
-from bot.providers.billing import add_charges, attribute, may_be_billed
+from bot.providers.billing import add_charges, attribute, mark_billed, may_be_billed
 from bot.providers.config import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,10 @@ class Member:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def label(self) -> str:
+        return self.config.label
+
 
 class FailoverProvider:
     def __init__(
@@ -160,6 +165,12 @@ class FailoverProvider:
     def names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.members)
 
+    @property
+    def only(self) -> tuple[str, str] | None:
+        """The provider's name and label when the chain has one: the bot-wide gate in front is then its gate, so
+        what that gate refuses (an open circuit) is this provider's doing."""
+        return (self.members[0].name, self.members[0].label) if len(self.members) == 1 else None
+
     async def generate(
         self,
         prompt: str,
@@ -173,31 +184,32 @@ class FailoverProvider:
             try:
                 image = await self._call(member, prompt, images, options, context)
             except UpstreamError as exc:
+                exc.blame(member.name, member.label)
                 add_charges(exc, self._charges(member, exc, model))
                 raise
-            return attribute(image, provider=member.name, cost_usd=member.config.price(model))
+            return attribute(image, provider=member.name, label=member.label, cost_usd=member.config.price(model))
         return await self._chain(prompt, images, options, context)
 
-    def _call(
+    async def _call(
         self,
         member: Member,
         prompt: str,
         images: tuple[InputImage, ...],
         options: ImageOptions | None,
         context: Context | None,
-    ) -> Awaitable[GeneratedImage]:
-        """One provider's attempt at our model id mapped to theirs. Google's endpoint gets the model's own earlier
-        turns of a multi-turn edit; any other provider a stateless edit: every instruction in the prompt and the
-        source picture as a fresh input."""
+    ) -> GeneratedImage:
+        """One provider's attempt at our model id mapped to theirs. Only a provider of kind gemini gets the model's
+        own earlier turns of a multi-turn edit (their signatures are Google's); any other provider a stateless
+        edit: every instruction in the prompt and the source picture as a fresh input. The image says how many
+        turns it was made with, so the result claims the model's memory only when the model had it."""
         model = (options.model if options else None) or self.model
         options = dataclasses.replace(options or ImageOptions(), model=member.config.remote_model(model))
-        if member.config.kind == "gemini":
-            if context is not None:
-                return member.provider.generate(prompt, images, options, context)
-            return member.provider.generate(prompt, images, options)
+        if member.config.kind == "gemini" and context is not None:
+            image = await member.provider.generate(prompt, images, options, context)
+            return dataclasses.replace(image, memory_turns=len(context.turns))
         if context is not None:
             prompt, images = context.stateless(images)
-        return member.provider.generate(prompt, images, options)
+        return await member.provider.generate(prompt, images, options)
 
     async def _chain(
         self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None, context: Context | None
@@ -221,6 +233,7 @@ class FailoverProvider:
                 # a gateway as its instructions and the source picture as a fresh input (a stateless edit).
                 image = await self._attempt(member, prompt, images, options, context)
             except UpstreamError as exc:
+                exc.blame(member.name, member.label)
                 charges += self._charges(member, exc, model)
                 if not fails_over(exc):
                     add_charges(exc, charges)
@@ -233,6 +246,7 @@ class FailoverProvider:
             return attribute(
                 image,
                 provider=member.name,
+                label=member.label,
                 cost_usd=member.config.price(model),
                 charges=charges,
                 fallback=member is not self.members[0],
@@ -304,10 +318,13 @@ class FailoverProvider:
             detail = "; ".join(str(f) for f in limited) or "every provider is pausing after a 429"
             return RateLimited(detail, min(waits) if waits else None)
         if failures:
-            return next((f for f in failures if not isinstance(f, RateLimited)), failures[0])
+            final = next((f for f in failures if not isinstance(f, RateLimited)), failures[0])
+            final.unblame()  # no provider could serve: naming the one that failed last would be half the story
+            return final
         if opens:
             return CircuitOpen(self._clock.time() + min(opens))
-        return UpstreamTimeout(f"no provider was free within {self.deadline:g}s")
+        # Nothing was sent, so nothing can be billed (an unjudged timeout would count at the estimate).
+        return mark_billed(UpstreamTimeout(f"no provider was free within {self.deadline:g}s"), False)
 
     def _charges(self, member: Member, exc: UpstreamError, model: str) -> list[Charge]:
         if not may_be_billed(exc):

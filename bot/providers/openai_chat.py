@@ -18,7 +18,7 @@ from typing import Any
 
 import pybase64
 
-from bot.errors import GenerationFailed, ImageBlocked, TextOnlyAnswer, UpstreamUnavailable
+from bot.errors import GenerationFailed, ImageBlocked, TextOnlyAnswer, UpstreamError, UpstreamUnavailable
 from bot.models import Context, GeneratedImage, ImageOptions, InputImage
 from bot.providers.gemini import SAFETY_FINISH_REASONS
 from bot.providers.openai_common import OpenAICompatible, error_from_response, usage_of
@@ -69,11 +69,17 @@ class OpenAIChatProvider(OpenAICompatible):
             text = text or (refusal.strip() if isinstance(refusal, str) and refusal.strip() else None)
             finish = choice.get("native_finish_reason") or choice.get("finish_reason")
             reason = finish if isinstance(finish, str) and finish else "NO_IMAGE"
+            exc: UpstreamError
             if reason in SAFETY_FINISH_REASONS or reason == "content_filter":
-                raise ImageBlocked(reason, text)
-            if text and reason in ("stop", "STOP"):
-                raise TextOnlyAnswer(text)
-            raise GenerationFailed(reason, text)
+                exc = ImageBlocked(reason, text)
+            elif text and reason in ("stop", "STOP"):
+                exc = TextOnlyAnswer(text)
+            else:
+                exc = GenerationFailed(reason, text)
+            # An answer is work done: the gateway bills its tokens even without a picture, and says what in
+            # usage.cost (else the chain counts the configured price: too much rather than too little).
+            exc.cost_usd = usage_of(payload)[1]
+            raise self._billed(exc, True)
         url = urls[-1]  # like Gemini's answers: the last picture is the finished one
         data = self.decode_data_url(url) if url.startswith("data:") else await self.download(url)
         mime = self.image_bytes(data)

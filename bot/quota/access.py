@@ -137,11 +137,7 @@ class ModelAccess:
 
     def _model(self, chosen: ImageOptions, original: ImageOptions | None, server: ServerModels | None) -> ModelSpec:
         if chosen.model is not None:
-            spec = self.registry.find(chosen.model)
-            if spec is None:
-                names = tuple(m.name for m in self.registry.enabled)
-                raise ChoiceRefused("model", chosen.model, model=chosen.model, possible=names)
-            return spec
+            return self._enabled(chosen.model)
         for candidate in (original.model if original else None, server.default_model if server else None):
             if candidate and self.registry.is_enabled(candidate):
                 return self.registry.get(candidate)
@@ -253,9 +249,9 @@ class ModelAccess:
         detail: str,
     ) -> None:
         now = self.clock()
-        async with self.db.transaction() as conn:
-            await conn.execute(sql, params)
-            await conn.execute(
+        async with self.db.transaction() as tx:
+            await tx.execute(sql, params)
+            await tx.execute(
                 "INSERT INTO quota_audit (at, guild_id, actor_id, action, role_id, detail) VALUES (?,?,?,?,?,?)",
                 (now, guild_id, actor_id, action, role_id, detail),
             )

@@ -32,6 +32,10 @@ from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 
+# Every transaction that writes the ledger takes this lock: decisions take turns across processes (PostgreSQL;
+# SQLite's single writer already makes them), exactly as they do within one.
+LEDGER_LOCK = "gib:quota-ledger"
+
 
 def _set_or_clear(table: str, keys: dict[str, int], limit: int | None) -> tuple[str, tuple[int, ...]]:
     """The statement that stores a limit in one of the limit tables, or removes it (None)."""
@@ -164,9 +168,9 @@ class QuotaAdmin:
     ) -> int:
         """Apply one change and its audit row atomically; returns how many rows the change touched, which is the
         audited value when `value_is_count` (a reset records how many units it forgave)."""
-        async with self.db.transaction() as conn:
-            touched = (await conn.execute(sql, params)).rowcount
-            await conn.execute(
+        async with self.db.transaction(lock=LEDGER_LOCK) as tx:
+            touched = await tx.execute(sql, params)
+            await tx.execute(
                 "INSERT INTO quota_audit (at, guild_id, actor_id, action, user_id, role_id, value, detail)"
                 " VALUES (?,?,?,?,?,?,?,?)",
                 (

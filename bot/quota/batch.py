@@ -1,70 +1,60 @@
 """Group commit for the quota ledger: operations that arrive together share one transaction.
 
-Each ledger operation is a synchronous function of a `sqlite3.Connection`, run whole on aiosqlite's database
-thread. Issuing it statement by statement from the event loop would cost a thread round trip per statement
-(BEGIN, read, write, COMMIT), and on a busy machine those round trips, not SQLite, are the bottleneck. Here every
-operation submitted while a batch is running joins the next batch: one round trip and one WAL commit per batch.
-Each operation runs under its own savepoint, so one that raises (a refusal) leaves nothing behind and does not
-disturb the others; decisions stay exact because a batch's operations run one after another inside the same
-`BEGIN IMMEDIATE` transaction, each seeing what the ones before it wrote.
+Each ledger operation is an `async def op(tx, *args)` that touches nothing but its transaction. Issued statement
+by statement from the event loop, a SQLite operation would cost a thread round trip per statement (BEGIN, read,
+write, COMMIT), and on a busy machine those round trips, not SQLite, are the bottleneck; a PostgreSQL one would
+wait for the ledger's lock and a commit of its own. Here every operation submitted while a batch is running joins
+the next batch: one transaction, one lock and one commit per batch (`Database.run_batch`). One operation that
+raises (a refusal) leaves nothing behind and does not disturb the others; decisions stay exact because a batch's
+operations run one after another inside the same transaction, under the ledger's lock, each seeing what the ones
+before it wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from bot.storage.db import Database
+from bot.storage.db import Database, Op
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# Bounds how long one batch holds the write lock (about 0.1 ms per operation).
+# Bounds how long one batch holds the write lock (about 0.1 ms per operation on SQLite).
 MAX_BATCH = 256
 
 
 @dataclass(slots=True)
 class _Op:
-    fn: Callable[..., Any]
+    fn: Op
     args: tuple[Any, ...]
     future: asyncio.Future[Any]
     # Called with the result when the operation succeeded but its caller had been cancelled meanwhile.
     orphan: Callable[[Any], None] | None
 
 
-def _run_batch(
-    conn: sqlite3.Connection, ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]
-) -> list[tuple[bool, Any]]:
-    """(True, result) for each operation that returned, (False, exception) for each that raised, its writes undone."""
-    outcomes: list[tuple[bool, Any]] = []
-    for fn, args in ops:
-        conn.execute("SAVEPOINT op")
-        try:
-            outcomes.append((True, fn(conn, *args)))
-        except Exception as exc:
-            conn.execute("ROLLBACK TO op")
-            outcomes.append((False, exc))
-        conn.execute("RELEASE op")
-    return outcomes
-
-
 class GroupCommit:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, lock: str | None = None) -> None:
+        """`lock`: the name every batch's transaction locks (see `Database.transaction`)."""
         self.db = db
+        self.lock = lock
         self._pending: list[_Op] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def run(self, fn: Callable[..., T], *args: Any, orphan: Callable[[T], None] | None = None) -> T:
-        """`fn(conn, *args)` in the next batch. Cancelled before its batch started, it never runs; cancelled
+    async def run(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, orphan: Callable[[T], None] | None = None
+    ) -> T:
+        """`await fn(tx, *args)` in the next batch. Cancelled before its batch started, it never runs; cancelled
         later, it still completes and `orphan` receives its result."""
         return await self.submit(fn, *args, orphan=orphan)
 
-    def submit(self, fn: Callable[..., T], *args: Any, orphan: Callable[[T], None] | None = None) -> asyncio.Future[T]:
-        """Queue `fn(conn, *args)` for the next batch now and return its future (a write nobody has to wait
+    def submit(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, orphan: Callable[[T], None] | None = None
+    ) -> asyncio.Future[T]:
+        """Queue `await fn(tx, *args)` for the next batch now and return its future (a write nobody has to wait
         for still runs before every operation submitted after it)."""
         op = _Op(fn, args, asyncio.get_running_loop().create_future(), orphan)
         self._pending.append(op)
@@ -92,7 +82,7 @@ class GroupCommit:
 
     async def _run(self, batch: list[_Op]) -> None:
         try:
-            outcomes = await self.db.run(_run_batch, [(op.fn, op.args) for op in batch])
+            outcomes = await self.db.run_batch([(op.fn, op.args) for op in batch], lock=self.lock)
         except Exception as exc:  # the transaction itself failed: nothing in it happened, and every caller hears
             log.error("quota ledger transaction of %d operation(s) failed: %s", len(batch), exc)
             for op in batch:

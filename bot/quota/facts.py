@@ -4,29 +4,36 @@ inside the transaction that writes the decision."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-# Everything a decision (or a status) needs, in one statement: limits, grants, usage by state, spend.
-FACTS = """
+from bot.storage.db import Reader
+
+# Everything a decision (or a status) needs, in one statement: limits, grants, usage by state, spend. The same text
+# on both engines: the member's roles are one placeholder each (a member has at most 250).
+_FACTS = """
 SELECT 'user' AS kind, daily_limit AS a, NULL AS b FROM quota_user_limits
-    WHERE guild_id = :guild AND user_id = :user
+    WHERE guild_id = ? AND user_id = ?
 UNION ALL SELECT 'role', daily_limit, role_id FROM quota_role_limits
-    WHERE guild_id = :guild AND role_id IN (SELECT value FROM json_each(:roles))
-UNION ALL SELECT 'server', daily_limit, NULL FROM quota_server_limits WHERE guild_id = :guild
-UNION ALL SELECT 'granted', TOTAL(amount), NULL FROM quota_grants
-    WHERE guild_id = :guild AND user_id = :user AND day = :day
-UNION ALL SELECT state, TOTAL(credits), NULL FROM quota_entries
-    WHERE guild_id = :guild AND user_id = :user AND day = :day GROUP BY state
-UNION ALL SELECT 'everywhere', TOTAL(IIF(state = 'refunded', 0, credits)),
-        TOTAL(attempts) + TOTAL(state = 'open' AND attempts = 0) FROM quota_entries
-    WHERE user_id = :user AND day = :day
-UNION ALL SELECT IIF(scope = -1, 'spend:global', 'spend:server'), images, cost_micros FROM quota_spend
-    WHERE day = :day AND scope IN (:guild, -1)
+    WHERE guild_id = ? AND role_id IN ({roles})
+UNION ALL SELECT 'server', daily_limit, NULL FROM quota_server_limits WHERE guild_id = ?
+UNION ALL SELECT 'granted', CAST(COALESCE(SUM(amount), 0) AS BIGINT), NULL FROM quota_grants
+    WHERE guild_id = ? AND user_id = ? AND day = ?
+UNION ALL SELECT state, CAST(COALESCE(SUM(credits), 0) AS BIGINT), NULL FROM quota_entries
+    WHERE guild_id = ? AND user_id = ? AND day = ? GROUP BY state
+UNION ALL SELECT 'everywhere', CAST(COALESCE(SUM(CASE WHEN state = 'refunded' THEN 0 ELSE credits END), 0) AS BIGINT),
+        CAST(COALESCE(SUM(attempts + CASE WHEN state = 'open' AND attempts = 0 THEN 1 ELSE 0 END), 0) AS BIGINT)
+    FROM quota_entries WHERE user_id = ? AND day = ?
+UNION ALL SELECT CASE WHEN scope = -1 THEN 'spend:global' ELSE 'spend:server' END, images, cost_micros
+    FROM quota_spend WHERE day = ? AND scope IN (?, -1)
 """
+
+
+@lru_cache(maxsize=64)
+def facts_sql(role_count: int) -> str:
+    return _FACTS.format(roles=", ".join("?" * role_count) or "NULL")
 
 
 def to_micros(usd: float) -> int:
@@ -71,9 +78,8 @@ class Facts:
         return facts
 
 
-def facts_params(guild: int, user_id: int, role_ids: Iterable[int], day: str) -> dict[str, object]:
-    return {"guild": guild, "user": user_id, "roles": json.dumps(list(role_ids)), "day": day}
-
-
-def read_facts(conn: sqlite3.Connection, guild: int, user_id: int, role_ids: Iterable[int], day: str) -> Facts:
-    return Facts.from_rows(conn.execute(FACTS, facts_params(guild, user_id, role_ids, day)).fetchall())
+async def read_facts(db: Reader, guild: int, user_id: int, role_ids: Iterable[int], day: str) -> Facts:
+    """Read through a transaction (a decision) or the database (a display)."""
+    roles = tuple(role_ids)
+    params = (guild, user_id, guild, *roles, guild, guild, user_id, day, guild, user_id, day, user_id, day, day, guild)
+    return Facts.from_rows(await db.fetchall(facts_sql(len(roles)), params))  # type: ignore[arg-type]

@@ -6,16 +6,21 @@ ends it holds what the upstream may bill for it (the real cost of its answers, t
 timed out or failed after it was sent, nothing for a call that was refused or never made), refunded or not. The
 spending caps read those dollars, so a member who is refunded for an answer without a picture still uses up the
 server's and the bot's budget, and each member has a daily number of upstream calls
-(`user_daily_upstream_attempts`) so such answers cannot repeat without end.
+(`user_daily_upstream_attempts`) so such answers cannot repeat without end. An ending may say what each provider
+may bill (`bot.models.Cost`); those rows (`quota_costs`) are written with the ending and add up to the entry's
+dollars, so spend can be shown per provider and model (`spend_by_provider`).
 
 Every decision (the member's limit, their usage today, the server's and the bot's spend) is read inside the same
-`BEGIN IMMEDIATE` transaction as the row it leads to, so concurrent requests, even from another process on the
-same file, can never overshoot a limit or a cap. A refused request writes nothing. Open reservations count
-against the member's quota and against the spending caps, so a burst of queued jobs cannot slip past either.
+transaction as the row it leads to, under the ledger's lock (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory
+lock `LEDGER_LOCK`), so concurrent requests, even from other processes on the same database, can never overshoot a
+limit or a cap. A refused request writes nothing. Open reservations count against the member's quota and against
+the spending caps, so a burst of queued jobs cannot slip past either.
 
-Reserve, commit and refund are synchronous functions run whole on the database thread, and those that arrive
+Reserve, commit and refund are operations of a transaction (`async def op(tx, ...)`), and those that arrive
 together share one transaction (`bot.quota.batch`): nothing can interleave between a read and its write, and a
-burst costs one round trip to the database thread instead of one per statement (see bench/quota.py).
+burst costs one round trip to SQLite's database thread, or one lock and one commit on PostgreSQL, instead of one
+per request (see bench/quota.py and bench/scale.py). Each reservation records the process that holds it, and
+recovery refunds only what no live process answers for (`bot.storage.leases`).
 
 How limits combine and what a quota day is: see `bot.quota.limits`. Admins' changes: `bot.quota.admin`.
 """
@@ -25,26 +30,48 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import DEFAULTS
 from bot.errors import AttemptsExhausted, BudgetExhausted, QuotaExceeded
-from bot.models import ImageRequest, Price, Reservation
-from bot.quota.admin import QuotaAdmin
+from bot.models import Cost, ImageRequest, Price, Reservation
+from bot.quota.admin import LEDGER_LOCK, QuotaAdmin
 from bot.quota.batch import GroupCommit
-from bot.quota.facts import FACTS, Facts, facts_params, read_facts, to_micros
-from bot.quota.limits import QuotaDays, QuotaStatus, Spend, capped, resolve_limit
-from bot.storage.db import Database
+from bot.quota.facts import Facts, read_facts, to_micros
+from bot.quota.limits import ProviderSpend, QuotaDays, QuotaStatus, Spend, SpendLine, capped, resolve_limit
+from bot.storage.db import Database, Tx
+from bot.storage.leases import Owner
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SCOPE = -1  # quota_spend.scope of the whole bot's totals
 NO_GUILD = 0  # guild key of DMs and the CLI
 ONE_CREDIT = Price(1, 0.0)
+# Why recovery refunds an entry: no owner recorded, an earlier run of this instance, a lease that ran out.
+RECOVERY_REASONS = ("crash-recovery", "restarted", "lease-expired")
+
+# Refund every open entry no live process answers for, in one statement (a process that registers meanwhile can
+# not lose its entries): its owner's lease ran out or is unknown, or its owner is an earlier run of this instance.
+# Entries from before owners were recorded have none and are refunded, as recovery always did. One whose upstream
+# call had started may have been billed: its estimate stays in the spend.
+# Parameters: now, instance, process, now, instance, process.
+_RECOVER = """
+UPDATE quota_entries SET state = 'refunded', ended_at = ?, reason = CASE
+    WHEN owner IS NULL THEN 'crash-recovery'
+    WHEN owner IN (SELECT process_id FROM process_leases WHERE instance_id = ? AND process_id != ?) THEN 'restarted'
+    ELSE 'lease-expired' END,
+    cost_micros = CASE WHEN attempts > 0 THEN cost_micros ELSE 0 END
+WHERE state = 'open' AND (owner IS NULL OR NOT EXISTS (
+    SELECT 1 FROM process_leases p WHERE p.process_id = quota_entries.owner AND p.lease_until >= ?
+    AND (p.instance_id != ? OR p.process_id = ?)))
+"""
+
+
+async def _rowcount(tx: Tx, sql: str, params: tuple[Any, ...]) -> int:
+    return await tx.execute(sql, params)
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
@@ -77,8 +104,12 @@ class QuotaLedger(QuotaAdmin):
         max_admin_limit: int = -1,
         max_admin_grant: int = 100_000,
         clock: Callable[[], float] = time.time,
+        # The process holding the reservations (its lease protects them from other processes' recovery); None
+        # for a ledger outside any process lease (tests): its entries are anyone's to recover.
+        owner: Owner | None = None,
     ) -> None:
         self.db = db
+        self.owner = owner
         self.daily_quota = daily_quota
         self.days = QuotaDays(timezone)
         self.default_price = default_price
@@ -91,8 +122,11 @@ class QuotaLedger(QuotaAdmin):
         self.max_admin_limit = max_admin_limit
         self.max_admin_grant = max_admin_grant
         self.clock = clock
-        self._batch = GroupCommit(db)
+        self._batch = GroupCommit(db, lock=LEDGER_LOCK)
         self._orphans: set[asyncio.Future[bool]] = set()
+        # Commits that found their entry refunded by recovery (the owner's lease had run out): the member got the
+        # image free. Logged as warnings; an operator sees them here and as "(delivered)" in the entry's reason.
+        self.late_commits = 0
 
     # --- the pipeline's side ----------------------------------------------------------------------------------
 
@@ -103,10 +137,10 @@ class QuotaLedger(QuotaAdmin):
         price = price or self.default_price
         return await self._batch.run(self._reserve, request, price, self.clock(), orphan=self._refund_orphan)
 
-    def _reserve(self, conn: sqlite3.Connection, request: ImageRequest, price: Price, now: float) -> Reservation:
+    async def _reserve(self, tx: Tx, request: ImageRequest, price: Price, now: float) -> Reservation:
         guild = request.guild_id or NO_GUILD
         day, resets_at = self.days.day_key(now), self.days.next_reset(now)
-        facts = read_facts(conn, guild, request.user_id, request.role_ids, day)
+        facts = await read_facts(tx, guild, request.user_id, request.role_ids, day)
         status = self._status(request.user_id, guild, day, resets_at, facts)
         if status.left is not None and status.left < price.credits:
             raise QuotaExceeded(status.allowance or 0, resets_at, needed=price.credits, left=status.left)
@@ -121,11 +155,12 @@ class QuotaLedger(QuotaAdmin):
             raise BudgetExhausted("server", resets_at)
         if self._over(facts.global_spend, self.global_image_cap, self.global_cost_cap, estimate):
             raise BudgetExhausted("global", resets_at)
-        entry_id = conn.execute(
-            "INSERT INTO quota_entries (day, guild_id, user_id, credits, cost_micros, created_at) VALUES (?,?,?,?,?,?)",
-            (day, guild, request.user_id, price.credits, estimate, now),
-        ).lastrowid
-        assert entry_id is not None
+        # The only write, after every check: a refusal leaves nothing to undo.
+        entry_id = await tx.insert(
+            "INSERT INTO quota_entries (day, guild_id, user_id, credits, cost_micros, created_at, owner)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (day, guild, request.user_id, price.credits, estimate, now, self.owner and self.owner.process_id),
+        )
         spendable = status.spendable
         remaining = None if spendable is None else spendable - price.credits
         return Reservation(
@@ -173,62 +208,110 @@ class QuotaLedger(QuotaAdmin):
         attempts, and tells crash recovery the request may have been billed. Queued, not awaited, so the call is
         not held up by a disk write; the request's commit or refund, submitted later, runs after it."""
         future = self._batch.submit(
-            lambda conn: conn.execute(
-                "UPDATE quota_entries SET attempts = attempts + 1 WHERE id = ? AND state = 'open'", (reservation.id,)
-            )
+            _rowcount,
+            "UPDATE quota_entries SET attempts = attempts + 1 WHERE id = ? AND state = 'open'",
+            (reservation.id,),
         )
         future.add_done_callback(_log_failure)
 
-    async def commit(self, reservation: Reservation, generation_id: int, cost_usd: float) -> bool:
+    async def commit(
+        self, reservation: Reservation, generation_id: int, cost_usd: float, costs: Sequence[Cost] = ()
+    ) -> bool:
         """The image was delivered; `cost_usd` is what the request's upstream calls cost (real, where the answer
-        said). False (and nothing changes) if the reservation had already ended."""
-        sql = ", generation_id = ?, cost_micros = ?"
-        extra = (generation_id, to_micros(cost_usd))
-        return await self._end(reservation, "committed", "delivered", sql, extra)
+        said), `costs` the same per provider (when given, the entry holds their sum). False (and nothing changes)
+        if the reservation had already ended; when it had been refunded by recovery, the image went out free:
+        that is logged as a warning, counted in `late_commits` and noted in the entry's reason."""
+        micros, rows = _costs(cost_usd, costs)
+        if await self._end(
+            reservation, "committed", "delivered", ", generation_id = ?", (generation_id,), micros, rows
+        ):
+            return True
+        late = await self._batch.run(self._mark_late, reservation.id, generation_id)
+        if late is not None:
+            self.late_commits += 1
+            log.warning(
+                "quota entry %s was delivered after it had been refunded (%s): its owner's lease had run out or "
+                "another process reclaimed it, so the image was free",
+                reservation.id,
+                late,
+            )
+        return False
+
+    @staticmethod
+    async def _mark_late(tx: Tx, entry_id: int, generation_id: int) -> str | None:
+        """The reason an entry refunded by recovery had, now marked delivered; None when recovery did not end it
+        (an ordinary refund, or a commit that came twice: the first ending wins and nothing changes)."""
+        row = await tx.fetchone(
+            "SELECT reason FROM quota_entries WHERE id = ? AND state = 'refunded' AND reason IN (?,?,?)",
+            (entry_id, *RECOVERY_REASONS),
+        )
+        if row is None:
+            return None
+        await tx.execute(
+            "UPDATE quota_entries SET reason = reason || ' (delivered)', generation_id = ? WHERE id = ?",
+            (generation_id, entry_id),
+        )
+        return str(row[0])
 
     async def refund(
-        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, *, generation_id: int | None = None
+        self, reservation: Reservation, reason: str, billed_usd: float = 0.0, costs: Sequence[Cost] = ()
     ) -> bool:
         """Give the credits back; `reason` is why the request ended (the pipeline passes the exception's class
         name), `billed_usd` what its upstream calls may cost anyway (it stays in the server's and the bot's
-        spend), `generation_id` the request's record if it got one (so reports know the model of what may be
-        billed). False (and nothing changes) if the reservation had already ended."""
-        sql, extra = (
-            ", cost_micros = ?, generation_id = COALESCE(?, generation_id)",
-            (to_micros(billed_usd), generation_id),
-        )
-        return await self._end(reservation, "refunded", reason, sql, extra)
+        spend), `costs` the same per provider. False (and nothing changes) if the reservation had already ended."""
+        micros, rows = _costs(billed_usd, costs)
+        return await self._end(reservation, "refunded", reason, "", (), micros, rows)
 
-    async def add_spend(self, guild_id: int | None, cost_usd: float) -> None:
-        """Spend that holds no image (a call of the moderation model): it counts toward the server's and the
-        bot's spend and cost caps today, like a generation's cost, but not toward any credits or image count."""
+    async def add_spend(self, guild_id: int | None, cost_usd: float, *, provider: str, model: str) -> None:
+        """Spend that holds no image (a call of the moderation model `model` at `provider`): it counts toward the
+        server's and the bot's spend and cost caps today, like a generation's cost, but not toward any credits or
+        image count; spend per provider shows it as a check."""
         micros = to_micros(cost_usd)
         if micros > 0:
             day = self.days.day_key(self.clock())
-            await self._batch.run(_add_spend, day, guild_id or NO_GUILD, micros)
+            await self._batch.run(_add_spend, day, guild_id or NO_GUILD, micros, provider, model)
 
     async def _end(
-        self, reservation: Reservation, state: str, reason: str, extra_sql: str, extra: tuple[object, ...]
+        self,
+        reservation: Reservation,
+        state: str,
+        reason: str,
+        extra_sql: str,
+        extra: tuple[object, ...],
+        micros: int,
+        costs: Sequence[tuple[str, str, int, int, int]],
     ) -> bool:
         # Only an open entry can end, so a second commit or refund (or one after the other) changes nothing.
-        sql = f"UPDATE quota_entries SET state = ?, reason = ?, ended_at = ?{extra_sql} WHERE id = ? AND state = 'open'"
-        params = (state, reason, self.clock(), *extra, reservation.id)
-        changed = await self._batch.run(lambda conn: conn.execute(sql, params).rowcount == 1)
+        sql = (
+            f"UPDATE quota_entries SET state = ?, reason = ?, ended_at = ?, cost_micros = ?{extra_sql}"
+            " WHERE id = ? AND state = 'open'"
+        )
+        params = (state, reason, self.clock(), micros, *extra, reservation.id)
+
+        async def end(tx: Tx) -> bool:
+            if await tx.execute(sql, params) != 1:
+                return False
+            # Each row takes the entry's day and server.
+            await tx.executemany(
+                "INSERT INTO quota_costs (entry_id, day, guild_id, provider, model, pictures, failed, cost_micros)"
+                " SELECT id, day, guild_id, ?, ?, ?, ?, ? FROM quota_entries WHERE id = ?",
+                [(*row, reservation.id) for row in costs],
+            )
+            return True
+
+        changed = await self._batch.run(end)
         if not changed:
             log.debug("quota entry %s already ended; %s ignored", reservation.id, state)
         return changed
 
     async def recover(self) -> int:
-        """Refund every reservation left open by an earlier run (crash, kill). Call once at start, before any
-        request is accepted. Returns how many were refunded. One whose upstream call had started may have been
-        billed: its estimate stays in the spend."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE quota_entries SET state = 'refunded', reason = 'crash-recovery', ended_at = ?,"
-                " cost_micros = IIF(attempts > 0, cost_micros, 0) WHERE state = 'open'",
-                (self.clock(),),
-            )
-            return cursor.rowcount
+        """Refund the reservations no live process answers for (see `bot.storage.leases`): those of processes whose
+        lease ran out, and those of earlier runs of this ledger's instance. Called at start, before any request is
+        accepted, and by every live process's periodic sweep. Returns how many were refunded."""
+        now = self.clock()
+        me = self.owner or Owner("", "")
+        params = (now, me.instance_id, me.process_id, now, me.instance_id, me.process_id)
+        return await self._batch.run(_rowcount, _RECOVER, params)
 
     # --- what users and admins see ----------------------------------------------------------------------------
 
@@ -237,8 +320,7 @@ class QuotaLedger(QuotaAdmin):
         now = self.clock()
         day = self.days.day_key(now)
         # A plain read, outside the write lock: a display may be a moment behind, a decision never is.
-        rows = await self.db.conn.execute_fetchall(FACTS, facts_params(guild, user_id, role_ids, day))
-        facts = Facts.from_rows(rows)
+        facts = await read_facts(self.db, guild, user_id, role_ids, day)
         return self._status(user_id, guild, day, self.days.next_reset(now), facts)
 
     async def spend(self, guild_id: int | None) -> Spend:
@@ -266,6 +348,32 @@ class QuotaLedger(QuotaAdmin):
             self.days.next_reset(now),
         )
 
+    async def spend_by_provider(self, guild_id: int | None) -> ProviderSpend:
+        """Today's spend of one server (or the whole bot: None) per provider and model, what running requests hold,
+        and what no provider can be named for. One statement, so the parts add up to the total."""
+        day = self.days.day_key(self.clock())
+        scope = GLOBAL_SCOPE if guild_id is None else guild_id
+        where = "day = ?" + ("" if guild_id is None else " AND guild_id = ?")
+        params = (day,) if guild_id is None else (day, guild_id)
+        rows = await self.db.fetchall(
+            "SELECT 0, provider, model, CAST(SUM(pictures) AS BIGINT), CAST(SUM(failed) AS BIGINT),"
+            " CAST(SUM(checks) AS BIGINT), CAST(SUM(cost_micros) AS BIGINT) FROM quota_costs"
+            f" WHERE {where} GROUP BY provider, model"
+            " UNION ALL SELECT 1, '', '', COUNT(*), 0, 0, CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT)"
+            f" FROM quota_entries WHERE {where} AND state = 'open'"
+            " UNION ALL SELECT 2, '', '', images, 0, 0, cost_micros FROM quota_spend WHERE day = ? AND scope = ?",
+            (*params, *params, day, scope),
+        )
+        lines = sorted(
+            (SpendLine(r[1], r[2], r[3], r[4], r[6] / 1_000_000, checks=r[5]) for r in rows if r[0] == 0),
+            key=lambda line: (-line.cost_usd, line.provider, line.model),
+        )
+        open_requests, open_micros = next(((r[3], r[6]) for r in rows if r[0] == 1), (0, 0))
+        total_micros = next((r[6] for r in rows if r[0] == 2), 0)
+        attributed = sum(r[6] for r in rows if r[0] == 0)
+        other = max(0, total_micros - open_micros - attributed)
+        return ProviderSpend(tuple(lines), open_requests, open_micros / 1_000_000, other / 1_000_000)
+
     def _status(self, user_id: int, guild: int, day: str, resets_at: float, facts: Facts) -> QuotaStatus:
         limit, source, role_id = resolve_limit(
             global_default=self.daily_quota,
@@ -292,10 +400,30 @@ class QuotaLedger(QuotaAdmin):
         )
 
 
-def _add_spend(conn: sqlite3.Connection, day: str, guild: int, micros: int) -> None:
-    """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`."""
-    conn.execute(
+def _costs(total_usd: float, costs: Sequence[Cost]) -> tuple[int, list[tuple[str, str, int, int, int]]]:
+    """The entry's micro-dollars and its rows per provider: with a breakdown, its rounded parts and their sum (so
+    spend per provider always adds up to the entry's); without, the total."""
+    merged: dict[tuple[str, str], list[int]] = {}
+    for c in costs:  # one row per provider and model, however the parts were given
+        part = merged.setdefault((c.provider, c.model), [0, 0, 0])
+        part[0] += c.pictures
+        part[1] += c.failed
+        part[2] += to_micros(c.usd)
+    rows = [
+        (provider, model, pictures, failed, micros) for (provider, model), (pictures, failed, micros) in merged.items()
+    ]
+    return (sum(row[4] for row in rows) if rows else to_micros(total_usd)), rows
+
+
+async def _add_spend(tx: Tx, day: str, guild: int, micros: int, provider: str, model: str) -> None:
+    """Cost without an image: the server's (guild 0 outside servers) and the bot's spend of `day`, and its row
+    per provider."""
+    await tx.execute(
         "INSERT INTO quota_spend (day, scope, images, cost_micros) VALUES (?, ?, 0, ?), (?, ?, 0, ?)"
-        " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = cost_micros + excluded.cost_micros",
+        " ON CONFLICT (day, scope) DO UPDATE SET cost_micros = quota_spend.cost_micros + excluded.cost_micros",
         (day, guild, micros, day, GLOBAL_SCOPE, micros),
+    )
+    await tx.execute(
+        "INSERT INTO quota_costs (day, guild_id, provider, model, checks, cost_micros) VALUES (?, ?, ?, ?, 1, ?)",
+        (day, guild, provider, model, micros),
     )

@@ -190,6 +190,30 @@ class Spend:
 
 
 @dataclass(frozen=True, slots=True)
+class SpendLine:
+    """One provider's part of a day's spend for one model (an image model, or the moderation model)."""
+
+    provider: str  # the configured name; "" for calls no provider can be named for (cut off by a shutdown)
+    model: str  # our model id
+    pictures: int  # pictures it made
+    failed: int  # attempts without a picture that it may bill
+    cost_usd: float
+    checks: int = 0  # calls of the moderation model
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpend:
+    """A day's spend (of a server or the whole bot) by provider and model, plus what is not yet anyone's: the
+    estimates running requests hold, and ended ones with no provider on record (refunded at a restart after a
+    crash, or from before providers were recorded). The parts add up to `Spend.cost_usd`."""
+
+    lines: tuple[SpendLine, ...]  # most expensive first
+    open_requests: int
+    open_usd: float
+    other_usd: float
+
+
+@dataclass(frozen=True, slots=True)
 class ServerQuota:
     """A server's quota settings as an admin sees them after a change."""
 

@@ -8,6 +8,7 @@ rate window and concurrency cap. Without them a lane never says "busy": only the
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from bot.ops.metrics import Metrics
 from bot.providers.failover import Availability, LaneOutcome
@@ -25,12 +26,37 @@ _OUTCOMES: dict[LaneOutcome, Outcome] = {
 }
 
 
-class GateLane:
-    """Implements `bot.providers.failover.Lane` for the provider `name`."""
+@dataclass(frozen=True, slots=True)
+class LaneReport:
+    """One provider's gate as `/queue` shows it."""
 
-    def __init__(self, name: str, gate: Gate, clock: Clock | None = None, *, metrics: Metrics | None = None) -> None:
+    name: str
+    label: str  # the name users read
+    stats: SchedulerStats
+    rpm: int | None  # its own starts per window (PROVIDER_N_RPM); None: only the bot-wide limit
+    concurrency: int | None  # its own requests in flight (PROVIDER_N_CONCURRENCY); None: only the bot-wide cap
+
+
+class GateLane:
+    """Implements `bot.providers.failover.Lane` for the provider `name` (`label`: the name users read; `rpm` and
+    `concurrency`: its own limits, None when it has none and the gate's are `UNLIMITED`)."""
+
+    def __init__(
+        self,
+        name: str,
+        gate: Gate,
+        clock: Clock | None = None,
+        *,
+        label: str = "",
+        rpm: int | None = None,
+        concurrency: int | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.name = name
+        self.label = label or name
         self.gate = gate
+        self.rpm = rpm
+        self.concurrency = concurrency
         self._clock: Clock = clock or SystemClock()
         self.metrics = metrics or Metrics.disabled()
 
@@ -74,3 +100,6 @@ class GateLane:
 
     def stats(self) -> SchedulerStats:
         return self.gate.stats(self._clock.monotonic(), self._clock.time())
+
+    def report(self) -> LaneReport:
+        return LaneReport(self.name, self.label, self.stats(), self.rpm, self.concurrency)

@@ -12,11 +12,18 @@ of the line, so it is not done per dispatch: one report at most every `report_in
 line, telling only requests whose place or estimate moved noticeably, and at most `report_limit` of them per
 report, those nearest the front first. A request's first place and its "generating" are never held back by
 more than one interval.
+
+Several processes (REDIS_URL): a request the local gate lets through also waits for a start at the `SharedGate`
+all processes share (its window, concurrency, tokens, daily budget and pause are the whole bot's), before it is
+told "generating". This process's requests reach the shared gate one at a time, in the fair queue's order, so
+fairness holds within each process; between processes, the next start goes to whichever asks first once one is
+allowed. A 429 pauses every process. The circuit breaker, the ETAs and the line's cap stay each process's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +53,7 @@ from bot.scheduler.gate import (
 )
 from bot.scheduler.ratelimit import Clock, SystemClock, TimerHandle
 from bot.scheduler.reports import Throttle, noticeable
+from bot.scheduler.shared_limits import Lease, SharedGate
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +123,18 @@ class Scheduler:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         upstream: str | None = "gemini",
+        shared: SharedGate | None = None,
     ) -> None:
         """`max_queued`: admitted requests (waiting or running) for the whole bot. `report_interval`: least time
         between two reports of the line; `report_limit`: most requests told of a new place per report.
-        `eta_tolerance`: seconds an estimated start must move before a waiting request hears of it. `upstream`
-        names the provider behind the gate in the metrics (None: the providers report their own)."""
+        `eta_tolerance`: seconds an estimated start must move before a waiting request hears of it. `shared`: the
+        gate every process shares, when there are several (see the module's docstring). `upstream` names the
+        provider behind the gate in the metrics (None: the providers report their own)."""
         if user_max_pending < 1 or max_queued < 1 or report_limit < 1:
             raise ValueError("user_max_pending, max_queued and report_limit must be >= 1")
         self.gate = gate
+        self.shared = shared
+        self._releases: set[asyncio.Future[None]] = set()
         self._clock: Clock = clock or SystemClock()
         self._user_max = user_max_pending
         self._max_queued = max_queued
@@ -244,6 +256,23 @@ class Scheduler:
     def stats(self) -> SchedulerStats:
         return self.gate.stats(self._clock.monotonic(), self._clock.time(), queued=len(self._queue))
 
+    async def current_stats(self) -> SchedulerStats:
+        """`stats`, with the whole bot's starts, tokens, daily count, slots in use and pause when the gate is
+        shared between processes (the line and the circuit stay this process's)."""
+        local = self.stats()
+        if self.shared is None:
+            return local
+        shared = await self.shared.stats()
+        paused = self._clock.time() + shared.paused_for if shared.paused_for > 0 else local.paused_until
+        return dataclasses.replace(
+            local,
+            in_flight=shared.in_flight,
+            starts_in_window=shared.starts_in_window,
+            tokens_in_window=shared.tokens_in_window,
+            requests_today=shared.requests_today,
+            paused_until=paused,
+        )
+
     # --- serving the queue -----------------------------------------------------------------------------------
 
     def _refusal(self) -> BotError | None:
@@ -297,9 +326,14 @@ class Scheduler:
         if ticket._killed:  # granted, but the grace period ran out before it could start
             self._end(ticket, Outcome.NEUTRAL, measured=False)
             raise ShuttingDown()
-        self._notify(ticket, Progress("generating"))
+        shared, lease = self.shared, None
 
         async def started() -> T:
+            nonlocal lease
+            if shared is not None:
+                lease = await shared.acquire()  # cancelled (shutdown), it leaks no slot
+                await shared.restamp(lease)  # as the local gate's restamp below: count from the real start
+            self._notify(ticket, Progress("generating"))
             if ticket._slot is not None:
                 self.gate.restamp(ticket._slot, self._clock.monotonic())
             return await job()
@@ -318,6 +352,8 @@ class Scheduler:
             if self.upstream is not None:
                 self.metrics.upstream_rate_limited(provider=self.upstream)
             self.gate.pause(exc.retry_after, self._clock.monotonic())
+            if shared is not None:
+                await self._pause_everyone(shared, exc.retry_after)
             raise
         except (UpstreamUnavailable, UpstreamTimeout):
             outcome, measured = Outcome.FAILURE, True
@@ -333,6 +369,28 @@ class Scheduler:
             return result
         finally:
             self._end(ticket, outcome, measured=measured, tokens=tokens)
+            if lease is not None and shared is not None:
+                self._release_shared(shared, lease, tokens)
+
+    async def _pause_everyone(self, shared: SharedGate, retry_after: float | None) -> None:
+        try:
+            await shared.pause(retry_after)
+        except Exception:  # this process pauses anyway; the others hear of it from their own 429, if any
+            log.exception("could not pause the gate shared with the other processes")
+
+    def _release_shared(self, shared: SharedGate, lease: Lease, tokens: int) -> None:
+        """Give the shared slot back (correcting the token charge) without holding up this request's caller; if
+        Redis cannot be reached, the slot's lease runs out instead."""
+        task = asyncio.ensure_future(shared.release(lease, tokens=tokens or None))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def aclose(self) -> None:
+        """After `shutdown`: free the shared gate's slots still held and close its connection."""
+        if self.shared is not None:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+            await self.shared.close()
+            await self.shared.redis.aclose()
 
     def _end(self, ticket: Ticket, outcome: Outcome, *, measured: bool, tokens: int = 0) -> None:
         self._running.discard(ticket)

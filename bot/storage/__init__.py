@@ -1,4 +1,6 @@
-"""Storage: the SQLite database (WAL, one connection) and its numbered migrations (package data)."""
+"""Storage: the `Database` interface (`db`) over SQLite (`sqlite`, the default: one file, WAL) and PostgreSQL
+(`postgres`, asyncpg: several processes), numbered migrations per dialect (package data), and process leases
+(`leases`)."""
 
 from bot.storage.db import Database
 

@@ -1,19 +1,19 @@
-"""Generic row helpers for the table owners' privacy code: rows as JSON-able dicts (an export) and anonymising a
-table's rows by an allow-list of columns (forgetting). They take the table's name from its owner and never name
-a table themselves, so each table keeps its one owner (tests/unit/test_architecture.py)."""
+"""Generic row helpers for the table owners' privacy code, on either engine: rows as JSON-able dicts (an export)
+and anonymising a table's rows by an allow-list of columns (forgetting). They take the table's name from its
+owner and never name a table themselves, so each table keeps its one owner (tests/unit/test_architecture.py)."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
+from bot.storage.db import Dialect, Tx
 
-async def dict_rows(conn: Any, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+
+async def dict_rows(tx: Tx, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """The rows of `sql` as dicts, bytes as `{"base64": ...}`: JSON-able as they are."""
-    cursor = await conn.execute(sql, tuple(params))
-    names = [d[0] for d in cursor.description]
-    return [{name: _jsonable(value) for name, value in zip(names, row, strict=True)} for row in await cursor.fetchall()]
+    return [{name: _jsonable(row[name]) for name in row.keys()} for row in await tx.fetchall(sql, params)]
 
 
 def _jsonable(value: Any) -> Any:
@@ -22,29 +22,46 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-async def _columns(conn: Any, table: str) -> list[tuple[str, str, bool, Any]]:
-    """(name, declared type, not null, default) of each column of `table`."""
-    cursor = await conn.execute(f"PRAGMA table_info({table})")
-    return [(row[1], str(row[2]).upper(), bool(row[3]), row[4]) for row in await cursor.fetchall()]
+async def _blanks(tx: Tx, dialect: Dialect, table: str) -> dict[str, str]:
+    """Each column of `table` and the SQL value it takes when blanked: its default, else NULL, else an empty
+    value of its type."""
+    blanks: dict[str, str] = {}
+    if dialect == "sqlite":
+        for row in await tx.fetchall(f"PRAGMA table_info({table})"):
+            name, declared, not_null, default = row[1], str(row[2]).upper(), bool(row[3]), row[4]
+            if default is not None:
+                blanks[name] = str(default)
+            elif not not_null:
+                blanks[name] = "NULL"
+            elif "INT" in declared or "REAL" in declared or "NUM" in declared:
+                blanks[name] = "0"
+            else:
+                blanks[name] = "x''" if "BLOB" in declared else "''"
+        return blanks
+    rows = await tx.fetchall(
+        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ?",
+        (table,),
+    )
+    for name, kind, nullable, default in rows:
+        if default is not None:
+            blanks[name] = "DEFAULT"
+        elif nullable == "YES":
+            blanks[name] = "NULL"
+        elif kind in ("bigint", "integer", "smallint", "double precision", "real", "numeric"):
+            blanks[name] = "0"
+        else:
+            blanks[name] = "''::bytea" if kind == "bytea" else "''"
+    return blanks
 
 
-def _blank(declared: str, not_null: bool, default: Any) -> str:
-    """The SQL value an anonymised column takes: its default, else NULL, else an empty value of its type."""
-    if default is not None:
-        return str(default)
-    if not not_null:
-        return "NULL"
-    if "INT" in declared or "REAL" in declared or "NUM" in declared:
-        return "0"
-    return "x''" if "BLOB" in declared else "''"
-
-
-async def anonymise(conn: Any, table: str, keep: frozenset[str], where: str, params: tuple[Any, ...]) -> int:
+async def anonymise(
+    tx: Tx, dialect: Dialect, table: str, keep: frozenset[str], where: str, params: Sequence[Any]
+) -> int:
     """Blank every column of the matching rows except those in `keep`; returns how many rows. By allow-list, so a
     column added later (a raw model answer, say) is blanked too without the caller knowing its name."""
-    columns = await _columns(conn, table)
-    sets = ", ".join(f"{name} = {_blank(kind, nn, default)}" for name, kind, nn, default in columns if name not in keep)
+    blanks = await _blanks(tx, dialect, table)
+    sets = ", ".join(f"{name} = {value}" for name, value in blanks.items() if name not in keep)
     if not sets:
         return 0
-    cursor = await conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", params)
-    return int(cursor.rowcount)
+    return await tx.execute(f"UPDATE {table} SET {sets} WHERE {where}", params)

@@ -116,8 +116,8 @@ def result_message(delivery: Delivery, requester: discord.abc.User, size_limit: 
         embed.add_field(name="The model says", value=clip(escape(image.text), 1024), inline=False)
     options = delivery.request.options
     footer = " · ".join(p for p in (delivery.model_name, options.size, image.model) if p)
-    if image.fallback:  # the first provider failed or was skipped: say who made it
-        footer += f" · via {image.provider}"
+    if image.fallback:  # the first provider failed or was skipped: say who made it, by the name users read
+        footer += f" · via {image.provider_label or image.provider}"
     if delivery.depth:
         footer += f" · edit {delivery.depth} of a chain"
         # Each ancestor contributes one instruction, so fewer means the oldest were left out.

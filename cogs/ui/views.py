@@ -64,14 +64,7 @@ class ResultButton(
         return cls(match["action"], int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        handler = cast("ImageBot", interaction.client).result_actions
-        try:
-            if handler is None:
-                raise RuntimeError("no cog handles result buttons (the editing extension is not loaded)")
-            await handler.on_result_button(interaction, self.action, self.generation_id)
-        except Exception as exc:  # the user always hears something; discord.py would only log it
-            log.error("%s button for generation %s failed", self.action, self.generation_id, exc_info=exc)
-            await send_ephemeral(interaction, user_message(exc).text)
+        await press_result(interaction, self.action, self.generation_id)
 
 
 class RenderButton(
@@ -99,14 +92,22 @@ class RenderButton(
         return cls(match["size"], int(match["id"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        handler = cast("ImageBot", interaction.client).result_actions
-        try:
-            if handler is None:
-                raise RuntimeError("no cog handles result buttons (the editing extension is not loaded)")
-            await handler.on_result_button(interaction, "render", self.generation_id, self.size)
-        except Exception as exc:
-            log.error("render %s button for generation %s failed", self.size, self.generation_id, exc_info=exc)
-            await send_ephemeral(interaction, user_message(exc).text)
+        await press_result(interaction, "render", self.generation_id, self.size)
+
+
+async def press_result(
+    interaction: discord.Interaction, action: str, generation_id: int, size: str | None = None
+) -> None:
+    """A result button's press, handed to the editing cog (`bot.result_actions`)."""
+    handler = cast("ImageBot", interaction.client).result_actions
+    try:
+        if handler is None:
+            raise RuntimeError("no cog handles result buttons (the editing extension is not loaded)")
+        await handler.on_result_button(interaction, action, generation_id, size)
+    except Exception as exc:  # the user always hears something; discord.py would only log it
+        name = action if size is None else f"{action} {size}"
+        log.error("%s button for generation %s failed", name, generation_id, exc_info=exc)
+        await send_ephemeral(interaction, user_message(exc).text)
 
 
 def result_view(generation_id: int, render_sizes: tuple[str, ...] = ()) -> discord.ui.View:

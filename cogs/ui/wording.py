@@ -29,6 +29,7 @@ from bot.errors import (
     ShuttingDown,
     TextOnlyAnswer,
     TooManyRefusedImages,
+    UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -74,6 +75,20 @@ def _cooldown_note(exc: ModerationBlocked | PromptBlocked | ImageBlocked) -> str
     if not isinstance(until, int | float):
         return ""
     return f"\n⏸️ That makes too many blocked prompts in a short time: you can generate again {relative_time(until)}."
+
+
+def _whose(exc: UpstreamError, thing: str, *, start: bool = False, owner: str = "") -> str:
+    """ "Google's image model", "OpenRouter's safety filter": the provider that raised it, by the name users read
+    (PROVIDER_N_DISPLAY_NAME), as it was written; neutral words ("the image model", or the `owner`'s) when no single
+    provider did (every provider of several failed). `start`: at the start of a sentence."""
+    if exc.provider_label:
+        return f"{exc.provider_label}'s {thing}"
+    whose = f"{owner}'s {thing}" if owner else thing
+    return f"{'The' if start else 'the'} {whose}"
+
+
+def _rule(exc: UpstreamError) -> str:
+    return _whose(exc, "rule", owner="image provider")
 
 
 def _ai_block(exc: ModerationBlocked, public: bool) -> str:
@@ -198,15 +213,18 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
                 "The bot is restarting, so your request was stopped before it finished." + refunded, False
             )
         case PromptBlocked(reason=reason):
+            who, rule = _whose(exc, "safety filter", start=True, owner="image provider"), _rule(exc)
             return UserMessage(
-                f"🛡️ Google's safety filter refused this prompt ({reason}). This is Google's rule, not this "
-                "server's: try rephrasing." + refunded + _cooldown_note(exc)
+                f"🛡️ {who} refused this prompt ({reason}). This is {rule}, not this server's: try rephrasing."
+                + refunded
+                + _cooldown_note(exc)
             )
         case ImageBlocked(reason=reason, message=message):
+            who, rule = _whose(exc, "safety filter", start=True, owner="image provider"), _rule(exc)
             extra = f"\n{_quote(message)}" if message else ""
             return UserMessage(
-                f"🛡️ Google's safety filter stopped the image it was making ({reason}). This is Google's rule, "
-                f"not this server's: try describing it differently.{refunded}{_cooldown_note(exc)}{extra}"
+                f"🛡️ {who} stopped the image it was making ({reason}). This is {rule}, not this server's: try "
+                f"describing it differently.{refunded}{_cooldown_note(exc)}{extra}"
             )
         case TextOnlyAnswer(text=text):
             return UserMessage(
@@ -217,16 +235,22 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
         case GenerationFailed(reason=reason):
             return UserMessage(f"The model finished without an image ({reason}). Please try again." + refunded)
         case RateLimited() | UpstreamUnavailable():
-            return UserMessage("Google's image model is overloaded right now. Please try again in a minute." + refunded)
+            return UserMessage(
+                f"{_whose(exc, 'image model', start=True)} is overloaded right now. Please try again in a minute."
+                + refunded
+            )
         case CircuitOpen(until_ts=until):
             return UserMessage(
-                "Google's image model has been failing repeatedly, so the bot paused sending until "
-                f"{relative_time(until)}." + refunded
+                f"{_whose(exc, 'image model', start=True)} has been failing repeatedly, so the bot paused sending "
+                f"until {relative_time(until)}." + refunded
             )
         case ModelUnavailable():
+            account = f"bot's {exc.provider_label} account" if exc.provider_label else "bot's account"
+            if exc.provider_label == "Google":
+                account = "bot's Google project"
             return UserMessage(
                 "The image model this bot is set up to use isn't available to it (the model was retired or this "
-                "bot's Google project can't use it). This is not your fault: please tell the bot's operator." + refunded
+                f"{account} can't use it). This is not your fault: please tell the bot's operator." + refunded
             )
         case OperatorError():
             return UserMessage(

@@ -99,7 +99,7 @@ async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(
             cwd=tmp_path,
             GEMINI_API_KEY=gemini.api_key,
             GEMINI_BASE_URL=gemini.base_url,
-            DATABASE_PATH=db.path,
+            DATABASE_URL=db.url,
         )
     assert code == 0, err
     assert await ledger.commit(held, 1, 0.039)  # still open: the CLI did not refund the bot's request
@@ -126,21 +126,59 @@ def test_log_output_never_carries_the_secrets(capsys):
     import sys
     import threading
 
+    from bot.__main__ import setup_logging  # what `python -m bot` sets up (bot.ops.logs.configure_logging)
     from bot.config import Settings
-    from bot.ops.logs import configure_logging  # what `python -m bot` sets up
 
-    settings = Settings(_env_file=None, discord_token="tok-very-secret-1", gemini_api_key="key-very-secret-2")
+    settings = Settings(
+        _env_file=None,
+        discord_token="tok-very-secret-1",
+        gemini_api_key="key-very-secret-2",
+        database_url="postgresql://bot:pw-very-secret-3@db/bot",
+    )
     hooks = (sys.excepthook, threading.excepthook)
-    configure_logging(settings)
+    setup_logging(settings)
     try:
         logging.getLogger("discord.http").warning("sent Authorization: Bot %s", "tok-very-secret-1")
         logging.getLogger("aiohttp.client").error("url ...?key=key-very-secret-2 failed")
+        logging.getLogger("asyncpg").error("password authentication failed: pw-very-secret-3")
     finally:
         logging.basicConfig(handlers=[], force=True)
         logging.captureWarnings(False)
         sys.excepthook, threading.excepthook = hooks
     err = capsys.readouterr().err
-    assert "very-secret" not in err and err.count("[redacted]") == 2
+    assert "very-secret" not in err and err.count("[redacted]") == 3
+
+
+async def test_migrate_brings_either_database_up_to_date_and_hides_the_password(tmp_path, postgres_server):
+    from bot.storage.db import migrations
+
+    latest = migrations()[-1]
+    code, out, err = await run("migrate", cwd=tmp_path, DATABASE_PATH=str(tmp_path / "m.sqlite3"))
+    assert code == 0, err
+    assert f"sqlite database at sqlite:///{tmp_path}/m.sqlite3 is at version {latest[0]} ({latest[1]})" in out
+
+    name = await postgres_server.create_database()
+    try:
+        # A password the server does not check (trust authentication), to see that it never shows.
+        url = postgres_server.url_for(name).replace("postgres@", "postgres:pw-very-secret-3@")
+        code, out, err = await run("migrate", cwd=tmp_path, DATABASE_URL=url)
+        assert code == 0, err
+        assert f"postgresql database at {url.replace('pw-very-secret-3', '***')} is at version {latest[0]}" in out
+        assert "very-secret" not in out + err
+        async with FakeGemini(api_key="key-1") as gemini:
+            env = {"DATABASE_URL": url, "DISCORD_TOKEN": "t", "GEMINI_API_KEY": "key-1"}
+            code, out, err = await run("check", cwd=tmp_path, GEMINI_BASE_URL=gemini.base_url, **env)
+        assert code == 0, err
+        assert "DATABASE_URL = **********" in out and "very-secret" not in out + err
+    finally:
+        await postgres_server.drop_database(name)
+
+
+async def test_migrate_says_when_the_database_cannot_be_reached(tmp_path):
+    url = "postgresql://bot:pw-very-secret-4@127.0.0.1:1/bot"
+    code, out, err = await run("migrate", cwd=tmp_path, DATABASE_URL=url)
+    assert code == 2 and "Cannot open the database at postgresql://bot:***@127.0.0.1:1/bot" in err
+    assert "very-secret" not in out + err and "Traceback" not in err
 
 
 def test_exception_text_and_tracebacks_are_redacted_too(capsys, monkeypatch):

@@ -202,16 +202,15 @@ async def test_retention_runs_when_the_bot_starts(run_bot, fake_discord, gemini)
         assert await prompts() == [""]
 
 
-def test_the_gateway_latency_gauge_reads_the_heartbeat(tmp_path):
-    from types import SimpleNamespace
-
+def test_the_gateway_latency_gauge_reads_the_heartbeat(tmp_path, monkeypatch):
     from bot.app import ImageBot
     from bot.config import Settings
 
     bot = ImageBot(Settings(_env_file=None, metrics_port=9108, database_path=tmp_path / "db.sqlite3"))
-    bot._record_latency()  # before the first heartbeat was acknowledged: nothing to report
+    monkeypatch.setattr(ImageBot, "latency", property(lambda bot: float("inf")))  # no heartbeat acknowledged yet
+    bot._record_latency()
     assert value(samples(bot.metrics.render().decode()), "imagebot_gateway_latency_seconds") == 0
-    bot.ws = SimpleNamespace(latency=0.25)  # type: ignore[assignment]
+    monkeypatch.setattr(ImageBot, "latency", property(lambda bot: 0.25))  # the shards' average heartbeat
     bot._record_latency()
     assert value(samples(bot.metrics.render().decode()), "imagebot_gateway_latency_seconds") == 0.25
 

@@ -272,7 +272,11 @@ async def test_reset_gives_the_day_back_but_spend_still_counts(run_bot, fake_dis
         assert (await image_line(bot, fake_discord)).startswith("0 of 1 left today")
 
         spend = fields((await admin(fake_discord, "spend"))["embeds"][0])
-        assert spend["This server"] == f"2 images of 200 · ${await real_cost(bot):.3f} of $5.00"
+        cost = await real_cost(bot)
+        assert spend["This server"].splitlines() == [  # the total, then where it went (the forgiven one too)
+            f"2 images of 200 · ${cost:.3f} of $5.00",
+            f"• Google · Nano Banana 2.1: 2 pictures · ${cost:.4f}",
+        ]
         log = (await admin(fake_discord, "log", limit=1))["embeds"][0]["description"]
         assert log.endswith(f"reset {member.mention}'s day (1 forgiven)")
         assert len(gemini.requests) == 2
@@ -312,10 +316,13 @@ async def test_a_server_spending_cap_is_the_servers_budget_not_the_users_quota(r
 
         spend = (await admin(fake_discord, "spend"))["embeds"][0]
         cost = await real_cost(bot)  # Google's token counts at the price table's rates
-        assert fields(spend)["This server"] == f"1 image of 1 · ${cost:.3f} of $5.00 · ⚠️ cap reached"
+        assert fields(spend)["This server"].splitlines()[0] == f"1 image of 1 · ${cost:.3f} of $5.00 · ⚠️ cap reached"
         assert "The whole bot" not in fields(spend)  # other servers' spending is the operator's business
         spend = (await admin(fake_discord, "spend", by=fake_discord.owner))["embeds"][0]
-        assert fields(spend)["The whole bot"] == f"1 image of 500 · ${cost:.3f} of $20.00"
+        assert fields(spend)["The whole bot"].splitlines() == [
+            f"1 image of 500 · ${cost:.3f} of $20.00",
+            f"• Google · Nano Banana 2.1: 1 picture · ${cost:.4f}",
+        ]
 
 
 async def test_a_global_cost_cap_is_the_bots_budget_not_the_users_quota(run_bot, fake_discord, gemini):

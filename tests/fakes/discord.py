@@ -96,17 +96,20 @@ class FakeDiscord(World):
         timeout: float = 5.0,
         rate_limits: RateLimits | None = None,
         validate_spec: bool = True,
+        shard_count: int = 1,
     ) -> None:
         """`portal_intents`: the privileged intents enabled in the developer portal; asking for others at
         IDENTIFY closes the gateway with 4014, and REST reads strip content without MESSAGE_CONTENT.
         `timeout`: how long every wait_for* helper waits (a test may change `fake.timeout`).
         `rate_limits`: Discord's buckets and global limit (`RateLimits()`: the real figures; None: off).
         `validate_spec`: check every request body against Discord's API spec (`discord_spec`); a violation
-        is answered with Discord's 400 and fails the test."""
+        is answered with Discord's 400 and fails the test. `shard_count`: the number of shards GET /gateway/bot
+        recommends (each session gets the guilds of its own shard)."""
         self.gateway = Gateway(self)  # first: building the world asks whether a bot is connected
         super().__init__(attachment_size_limit=attachment_size_limit)
         self.token = token
         self.portal_intents = portal_intents
+        self.shard_count = shard_count
         self.timeout = timeout
         self.identify: dict[str, Any] | None = None
         self.requests: list[RecordedRequest] = []

@@ -1,6 +1,12 @@
-"""The fake Discord's websocket gateway: HELLO, heartbeats, IDENTIFY -> READY + GUILD_CREATE, dispatches, and
-RESUME -> RESUMED for a session it knows. `drop()` closes every connection as Discord does when a session must
-reconnect (close code 4000) and holds the gateway down (new connections get no HELLO) until `restore()`."""
+"""The fake Discord's websocket gateway: HELLO, heartbeats, IDENTIFY -> READY + GUILD_CREATE, dispatches.
+
+Sharding as Discord does it: IDENTIFY's `shard` is `[shard_id, num_shards]` (absent: `[0, 1]`); a session
+receives the guilds, and the events of the guilds, whose `(guild_id >> 22) % num_shards` is its shard id, and
+shard 0 receives direct messages. An impossible shard closes the connection with 4010 (Invalid shard).
+
+RESUME -> RESUMED for a session it knows (same shard, same sequence). `drop()` closes every connection as Discord
+does when a session must reconnect (close code 4000) and holds the gateway down (new connections get no HELLO)
+until `restore()`."""
 
 from __future__ import annotations
 
@@ -24,8 +30,20 @@ DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, REQUEST_MEMBERS, INVALID_SESSIO
 )  # fmt: skip
 HEARTBEAT_INTERVAL_MS = 41250
 # Close codes (discord-api-docs, "Gateway close event codes").
-AUTHENTICATION_FAILED, INVALID_INTENTS, DISALLOWED_INTENTS = 4004, 4013, 4014
+AUTHENTICATION_FAILED, INVALID_SHARD, INVALID_INTENTS, DISALLOWED_INTENTS = 4004, 4010, 4013, 4014
 UNKNOWN_ERROR = 4000  # "We're not sure what went wrong. Try reconnecting?": clients resume
+# Events whose guild is the payload itself rather than its guild_id.
+_GUILD_EVENTS = {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"}
+
+
+def shard_of(guild_id: int | None, num_shards: int) -> int:
+    """Which shard receives a guild's events (discord-api-docs, "Sharding"); direct messages go to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % num_shards
+
+
+def guild_of(event: str, data: dict[str, Any]) -> int | None:
+    found = data.get("id") if event in _GUILD_EVENTS else data.get("guild_id")
+    return int(found) if found is not None else None
 
 
 class Session:
@@ -34,6 +52,7 @@ class Session:
         self.sequence = 0
         self.ready = False
         self.session_id: str | None = None
+        self.shard = (0, 1)  # (shard id, number of shards), from IDENTIFY
         self.lock = asyncio.Lock()  # sequence numbers must reach the client in order
 
     async def send(self, op: int, data: Any, event: str | None = None) -> None:
@@ -50,7 +69,8 @@ class Gateway:
         self.fake = fake
         self.sessions: list[Session] = []
         self.presences: list[dict[str, Any]] = []
-        self.known: dict[str, int] = {}  # session id -> last sequence sent: what a RESUME may pick up
+        # session id -> (last sequence sent, shard): what a RESUME may pick up
+        self.known: dict[str, tuple[int, tuple[int, int]]] = {}
         self.resumed = 0
         self._up = asyncio.Event()
         self._up.set()
@@ -82,7 +102,7 @@ class Gateway:
         finally:
             self.sessions.remove(session)
             if session.session_id is not None:
-                self.known[session.session_id] = session.sequence
+                self.known[session.session_id] = (session.sequence, session.shard)
             self.fake.notify()
         return ws
 
@@ -108,10 +128,10 @@ class Gateway:
         """A known session picks up where it was (nothing was dispatched meanwhile: `dispatch` needs a ready
         session); anything else is invalid and the client identifies anew."""
         known = self.known.pop(str(data.get("session_id")), None)
-        if data.get("token") != self.fake.token or known is None or data.get("seq") != known:
+        if data.get("token") != self.fake.token or known is None or data.get("seq") != known[0]:
             await session.send(INVALID_SESSION, False)
             return
-        session.session_id, session.sequence = str(data["session_id"]), known
+        session.session_id, (session.sequence, session.shard) = str(data["session_id"]), known
         await session.send(DISPATCH, {}, "RESUMED")
         session.ready = True
         self.resumed += 1
@@ -129,6 +149,12 @@ class Gateway:
         if intents & PRIVILEGED_INTENTS & ~fake.portal_intents:
             await session.ws.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
             return
+        shard = data.get("shard", [0, 1])
+        if not (isinstance(shard, list) and len(shard) == 2 and 0 <= shard[0] < shard[1]):
+            await session.ws.close(code=INVALID_SHARD, message=b"Invalid shard.")
+            return
+        session.shard = (shard[0], shard[1])
+        guilds = [g for g in fake.guilds.values() if shard_of(g.id, shard[1]) == shard[0]]
         fake.identify, fake.intents = data, intents
         session.session_id = uuid.uuid4().hex
         ready = {
@@ -140,7 +166,7 @@ class Gateway:
                 "flags": 0,
                 "email": None,
             },
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in fake.guilds],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": session.session_id,
             "resume_gateway_url": fake.gateway_url,
             "application": {"id": str(fake.application_id), "flags": 0},
@@ -153,15 +179,17 @@ class Gateway:
         if "shard" in data:
             ready["shard"] = data["shard"]
         await session.send(DISPATCH, ready, "READY")
-        for guild in fake.guilds.values():
+        for guild in guilds:
             await session.send(DISPATCH, guild.payload(), "GUILD_CREATE")
         session.ready = True
         fake.notify()
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        sessions = [session for session in self.sessions if session.ready]
+        guild = guild_of(event, data)
+        sessions = [s for s in self.sessions if s.ready and shard_of(guild, s.shard[1]) == s.shard[0]]
         if not sessions:
-            raise RuntimeError(f"no bot is connected to the fake gateway to receive {event}")
+            where = f"guild {guild}" if guild is not None else "direct messages"
+            raise RuntimeError(f"no bot is connected to the fake gateway to receive {event} (of {where})")
         for session in sessions:
             await session.send(DISPATCH, data, event)
 

@@ -254,7 +254,9 @@ class RestApi:
 
     async def get_gateway(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return answer(request, {"url": self.fake.gateway_url, "shards": 1, "session_start_limit": limit})
+        # `shards`: how many Discord recommends, which an AutoShardedClient without a shard_count uses.
+        body = {"url": self.fake.gateway_url, "shards": self.fake.shard_count, "session_start_limit": limit}
+        return answer(request, body)
 
     async def open_dm(self, request: web.Request) -> web.Response:
         user = self.fake.users.get(int(request[RECORD].json["recipient_id"]))

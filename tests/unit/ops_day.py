@@ -9,13 +9,14 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from PIL import Image
 
 from bot.config import Settings
 from bot.editing.generations import Generations
-from bot.errors import BotError, GenerationFailed, ImageBlocked, UpstreamTimeout
+from bot.errors import BotError, GenerationFailed, ImageBlocked, UpstreamError, UpstreamTimeout
 from bot.models import GeneratedImage, ImageOptions, ImageRequest, InputImage, RequestKind, Usage
 from bot.moderation.store import Moderation
 from bot.pipeline import Delivery, Pipeline
@@ -75,10 +76,13 @@ class ScriptedProvider:
         options: ImageOptions | None = None,
         context: object = None,
     ) -> GeneratedImage:
+        model = (options.model if options else None) or self.model
         for start, failure in FAILURES.items():
             if prompt.startswith(start):
-                raise failure()
-        model = (options.model if options else None) or self.model
+                error = failure()
+                if isinstance(error, UpstreamError):
+                    error.provider = PROVIDERS[model]  # who answered (or may bill), as a provider says
+                raise error
         return GeneratedImage(
             self.image,
             "image/png",
@@ -183,3 +187,16 @@ async def scripted_day(core: Core) -> None:
     await core.ask(CAROL, OTHER_SERVER, "a cat again", at=local(TODAY, 13, 5))
     await core.ask(ALICE, None, "a private dragon", PRO, at=local(TODAY, 14))
     await core.ledger.drain()
+
+
+async def dump(db: Database) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, on either engine."""
+    if db.dialect == "sqlite":
+        listed = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        listed = await db.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_name != 'schema_migrations'"
+        )
+    tables = sorted(row[0] for row in listed)
+    return {t: [{k: row[k] for k in row.keys()} for row in await db.fetchall(f"SELECT * FROM {t}")] for t in tables}

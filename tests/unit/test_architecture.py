@@ -90,6 +90,8 @@ TABLE_OWNERS = {
     r"moderation_appeals": ("bot/moderation/appeals.py",),
     r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py", "bot/moderation/records.py"),
     r"server_settings": ("bot/ops/server_settings.py",),
+    # The ledger's recovery reads the leases in the same statement as its refunds (bot.storage.leases).
+    r"process_leases": ("bot/storage/leases.py", "bot/quota/ledger.py"),
 }
 
 

@@ -57,3 +57,38 @@ def test_every_setting_is_in_env_example_and_readme():
         env = name.upper()
         assert re.search(rf"^#?\s*{env}=", example, re.M), f"{env} missing from .env.example"
         assert f"`{env}`" in readme, f"{env} missing from the README's configuration table"
+
+
+def test_shard_ids_take_lists_and_ranges_and_must_fit_the_shard_count(monkeypatch):
+    monkeypatch.setenv("SHARD_COUNT", "8")
+    monkeypatch.setenv("SHARD_IDS", "0-2, 5")
+    settings = load_settings(require=())
+    assert settings.shard_ids == (0, 1, 2, 5) and settings.holds_shard_zero
+    monkeypatch.setenv("SHARD_IDS", "4,6")
+    assert not load_settings(require=()).holds_shard_zero
+    for bad in ("8", "a-b", "3-"):
+        monkeypatch.setenv("SHARD_IDS", bad)
+        with pytest.raises(ConfigError):
+            load_settings(require=())
+    monkeypatch.delenv("SHARD_COUNT")
+    monkeypatch.setenv("SHARD_IDS", "0")
+    with pytest.raises(ConfigError, match="SHARD_IDS needs SHARD_COUNT"):
+        load_settings(require=())
+
+
+def test_service_urls_are_checked_and_never_shown(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://bot:pw-very-secret@db/bot")
+    monkeypatch.setenv("REDIS_URL", "http://cache")
+    with pytest.raises(ConfigError) as info:
+        load_settings(require=())
+    assert "DATABASE_URL" in str(info.value) and "REDIS_URL" in str(info.value)
+    assert "very-secret" not in str(info.value)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw-very-secret@db/bot")
+    monkeypatch.setenv("REDIS_URL", "redis://:pw-also-secret@cache:6379/0")
+    settings = load_settings(require=())
+    assert settings.database == "postgresql://bot:pw-very-secret@db/bot"
+    assert settings.url_passwords() == ["pw-very-secret", "pw-also-secret"]
+    assert "secret" not in repr(settings)
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("DATABASE_PATH", "/var/lib/bot/bot.sqlite3")
+    assert load_settings(require=()).database == "sqlite:////var/lib/bot/bot.sqlite3"

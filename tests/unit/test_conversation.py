@@ -100,7 +100,7 @@ async def test_a_plain_message_outside_a_bot_thread_points_nowhere():
 
 
 async def insert(db, prompt: str, *, parent: int | None = None, channel: int = THREAD, message: int | None = None):
-    return await db.execute(
+    return await db.insert(
         "INSERT INTO generations (created_at, user_id, channel_id, kind, prompt, model, parent_id, status,"
         " message_id) VALUES (0, 1, ?, 'reply', ?, 'm', ?, 'delivered', ?)",
         (channel, prompt, parent, message),

@@ -7,6 +7,13 @@ import pytest
 from bot import errors as e
 from cogs.ui.wording import user_message
 
+
+def by(exc: e.UpstreamError, name: str = "gemini", label: str = "Google") -> e.UpstreamError:
+    """The error as a provider of the chain raised it (the chain names the provider on every error)."""
+    exc.blame(name, label)
+    return exc
+
+
 CASES = [
     (e.InvalidRequest("Your prompt is 2001 characters long"), "2001 characters", True),
     (e.ModerationBlocked("gore", "gore"), "This server's rules", True),
@@ -14,7 +21,7 @@ CASES = [
     (e.BudgetExhausted("server", 1_800_000_000), "This server's daily image budget", True),
     (e.BudgetExhausted("global", 1_800_000_000), "The bot's daily image budget", True),
     (e.QueueFull(3), "already have 3 requests", True),
-    (e.PromptBlocked("SAFETY"), "Google's safety filter refused", True),
+    (by(e.PromptBlocked("SAFETY")), "Google's safety filter refused", True),
     (e.ImageBlocked("IMAGE_SAFETY", "unsafe"), "stopped the image", True),
     (e.TextOnlyAnswer("Which fox?"), "> Which fox?", False),
     (e.GenerationFailed("NO_IMAGE"), "without an image (NO_IMAGE)", True),
@@ -75,3 +82,67 @@ def test_a_block_of_an_earlier_instruction_says_so():
     exc = e.ModerationBlocked("gore")
     exc.in_history = True
     assert "an earlier instruction" in user_message(exc).text
+
+
+@pytest.mark.parametrize(
+    ("exc", "google", "gateway", "nobody"),
+    [
+        pytest.param(
+            e.PromptBlocked("SAFETY"),
+            "🛡️ Google's safety filter refused this prompt (SAFETY). This is Google's rule,",
+            "🛡️ OpenRouter's safety filter refused this prompt (SAFETY). This is OpenRouter's rule,",
+            "🛡️ The image provider's safety filter refused this prompt (SAFETY). This is the image provider's rule,",
+            id="prompt-refused",
+        ),
+        pytest.param(
+            e.ImageBlocked("IMAGE_SAFETY"),
+            "🛡️ Google's safety filter stopped the image",
+            "🛡️ OpenRouter's safety filter stopped the image",
+            "🛡️ The image provider's safety filter stopped the image",
+            id="image-refused",
+        ),
+        pytest.param(
+            e.UpstreamUnavailable("503"),
+            "Google's image model is overloaded",
+            "OpenRouter's image model is overloaded",
+            "The image model is overloaded",
+            id="overloaded",
+        ),
+        pytest.param(
+            e.RateLimited("429", None),
+            "Google's image model is overloaded",
+            "OpenRouter's image model is overloaded",
+            "The image model is overloaded",
+            id="rate-limited",
+        ),
+        pytest.param(
+            e.CircuitOpen(1_800_000_000),
+            "Google's image model has been failing",
+            "OpenRouter's image model has been failing",
+            "The image model has been failing",
+            id="circuit",
+        ),
+        pytest.param(
+            e.ModelUnavailable("404", model="m"),
+            "this bot's Google project can't use it",
+            "this bot's OpenRouter account can't use it",
+            "this bot's account can't use it",
+            id="model-unavailable",
+        ),
+    ],
+)
+def test_upstream_failures_name_the_provider_that_raised_them(exc, google, gateway, nobody):
+    assert user_message(exc).text.startswith(nobody) or nobody in user_message(exc).text
+    assert "Google" not in user_message(exc).text and "OpenRouter" not in user_message(exc).text
+    exc.blame("openrouter", "OpenRouter")
+    assert gateway in user_message(exc).text and "Google" not in user_message(exc).text
+    exc.unblame()
+    exc.blame("gemini", "Google")
+    assert google in user_message(exc).text and "OpenRouter" not in user_message(exc).text
+
+
+def test_the_innermost_provider_keeps_the_blame():
+    exc = e.UpstreamUnavailable("503")
+    exc.blame("gw", "Gateway")
+    exc.blame("gemini", "Google")  # the pipeline's "sole provider" fill-in comes after the chain's
+    assert (exc.provider, exc.provider_label) == ("gw", "Gateway")

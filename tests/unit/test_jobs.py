@@ -141,7 +141,9 @@ async def test_after_the_token_the_result_and_failures_go_to_the_channel_mention
     ix.refuse = answer
 
     assert await job.deliver(delivery()) == 1001
-    await job.fail(PromptBlocked("SAFETY"))
+    refused = PromptBlocked("SAFETY")
+    refused.blame("gemini", "Google")
+    await job.fail(refused)
 
     result, failure = ix.channel.sent
     assert result["content"].startswith("<@42> your image is ready.") and result["file"].filename.endswith(".png")

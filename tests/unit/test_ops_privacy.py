@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 
 import pytest
 
@@ -14,7 +13,6 @@ from bot.errors import QuotaExceeded
 from bot.models import ImageRequest, InputImage, RequestKind
 from bot.ops.privacy import ANONYMOUS, apply_retention, export_member, forget_member
 from bot.ops.usage import usage_report
-from bot.storage.db import Database
 from tests.unit.ops_day import (
     ALICE,
     BOB,
@@ -24,6 +22,7 @@ from tests.unit.ops_day import (
     YESTERDAY,
     Clock,
     Core,
+    dump,
     local,
     open_core,
     png,
@@ -65,26 +64,15 @@ async def alices_extras(core: Core) -> dict[str, int]:
 
 
 @pytest.fixture
-async def day(tmp_path):
-    db = await Database.open(tmp_path / "bot.sqlite3")
+async def day(db):
+    """The scripted day and Alice's extras, on each engine (conftest's `db`)."""
     core = await open_core(db, Clock(NOW))
     await scripted_day(core)
     ids = await alices_extras(core)
     row = await db.fetchone("SELECT message_id FROM generations WHERE id = ?", (ids["edit"],))
     ids["edit_message"] = row[0]
     yield core, ids
-    await db.close()
-
-
-def dump(path: str) -> dict[str, list[dict]]:
-    """Every row of every table, read with a separate plain sqlite3 connection."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t}")] for t in tables}
-    finally:
-        conn.close()
+    await core.ledger.drain()
 
 
 def mentions(rows: dict[str, list[dict]], words: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -105,7 +93,7 @@ async def test_export_holds_everything_about_the_member_and_nothing_else(day):
     prompts = [g["prompt"] for g in exported["generations"]]
     assert "a private dragon" in prompts and "make the fox blue" in prompts and "a slow castle of Alice" in prompts
     assert {g["user_id"] for g in exported["generations"]} == {ALICE}
-    everything = dump(core.db.path)
+    everything = await dump(core.db)
     assert len(exported["generations"]) == sum(1 for g in everything["generations"] if g["user_id"] == ALICE)
     assert len(exported["quota_entries"]) == sum(1 for e in everything["quota_entries"] if e["user_id"] == ALICE)
     (kept,) = exported["generation_inputs"]
@@ -125,11 +113,11 @@ async def test_forget_removes_the_words_and_keeps_the_counts(day):
     before_dm = await core.ledger.status(ALICE, None)
     before_spend = (await core.ledger.spend(SERVER), await core.ledger.spend(None))
     before_week = await usage_report(core.db, guild_id=SERVER, days=7, timezone=TZ, now=NOW)
-    before = dump(core.db.path)
+    before = await dump(core.db)
     assert mentions(before, ALICE_WORDS)
 
     report = await forget_member(core.db, ALICE, today=TODAY, now=NOW, cooldown_window_seconds=WINDOW)
-    after = dump(core.db.path)
+    after = await dump(core.db)
 
     # Not a word of hers is left anywhere, and none of her inputs.
     assert mentions(after, ALICE_WORDS) == []
@@ -209,7 +197,7 @@ async def test_retention_redacts_old_prompts_and_finishes_forgetting(day):
     assert nothing.prompts_redacted == 0
     # One day: yesterday's 15:00 prompt is 27 hours old.
     done = await apply_retention(core.db, prompt_retention_days=1, today=TODAY, now=NOW, cooldown_window_seconds=WINDOW)
-    rows = dump(core.db.path)["generations"]
+    rows = (await dump(core.db))["generations"]
     assert done.prompts_redacted == 1
     assert [g["prompt"] for g in rows if g["created_at"] < NOW - 86_400] == [""]
     assert all(g["prompt"] for g in rows if g["created_at"] >= NOW - 86_400)
@@ -221,12 +209,12 @@ async def test_retention_redacts_old_prompts_and_finishes_forgetting(day):
 
     # Forget Alice today; on the next day the ids kept for today's limit go too, and nobody else's.
     await forget_member(core.db, ALICE, today=TODAY, now=NOW, cooldown_window_seconds=WINDOW)
-    bob_entries = [e for e in dump(core.db.path)["quota_entries"] if e["user_id"] == BOB]
+    bob_entries = [e for e in (await dump(core.db))["quota_entries"] if e["user_id"] == BOB]
     tomorrow = "2026-03-11"
     later = await apply_retention(
         core.db, prompt_retention_days=0, today=tomorrow, now=local(tomorrow, 9), cooldown_window_seconds=WINDOW
     )
-    after = dump(core.db.path)
+    after = await dump(core.db)
     assert later.ledger_anonymised > 0 and later.moderation_anonymised == 1
     assert not [e for e in after["quota_entries"] if e["user_id"] == ALICE]
     assert not [m for m in after["moderation_log"] if m["user_id"] == ALICE]
@@ -234,8 +222,7 @@ async def test_retention_redacts_old_prompts_and_finishes_forgetting(day):
     assert [e for e in after["quota_entries"] if e["user_id"] == BOB] == bob_entries
 
 
-async def test_retention_drops_old_stored_inputs(tmp_path):
-    db = await Database.open(tmp_path / "bot.sqlite3")
+async def test_retention_drops_old_stored_inputs(db):
     try:
         core = await open_core(db, Clock(NOW))
         delivery = await core.ask(ALICE, SERVER, "a fox", at=local(YESTERDAY, 9))
@@ -247,9 +234,9 @@ async def test_retention_drops_old_stored_inputs(tmp_path):
         result = await apply_retention(
             db, prompt_retention_days=1, today=TODAY, now=NOW, cooldown_window_seconds=WINDOW
         )
-        (row,) = dump(db.path)["generation_inputs"]
+        (row,) = (await dump(db))["generation_inputs"]
     finally:
-        await db.close()
+        await core.ledger.drain()
     assert result.inputs_dropped == 1
     assert row["data"] is None and row["attachment_id"] == 3  # the bytes go; where they came from stays
 
@@ -263,7 +250,7 @@ async def test_what_a_member_does_after_forgetting_is_theirs_again(day):
     await apply_retention(
         core.db, prompt_retention_days=0, today=tomorrow, now=local(tomorrow, 9), cooldown_window_seconds=WINDOW
     )
-    after = dump(core.db.path)
+    after = await dump(core.db)
     # The entries kept for yesterday's limit went; the new request and its entry are still hers.
     assert [e["generation_id"] for e in after["quota_entries"] if e["user_id"] == ALICE] == [later.generation_id]
     assert [g["prompt"] for g in after["generations"] if g["user_id"] == ALICE] == ["a fox after forgetting"]

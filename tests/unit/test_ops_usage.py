@@ -37,13 +37,13 @@ NOW = local(TODAY, 18)
 
 
 @pytest.fixture
-async def day(tmp_path):
-    db = await Database.open(tmp_path / "bot.sqlite3")
+async def day(db):
+    """The scripted day, on each engine (conftest's `db`)."""
     core = await open_core(db, Clock(NOW))
     await scripted_day(core)
     core.clock.now = NOW
     yield core
-    await db.close()
+    await core.ledger.drain()
 
 
 async def test_server_today_equals_the_ledger(day):
@@ -156,7 +156,7 @@ async def test_table_reads_as_the_report(day):
 
 
 async def test_report_command_prints_and_writes_files(day, tmp_path):
-    settings = Settings(_env_file=None, database_path=day.db.path, quota_timezone=TZ)
+    settings = Settings(_env_file=None, database_url=day.db.url, quota_timezone=TZ)
     out = io.StringIO()
     code = await report(settings, days=30, out_dir=tmp_path / "out", now=NOW, stdout=out)
     assert code == 0

@@ -226,3 +226,50 @@ def test_the_per_provider_variables_are_documented_as_a_pattern():
         pattern = f"PROVIDER_<NAME>_{suffix}"
         assert re.search(rf"^#?\s*{pattern}=", example, re.M), f"{pattern} missing from .env.example"
         assert f"`{pattern}`" in readme, f"{pattern} missing from the README's configuration table"
+
+
+def test_each_provider_has_the_name_users_read():
+    env = {
+        "PROVIDERS": "gemini,openrouter,local,proxy",
+        "PROVIDER_OPENROUTER_KIND": "openai-chat",
+        "PROVIDER_OPENROUTER_BASE_URL": "https://openrouter.ai/api/v1",
+        "PROVIDER_OPENROUTER_API_KEY": KEY,
+        "PROVIDER_OPENROUTER_DISPLAY_NAME": " OpenRouter ",
+        "PROVIDER_LOCAL_KIND": "openai-images",
+        "PROVIDER_LOCAL_BASE_URL": "https://images.example",
+        "PROVIDER_LOCAL_API_KEY": "x",
+        "PROVIDER_PROXY_KIND": "gemini",
+        "PROVIDER_PROXY_BASE_URL": "https://proxy.example",
+        "PROVIDER_PROXY_API_KEY": "x",
+        "PROVIDER_GEMINI_DISPLAY_NAME": "Google AI Studio",
+    }
+    configs, problems = read_providers(settings(), env)
+    assert problems == []
+    # Google's own endpoint reads as Google unless renamed; others by their display name, else their name (a
+    # native-format proxy is not Google).
+    assert [c.label for c in configs] == ["Google AI Studio", "OpenRouter", "local", "proxy"]
+    configs, _ = read_providers(settings(), {})
+    assert configs[0].label == "Google"
+
+
+@pytest.mark.parametrize("value", ["x" * 41, "two\nlines", "<@123>", "**bold**", "@everyone"])
+def test_a_display_name_must_be_plain_and_short(value):
+    env = {"PROVIDERS": "gemini", "PROVIDER_GEMINI_DISPLAY_NAME": value}
+    _, problems = read_providers(settings(), env)
+    assert problems == [
+        "  - PROVIDER_GEMINI_DISPLAY_NAME: must be at most 40 plain characters (no markdown, mentions or line breaks)."
+    ]
+
+
+def test_the_readmes_provider_example_is_valid():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(PROVIDERS=gemini,openrouter,images\n.*?)```", readme, re.S)
+    assert block is not None
+    env = dict(line.split("=", 1) for line in block.group(1).splitlines() if line.strip() and not line.startswith("#"))
+    configs, problems = read_providers(settings(), env)
+    assert problems == []
+    assert [(c.name, c.kind, c.label) for c in configs] == [
+        ("gemini", "gemini", "Google"),
+        ("openrouter", "openai-chat", "OpenRouter"),
+        ("images", "openai-images", "Example Gateway"),
+    ]

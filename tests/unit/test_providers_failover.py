@@ -22,7 +22,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import GeneratedImage, ImageOptions, InputImage, Usage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage, Turn, Usage
 from bot.providers.billing import mark_billed
 from bot.providers.config import ProviderConfig
 from bot.providers.failover import FailoverProvider, Member
@@ -271,3 +271,92 @@ async def test_a_chain_needs_a_lane_for_every_provider(clock, primary, gateway):
         chain(clock, Member(config("gemini"), primary), Member(config("gw"), gateway))
     with pytest.raises(ValueError):
         chain(clock)
+
+
+# --- whose error it is, what the user reads, what the result says ------------------------------------------------
+
+
+async def test_an_error_names_the_provider_that_raised_it_by_the_name_users_read(clock, primary, gateway, lane):
+    providers = chain(
+        clock,
+        Member(config("gemini"), primary, lane()),
+        Member(config("gw", display_name="OpenRouter"), gateway, lane()),
+    )
+    primary.script.append(UpstreamUnavailable("503"))
+    gateway.script.append(ImageBlocked("IMAGE_SAFETY"))
+    with pytest.raises(ImageBlocked) as info:
+        await providers.generate("a fox")
+    assert (info.value.provider, info.value.provider_label) == ("gw", "OpenRouter")
+    primary.script.append(PromptBlocked("SAFETY"))
+    with pytest.raises(PromptBlocked) as refused:
+        await providers.generate("a fox")
+    assert (refused.value.provider, refused.value.provider_label) == ("gemini", "Google")
+    image = await providers.generate("a fox")
+    assert (image.provider, image.provider_label, image.fallback) == ("gemini", "Google", False)
+
+
+async def test_when_every_provider_fails_no_single_one_is_named(two, primary, gateway):
+    primary.script.append(UpstreamUnavailable("gemini 503"))
+    gateway.script.append(UpstreamUnavailable("gw 502"))
+    with pytest.raises(UpstreamUnavailable) as info:
+        await two.generate("a fox")
+    assert info.value.provider is None and info.value.provider_label is None
+
+
+async def test_a_chain_of_one_names_its_provider_and_says_it_is_the_only_one(clock, primary):
+    single = chain(clock, Member(config("gemini"), primary))
+    assert single.only == ("gemini", "Google")
+    primary.script.append(UpstreamUnavailable("503"))
+    with pytest.raises(UpstreamUnavailable) as info:
+        await single.generate("a fox")
+    assert info.value.provider_label == "Google"
+
+
+def test_a_chain_of_several_has_no_only_provider(two):
+    assert two.only is None
+
+
+async def test_waiting_in_vain_for_a_free_provider_bills_nothing(clock, primary, gateway, lane):
+    members = Member(config("gemini"), primary, lane(concurrency=1)), Member(config("gw"), gateway, lane(concurrency=1))
+    providers = chain(clock, *members, deadline=10)
+    held = asyncio.get_running_loop().create_future()
+    primary.script.append(held)
+    gateway.script.append(held)
+    busy = [asyncio.ensure_future(providers.generate("busy")) for _ in range(2)]
+    waiting = asyncio.ensure_future(providers.generate("waiting"))
+    await asyncio.sleep(0.01)
+    await clock.advance(10)
+    with pytest.raises(UpstreamTimeout) as info:
+        await waiting
+    assert info.value.billed is False and info.value.charges == ()  # nothing was sent
+    held.set_result(None)
+    await asyncio.gather(*busy)
+
+
+class Remembering(Scripted):
+    """A provider that takes the model's own turns (kind gemini) and records what it got."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.contexts: list[Context | None] = []
+
+    async def generate(self, prompt, images=(), options=None, context=None):  # type: ignore[override]
+        self.contexts.append(context)
+        return await super().generate(prompt, images, options)
+
+
+async def test_only_a_gemini_provider_gets_the_models_turns_and_only_then_the_result_claims_them(clock, gateway, lane):
+    google = Remembering("gemini")
+    providers = chain(clock, Member(config("gemini"), google, lane()), Member(config("gw"), gateway, lane()))
+    picture = InputImage(b"\x89PNG-the-picture", "image/png")
+    other = InputImage(b"\x89PNG-an-upload", "image/png")
+    context = Context((Turn("a lighthouse", '{"parts": []}'),), "a lighthouse\nmake it night", picture)
+
+    image = await providers.generate("make it night", (other,), ImageOptions(), context)
+    assert image.memory_turns == 1 and google.contexts == [context]
+
+    google.script.append(UpstreamUnavailable("503"))
+    image = await providers.generate("make it night", (other,), ImageOptions(), context)
+    assert image.provider == "gw" and image.memory_turns == 0
+    # A stateless edit: every instruction in the prompt, the picture first among the inputs, no turns.
+    assert gateway.calls[-1][:2] == ("a lighthouse\nmake it night", (picture, other))

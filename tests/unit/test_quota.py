@@ -194,8 +194,8 @@ async def test_spend_without_an_image_counts_toward_cost_caps_on_its_day_but_in_
     """What the moderation model costs: in the server's and the bot's spend (so in the caps), not in images."""
     clock = Clock()
     ledger = make(db, clock, daily_quota=5, default_price=Price(1, 0.04), server_daily_cost_cap_usd=0.10)
-    await ledger.add_spend(GUILD, 0.07)
-    await ledger.add_spend(None, 0.01)  # a DM: the bot's spend only
+    await ledger.add_spend(GUILD, 0.07, provider="gemini", model="gemini-2.5-flash-lite")
+    await ledger.add_spend(None, 0.01, provider="gemini", model="gemini-2.5-flash-lite")  # a DM: the bot's only
     with pytest.raises(BudgetExhausted) as refused:  # 0.07 spent + 0.04 > 0.10
         await ledger.reserve(ask())
     assert refused.value.scope == "server"
@@ -230,25 +230,20 @@ async def test_caps_reset_with_the_day(db):
 # --- crash recovery -----------------------------------------------------------------------------------------
 
 
-async def test_a_reservation_left_open_by_a_crash_is_refunded_by_the_next_process(tmp_path):
-    path = tmp_path / "bot.sqlite3"
-    first = await Database.open(path)
+async def test_a_reservation_left_open_by_a_crash_is_refunded_by_the_next_process(db):
+    first = await Database.open(db.url)
     ledger = make(first, daily_quota=2)
     await ledger.commit(await ledger.reserve(ask()), 1, 0.039)
     await ledger.reserve(ask())  # the process dies while this one waits upstream
     await first.close()
 
-    second = await Database.open(path)
-    try:
-        ledger = make(second, daily_quota=2)
-        assert await ledger.recover() == 1
-        assert await ledger.recover() == 0
-        assert await entries(second) == [(1, "committed", "delivered"), (1, "refunded", "crash-recovery")]
-        status = await ledger.status(1, GUILD)
-        assert (status.used, status.reserved, status.left, status.refunded) == (1, 0, 1, 1)
-        assert (await ledger.spend(GUILD)).images == 1
-    finally:
-        await second.close()
+    ledger = make(db, daily_quota=2)
+    assert await ledger.recover() == 1
+    assert await ledger.recover() == 0
+    assert await entries(db) == [(1, "committed", "delivered"), (1, "refunded", "crash-recovery")]
+    status = await ledger.status(1, GUILD)
+    assert (status.used, status.reserved, status.left, status.refunded) == (1, 0, 1, 1)
+    assert (await ledger.spend(GUILD)).images == 1
 
 
 async def test_from_settings_takes_every_quota_setting(db):

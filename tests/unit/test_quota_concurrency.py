@@ -54,7 +54,7 @@ async def test_many_members_against_a_global_cap_get_exact_totals(db):
 
 
 async def test_two_processes_on_one_file_never_overshoot(db):
-    other = await Database.open(db.path)
+    other = await Database.open(db.url)
     try:
         clock = Clock()
         ledgers = [make(db, clock, daily_quota=5), make(other, clock, daily_quota=5)]

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from bot.errors import BudgetExhausted
 from bot.scheduler.ratelimit import DailyCounter
-from bot.shared_limits import Lease, SharedGate, SharedLimits, Wait
+from bot.scheduler.shared_limits import Lease, SharedGate, SharedLimits, Wait
 from tests.servers import redis_server, redis_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -203,7 +203,7 @@ WORKER = textwrap.dedent(
     """
     import asyncio, json, sys
     import redis.asyncio as aioredis
-    from bot.shared_limits import SharedGate, SharedLimits
+    from bot.scheduler.shared_limits import SharedGate, SharedLimits
 
     async def main(url, processes, clients, starts, limit, window, concurrency):
         redis = aioredis.Redis.from_url(url)
@@ -253,7 +253,7 @@ HOLDER = textwrap.dedent(
     """
     import asyncio, sys
     import redis.asyncio as aioredis
-    from bot.shared_limits import SharedGate, SharedLimits
+    from bot.scheduler.shared_limits import SharedGate, SharedLimits
 
     async def main(url):
         gate = SharedGate(aioredis.Redis.from_url(url), SharedLimits(rpm=100, concurrency=1, lease_seconds=2.0))

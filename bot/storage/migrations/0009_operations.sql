@@ -1,8 +1,5 @@
--- Running the bot for real: where it may be used in each server, where budget alerts go, members who asked to be
--- forgotten whose ledger entries still count toward today's limits, and which provider made each picture.
-
--- The configured provider (PROVIDERS) that delivered the picture; NULL for rows from before it was recorded.
-ALTER TABLE generations ADD COLUMN provider TEXT;
+-- Running the bot for real: where it may be used in each server, where budget alerts go, and members who asked to
+-- be forgotten whose ledger entries still count toward today's limits.
 
 -- Per-server rules for the doors Discord does not gate (replies, thread messages, mentions, buttons) and the
 -- slash commands alike. No row: the bot may be used everywhere, by everyone, threads included.
