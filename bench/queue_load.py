@@ -19,7 +19,9 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,6 +56,24 @@ class LoopMeter:
         self._task.cancel()
 
 
+async def measure(
+    requests: Callable[[], list[Coroutine[Any, Any, None]]], release: asyncio.Event
+) -> tuple[float, float, float]:
+    """CPU seconds to take the requests in, CPU seconds to drain them once `release` is set, and the longest
+    single turn of the loop meanwhile."""
+    with LoopMeter() as meter:
+        started = time.process_time()
+        tasks = [asyncio.create_task(request) for request in requests()]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        admitted = time.process_time() - started
+        started = time.process_time()
+        release.set()
+        await asyncio.gather(*tasks)
+        drained = time.process_time() - started
+    return admitted, drained, meter.longest
+
+
 def _admit(scheduler: Scheduler, user: int, key: str) -> object:
     try:  # servers as well as members once the queue is fair between servers
         return scheduler.admit(user, key, guild_id=user % SERVERS)  # type: ignore[call-arg]
@@ -83,17 +103,8 @@ async def ours(n: int, report_interval: float | None = None) -> tuple[float, flo
         finally:
             scheduler.release(ticket)  # type: ignore[arg-type]
 
-    with LoopMeter() as meter:
-        started = time.process_time()
-        tasks = [asyncio.create_task(one(i)) for i in range(n)]
-        for _ in range(5):
-            await asyncio.sleep(0)
-        admitted = time.process_time() - started
-        started = time.process_time()
-        release.set()
-        await asyncio.gather(*tasks)
-        drained = time.process_time() - started
-    return admitted, drained, meter.longest, updates
+    admitted, drained, longest = await measure(lambda: [one(i) for i in range(n)], release)
+    return admitted, drained, longest, updates
 
 
 async def fifo(n: int) -> tuple[float, float, float, int]:
@@ -104,17 +115,7 @@ async def fifo(n: int) -> tuple[float, float, float, int]:
         async with gate:
             await release.wait()
 
-    with LoopMeter() as meter:
-        started = time.process_time()
-        tasks = [asyncio.create_task(one()) for _ in range(n)]
-        for _ in range(5):
-            await asyncio.sleep(0)
-        admitted = time.process_time() - started
-        started = time.process_time()
-        release.set()
-        await asyncio.gather(*tasks)
-        drained = time.process_time() - started
-    return admitted, drained, meter.longest, 0
+    return (*await measure(lambda: [one() for _ in range(n)], release), 0)
 
 
 def main() -> None:

@@ -28,16 +28,13 @@ import aiosqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import GUILD, PER_USER, ROLE, make_ledger, request  # noqa: E402
+
 from bot.errors import QuotaExceeded  # noqa: E402
-from bot.models import ImageRequest, Price  # noqa: E402
 from bot.quota.ledger import QuotaLedger  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 
-GUILD = 1
 DAY = "2024-06-01"
-NOON = 1_717_243_200.0  # 2024-06-01 12:00 UTC
-ROLE = 77
-PER_USER = 10
 NAIVE_SCHEMA = """
 CREATE TABLE usage (id INTEGER PRIMARY KEY, user_id INTEGER, day TEXT, state TEXT);
 CREATE INDEX usage_user_day ON usage(user_id, day);
@@ -48,23 +45,9 @@ class Refused(Exception):
     pass
 
 
-def request(user: int) -> ImageRequest:
-    return ImageRequest(user_id=user, channel_id=2, prompt="bench", guild_id=GUILD, role_ids=(ROLE, 78, 79))
-
-
 async def ledger_for(path: Path, daily_quota: int) -> tuple[Database, QuotaLedger]:
     db = await Database.open(path)
-    ledger = QuotaLedger(
-        db,
-        daily_quota=daily_quota,
-        default_price=Price(1, 0.039),
-        server_daily_image_cap=10**7,
-        global_daily_image_cap=10**7,
-        server_daily_cost_cap_usd=10**6,
-        global_daily_cost_cap_usd=10**6,
-        clock=lambda: NOON,
-    )
-    return db, ledger
+    return db, make_ledger(db, daily_quota)
 
 
 class Naive:

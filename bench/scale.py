@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import sys
 import tempfile
 import time
@@ -32,33 +31,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import GUILD, PER_USER, ROLE, in_processes, request  # noqa: E402
+from _common import make_ledger as common_ledger  # noqa: E402
+
 from bot.errors import QuotaExceeded  # noqa: E402
-from bot.models import ImageRequest, Price  # noqa: E402
 from bot.quota.ledger import QuotaLedger  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 
-GUILD = 1
-NOON = 1_717_243_200.0  # 2024-06-01 12:00 UTC
-ROLE = 77
-PER_USER = 10
-
-
-def request(user: int) -> ImageRequest:
-    return ImageRequest(user_id=user, channel_id=2, prompt="bench", guild_id=GUILD, role_ids=(ROLE, 78, 79))
-
 
 def make_ledger(db: Database, daily_quota: int) -> QuotaLedger:
-    return QuotaLedger(
-        db,
-        daily_quota=daily_quota,
-        default_price=Price(1, 0.039),
-        server_daily_image_cap=10**7,
-        global_daily_image_cap=10**7,
-        server_daily_cost_cap_usd=10**6,
-        global_daily_cost_cap_usd=10**6,
-        user_global_daily_credits=10**6,
-        clock=lambda: NOON,
-    )
+    """The per-member cap across servers checked too (none binds)."""
+    return common_ledger(db, daily_quota, user_global_daily_credits=10**6)
 
 
 async def pairs_in(url: str, first_user: int, pairs: int, concurrency: int) -> tuple[float, float]:
@@ -107,30 +90,6 @@ async def round_trip_us(url: str, count: int = 2000) -> float:
     return statistics.median(times) * 1e6
 
 
-def worker(job: str, args: tuple[Any, ...], barrier: Any, out: Any) -> None:
-    barrier.wait()  # every process starts at the same moment
-    try:
-        out.put(asyncio.run(pairs_in(*args) if job == "pairs" else burst_in(*args)))
-    except BaseException as exc:
-        out.put(f"{job}: {exc!r}")
-        raise
-
-
-def in_processes(job: str, jobs: list[tuple[Any, ...]]) -> list[Any]:
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(len(jobs)), ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(job, args, barrier, out)) for args in jobs]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=600) for _ in procs]
-    for proc in procs:
-        proc.join()
-    failed = [r for r in results if isinstance(r, str)]
-    if failed:
-        raise RuntimeError(f"a process failed: {failed[0]}")
-    return results
-
-
 async def prepare(url: str) -> None:
     """Migrate, and the role limit every contender's members get, before anyone starts the clock."""
     db = await Database.open(url)
@@ -160,7 +119,7 @@ def ledger_part(args: argparse.Namespace, fresh: Any) -> None:
         url = make_url()
         asyncio.run(prepare(url))
         jobs = [(url, 10**6 * (p + 1), args.pairs, args.concurrency) for p in range(count)]
-        spans = in_processes("pairs", jobs)
+        spans = in_processes("pairs", pairs_in, jobs)
         elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
         print(f"  {name:<28}{count * args.pairs / elapsed:>10,.0f} pairs/s")
 
@@ -174,7 +133,7 @@ def ledger_part(args: argparse.Namespace, fresh: Any) -> None:
         url = make_url()
         asyncio.run(use_up(url, 10 - args.left))
         sizes = [args.burst // count + (p < args.burst % count) for p in range(count)]
-        granted = sum(in_processes("burst", [(url, size) for size in sizes]))
+        granted = sum(in_processes("burst", burst_in, [(url, size) for size in sizes]))
         print(f"  {name:<28}{granted:>10} granted")
 
 

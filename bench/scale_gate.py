@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import random
 import sys
 import time
@@ -37,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis.asyncio as aioredis  # noqa: E402
+from _common import in_processes, most_in_any_window  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.scheduler import Scheduler  # noqa: E402
@@ -117,25 +117,6 @@ class StampingClock:
         return self.last
 
 
-def worker(contender: str, jobs: list[tuple[int, float]], cfg: dict[str, Any], barrier: Any, out: Any) -> None:
-    barrier.wait()  # every process submits at the same moment
-    try:
-        out.put(asyncio.run(serve(contender, jobs, cfg)))
-    except BaseException as exc:
-        out.put(f"{contender}: {exc!r}")
-        raise
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    ordered = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(ordered):
-        while ordered[lo] <= t - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
 def refused_by_strict_upstream(times: list[float], limit: int, window: float) -> int:
     accepted: list[float] = []
     refused = 0
@@ -166,8 +147,6 @@ def plan(args: argparse.Namespace) -> list[list[tuple[int, float]]]:
 
 
 def run(contender: str, args: argparse.Namespace, redis_url: str) -> dict[str, float]:
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(args.processes), ctx.Queue()
     cfg = {
         "limit": args.limit,
         "window": args.window,
@@ -177,15 +156,7 @@ def run(contender: str, args: argparse.Namespace, redis_url: str) -> dict[str, f
         "redis_url": redis_url,
     }
     asyncio.run(flush(redis_url))
-    procs = [ctx.Process(target=worker, args=(contender, jobs, cfg, barrier, out)) for jobs in plan(args)]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=600) for _ in procs]
-    for proc in procs:
-        proc.join()
-    failed = [r for r in results if isinstance(r, str)]
-    if failed:
-        raise RuntimeError(f"a process failed: {failed[0]}")
+    results = in_processes(contender, serve, [(contender, jobs, cfg) for jobs in plan(args)])
     starts = [s for r in results for s, _ in r]
     recorded = [g for r in results for _, g in r if g == g]
     first, last = min(starts), max(starts)

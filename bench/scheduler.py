@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import most_in_any_window  # noqa: E402
 from aiolimiter import AsyncLimiter  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
@@ -118,16 +119,6 @@ def leaky_bucket(limit: int, window: float, concurrency: int) -> Send:
         return await with_retries(attempt)
 
     return send
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    ordered = sorted(times)
-    best, lo = 0, 0
-    for hi, t in enumerate(ordered):
-        while ordered[lo] <= t - window:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
 
 
 def jain(values: list[float]) -> float:

@@ -36,12 +36,8 @@ class OpenAIChatProvider(OpenAICompatible):
         options: ImageOptions | None = None,
         context: Context | None = None,
     ) -> GeneratedImage:
-        if context is not None:  # a gateway keeps no model turns: a stateless edit
-            prompt, images = context.stateless(images)
-        ratio = options.aspect_ratio if options is not None else None
+        prompt, images, ratio, remote = self.prepare(prompt, images, options, context)
         image_size = options.size if options is not None else None
-        # The chain hands over our model id already mapped to this provider's (PROVIDER_N_MODELS).
-        remote = options.model if options is not None and options.model else self.config.remote_model(self.model)
 
         def encode() -> bytes:
             return json.dumps(build_request(remote, prompt, images, ratio, image_size)).encode()
@@ -80,21 +76,8 @@ class OpenAIChatProvider(OpenAICompatible):
             # usage.cost (else the chain counts the configured price: too much rather than too little).
             exc.cost_usd = usage_of(payload)[1]
             raise self._billed(exc, True)
-        url = urls[-1]  # like Gemini's answers: the last picture is the finished one
-        data = self.decode_data_url(url) if url.startswith("data:") else await self.download(url)
-        mime = self.image_bytes(data)
-        self.check_size(data, ratio, None)
-        usage, cost = usage_of(payload)
-        model = payload.get("model")
-        return GeneratedImage(
-            data,
-            mime,
-            model if isinstance(model, str) and model else remote,
-            text=text,
-            usage=usage,
-            provider=self.name,
-            cost_usd=cost,
-        )
+        # Like Gemini's answers: the last picture is the finished one.
+        return self.finish(payload, await self.fetch_url(urls[-1]), remote, ratio, None, text)
 
 
 def build_request(

@@ -30,7 +30,7 @@ from bot.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from bot.models import Usage
+from bot.models import Context, GeneratedImage, ImageOptions, InputImage, Usage
 from bot.providers.billing import mark_billed
 from bot.providers.config import ProviderConfig
 
@@ -137,6 +137,45 @@ class OpenAICompatible:
         if not isinstance(payload, dict):
             raise self._billed(UpstreamUnavailable(f"malformed answer from {self.name}: not a JSON object"), True)
         return payload
+
+    def prepare(
+        self, prompt: str, images: tuple[InputImage, ...], options: ImageOptions | None, context: Context | None
+    ) -> tuple[str, tuple[InputImage, ...], str | None, str]:
+        """The prompt, images, ratio and remote model id one attempt sends."""
+        if context is not None:  # a gateway keeps no model turns: a stateless edit
+            prompt, images = context.stateless(images)
+        ratio = options.aspect_ratio if options is not None else None
+        # The chain hands over our model id already mapped to this provider's (PROVIDER_N_MODELS).
+        remote = options.model if options is not None and options.model else self.config.remote_model(self.model)
+        return prompt, images, ratio, remote
+
+    async def fetch_url(self, url: str) -> bytes:
+        """A result given as a url: a data URL decoded, anything else downloaded."""
+        return self.decode_data_url(url) if url.startswith("data:") else await self.download(url)
+
+    def finish(
+        self,
+        payload: Mapping[str, Any],
+        data: bytes,
+        remote: str,
+        ratio: str | None,
+        size: str | None,
+        text: str | None = None,
+    ) -> GeneratedImage:
+        """The returned picture checked (type, size) with the answer's usage and model (else the one asked for)."""
+        mime = self.image_bytes(data)
+        self.check_size(data, ratio, size)
+        usage, cost = usage_of(payload)
+        model = payload.get("model")
+        return GeneratedImage(
+            data,
+            mime,
+            model if isinstance(model, str) and model else remote,
+            text=text,
+            usage=usage,
+            provider=self.name,
+            cost_usd=cost,
+        )
 
     async def download(self, url: str) -> bytes:
         """A result url's bytes: https only (unless ALLOW_HTTP), redirects checked the same way, size-limited,

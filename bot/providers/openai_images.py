@@ -18,7 +18,7 @@ import aiohttp
 
 from bot.errors import GenerationFailed, UpstreamUnavailable
 from bot.models import Context, GeneratedImage, ImageOptions, InputImage
-from bot.providers.openai_common import OpenAICompatible, usage_of
+from bot.providers.openai_common import OpenAICompatible
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,8 @@ class OpenAIImagesProvider(OpenAICompatible):
         options: ImageOptions | None = None,
         context: Context | None = None,
     ) -> GeneratedImage:
-        if context is not None:  # a gateway keeps no model turns: a stateless edit
-            prompt, images = context.stateless(images)
-        ratio = options.aspect_ratio if options is not None else None
+        prompt, images, ratio, remote = self.prepare(prompt, images, options, context)
         size = self.config.size_map.get(ratio) if ratio else None
-        # The chain hands over our model id already mapped to this provider's (PROVIDER_N_MODELS).
-        remote = options.model if options is not None and options.model else self.config.remote_model(self.model)
         # No response_format: some models behind gateways refuse it (GPT Image), and both answers are read.
         fields: dict[str, str] = {"model": remote, "prompt": prompt, "n": "1"}
         if size:
@@ -63,22 +59,10 @@ class OpenAIImagesProvider(OpenAICompatible):
         if isinstance(item.get("b64_json"), str) and item["b64_json"]:
             data = self.decode_base64(item["b64_json"])
         elif isinstance(item.get("url"), str) and item["url"]:
-            url = item["url"]
-            data = self.decode_data_url(url) if url.startswith("data:") else await self.download(url)
+            data = await self.fetch_url(item["url"])
         else:
             raise self._billed(UpstreamUnavailable(f"malformed answer from {self.name}: no b64_json or url"), True)
-        mime = self.image_bytes(data)
-        self.check_size(data, ratio, size)
-        usage, cost = usage_of(payload)
-        model = payload.get("model")
-        return GeneratedImage(
-            data,
-            mime,
-            model if isinstance(model, str) and model else remote,
-            usage=usage,
-            provider=self.name,
-            cost_usd=cost,
-        )
+        return self.finish(payload, data, remote, ratio, size)
 
 
 def edit_form(fields: dict[str, str], images: tuple[InputImage, ...]) -> aiohttp.FormData:

@@ -168,14 +168,12 @@ class SQLiteDatabase(Database):
         async with self._tx_lock:
             return await self.conn._execute(_run_batch, self.conn._conn, ops)
 
+    # Reads outside a transaction: the same statements a transaction's reads run, on the same connection.
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self.conn.execute(sql, tuple(params)) as cursor:
-            row: Row | None = await cursor.fetchone()
-            return row
+        return await _AioTx(self.conn).fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self.conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return await _AioTx(self.conn).fetchall(sql, params)
 
     async def close(self) -> None:
         await self.conn.close()
