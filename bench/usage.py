@@ -2,12 +2,14 @@
 
     python bench/usage.py [--per-day 500] [--days 30] [--rounds 5]
 
-A database holds `--days` days of `--per-day` delivered images (two models, 50 members, a refund per 20) in one
-server. Owners: `bot.ops.usage.usage_report` as the bot runs it, each table read by its owner (the ledger's
-entries, then one id-range read of the generations for their models, summed in Python). Join: the same daily
-and per-member sums in single SQL statements joining the ledger to the generations, which the one-owner-per-table
-rule forbids. Printed: the median time of each for the 30-day, 7-day and 1-day reports, and the chart's drawing
-time (done in a worker thread by the cog). Both must agree on the numbers; the script checks that they do.
+A SQLite database holds `--days` days of `--per-day` requests (two models, 50 members, a refund per 20) in one
+server, with the rows per provider that each ending writes (`quota_costs`), as the ledger keeps them. Report:
+`bot.ops.usage.usage_report` as the bot runs it (every section: the ledger's sums per day, provider and model,
+per member, refunds; blocks; failures). Join: only the daily and per-member sums, in single statements joining
+the ledger to the generations for their models (what a report would do without the ledger's cost rows, and what
+the one-owner-per-table rule forbids). Printed: the median time of each for the 30-day, 7-day and 1-day reports,
+and the chart's drawing time (done in a worker thread by the cog). Both must agree on the numbers; the script
+checks that they do.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ DAY = 86_400
 
 
 async def fill(db: Database, per_day: int, days: int) -> None:
-    generations, entries = [], []
+    generations, entries, costs = [], [], []
     n = 0
     for d in range(days):
         at = NOW - d * DAY
@@ -48,7 +50,9 @@ async def fill(db: Database, per_day: int, days: int) -> None:
             credits, cost = (4, 134_000) if model == MODELS[1] else (1, 39_000)
             state, cost = ("refunded", 0) if refunded else ("committed", cost)  # refused answers: nothing billed
             reason = "GenerationFailed" if refunded else "delivered"
-            entries.append((day, GUILD, i % 50 + 1, state, reason, cost, credits, n, at))
+            entries.append((n, day, GUILD, i % 50 + 1, state, reason, cost, credits, n, at))
+            if not refunded:
+                costs.append((n, day, GUILD, "gemini", model, 1, 0, cost))
     async with db.transaction() as conn:
         await conn.executemany(
             "INSERT INTO generations (id, created_at, user_id, guild_id, channel_id, kind, prompt, model, status)"
@@ -56,9 +60,14 @@ async def fill(db: Database, per_day: int, days: int) -> None:
             generations,
         )
         await conn.executemany(
-            "INSERT INTO quota_entries (day, guild_id, user_id, state, reason, cost_micros, credits, generation_id,"
-            " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO quota_entries (id, day, guild_id, user_id, state, reason, cost_micros, credits,"
+            " generation_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             entries,
+        )
+        await conn.executemany(
+            "INSERT INTO quota_costs (entry_id, day, guild_id, provider, model, pictures, failed, cost_micros)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            costs,
         )
 
 
@@ -106,7 +115,7 @@ async def main() -> None:
                 lambda d=days: usage_report(db, guild_id=GUILD, days=d, timezone="UTC", now=NOW), args.rounds
             )
             join = await timed(lambda d=days: joined(db, d), args.rounds)
-            print(f"  {days:>2}-day report: owners {owners:7.1f} ms   join (daily + members only) {join:7.1f} ms")
+            print(f"  {days:>2}-day report: whole report {owners:7.1f} ms   join (daily + members only) {join:7.1f} ms")
         report = await usage_report(db, guild_id=GUILD, days=30, timezone="UTC", now=NOW)
         chart = await timed(lambda: asyncio.to_thread(render_png, report), args.rounds)
         print(f"  30-day chart (PNG, in a worker thread): {chart:.1f} ms")
