@@ -7,6 +7,8 @@ python -m bot generate "a red fox" --aspect-ratio 16:9 [--model ID] [--size 2K] 
                                     one image through the same pipeline, without Discord (tests the key)
 python -m bot sync [--global | --guild ID]
                                     publish the slash commands (globally takes up to an hour to show)
+python -m bot report [--days 30] [--guild ID] [--out DIR]
+                                    usage and cost in the terminal, plus a chart (PNG) and the rows (CSV)
 python -m bot migrate               bring the database's schema up to date, then exit
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -22,34 +25,18 @@ from pathlib import Path
 from bot.config import Settings, load_settings
 from bot.errors import BotError, ConfigError
 from bot.models import ASPECT_RATIOS, IMAGE_SIZES, ImageOptions, ImageRequest, RequestKind
+from bot.ops import report
+from bot.ops.logs import configure_logging
 from bot.providers.config import load_providers
 from bot.storage.db import dialect_of, redact_url, sqlite_path
 
 log = logging.getLogger("bot")
 
 
-class RedactingFormatter(logging.Formatter):
-    """Defence in depth: whatever a library logs, the token and keys never reach the log output. The finished
-    line is redacted (message, exception text, traceback and stack), not only `record.msg`: a secret in an
-    exception's message shows up in the traceback's last line, and in its source line if it was a literal."""
-
-    def __init__(self, fmt: str, secrets: list[str]) -> None:
-        super().__init__(fmt)
-        # Longest first, so a secret that contains another is replaced whole; short values would redact noise.
-        self.secrets = sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True)
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        for secret in self.secrets:
-            line = line.replace(secret, "[redacted]")
-        return line
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    """The Discord token, the Gemini key, every gateway's key (PROVIDER_<NAME>_API_KEY) and the passwords in
-    DATABASE_URL and REDIS_URL."""
-    found = [s.get_secret_value() for s in (settings.discord_token, settings.gemini_api_key) if s]
-    found += settings.url_passwords()
+def extra_secrets(settings: Settings) -> list[str]:
+    """Secrets that are not fields of `Settings` themselves: every gateway's key (PROVIDER_<NAME>_API_KEY) and the
+    passwords inside DATABASE_URL and REDIS_URL (a driver may print them on their own)."""
+    found = settings.url_passwords()
     try:
         found += [p.api_key.get_secret_value() for p in load_providers(settings) if p.api_key is not None]
     except ConfigError:  # a bad provider setting is reported by `load_settings`; the rest are still redacted
@@ -57,13 +44,11 @@ def secrets_of(settings: Settings) -> list[str]:
     return found
 
 
-def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
-    handler = logging.StreamHandler()
-    secrets = secrets_of(settings) if settings is not None else []
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", secrets))
-    if settings is not None:
-        level = settings.log_level
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+def setup_logging(settings: Settings) -> None:
+    """Every log line of the process through one redacting handler (text or JSON, `LOG_FORMAT`): the token, the
+    keys, every gateway's key and the service URLs' passwords never reach the output, in a message, an
+    exception's text or a traceback."""
+    configure_logging(settings, extra_secrets=extra_secrets(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,17 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     scope = sync.add_mutually_exclusive_group()
     scope.add_argument("--global", dest="everywhere", action="store_true", help="in every server (default)")
     scope.add_argument("--guild", type=int, help="in one server, at once")
+    report.add_parser(sub)
     sub.add_parser("migrate", help="apply the database migrations (the bot also does at start) and exit")
     args = parser.parse_args(argv)
     command = args.command or "run"
 
-    needs = {"generate": ("GEMINI_API_KEY",), "migrate": ()}.get(command, ("DISCORD_TOKEN", "GEMINI_API_KEY"))
+    # `report` reads the database only; `migrate` writes nothing but the schema.
+    needs = {"generate": ("GEMINI_API_KEY",), "migrate": (), "report": ()}.get(
+        command, ("DISCORD_TOKEN", "GEMINI_API_KEY")
+    )
     try:
         settings = load_settings(require=needs)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     setup_logging(settings)
+    if command == "report":
+        return asyncio.run(report.report(settings, days=args.days, guild_id=args.guild, out_dir=args.out))
     if command == "check":
         return asyncio.run(check(settings, quiet=args.quiet, probe=args.probe))
     if command == "generate":
@@ -258,7 +249,9 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with ImageBot(settings) as bot:
+    async with ImageBot(settings) as bot, contextlib.AsyncExitStack() as stack:
+        if settings.metrics_port is not None:  # /metrics, /healthz, /readyz for monitoring and HEALTHCHECK
+            await stack.enter_async_context(bot.health_server())
         runner = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))  # type: ignore[union-attr]
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)

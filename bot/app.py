@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.services import Services
+from bot.ops.health import HealthServer, rate_limit_trace, readiness_checks
+from bot.ops.periodic import Periodic
+from bot.services import Services, build_metrics
+from cogs.ui.alerts import BudgetWatch
 from cogs.ui.common import send_ephemeral
 from cogs.ui.lanes import ChannelLanes
 from cogs.ui.relax import OfferBook
@@ -30,7 +34,12 @@ EXTENSIONS: tuple[str, ...] = (
     "cogs.moderation",
     "cogs.queue",
     "cogs.relax",
+    "cogs.usage",
+    "cogs.privacy",
+    "cogs.settings",
 )
+LATENCY_INTERVAL_SECONDS = 15.0  # how often the gateway latency gauge is refreshed (a heartbeat is ~41 s)
+RETENTION_INTERVAL_SECONDS = 3600.0  # hourly: a day's end is never missed by much, and a quiet run is one query
 
 
 _PERMISSION_NAMES = {
@@ -47,6 +56,8 @@ class ImageBot(commands.AutoShardedBot):
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time, serving: bool = True) -> None:
         """`serving`: this process answers Discord (False for `python -m bot sync`, which only logs in)."""
+        # Built before the client, whose HTTP session counts Discord's 429s into it.
+        self.metrics = build_metrics(settings)
         shard_options: dict[str, Any] = {}
         if settings.shard_ids is not None:
             shard_options["shard_ids"] = list(settings.shard_ids)
@@ -60,6 +71,7 @@ class ImageBot(commands.AutoShardedBot):
             help_command=None,
             # A prompt can contain "@everyone"; nothing the bot echoes may ping anyone unless said so.
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=rate_limit_trace(self.metrics),
             # Unset: as many shards as Discord recommends, all in this process. Split: this process's subset.
             shard_count=settings.shard_count,
             **shard_options,
@@ -69,6 +81,13 @@ class ImageBot(commands.AutoShardedBot):
         self.serving = serving
         # Offers of relax mode to members out of credits, by the key their button carries.
         self.relax_offers = OfferBook()
+        # Whether the gateway session is up: False from a disconnect until the session resumes or starts anew.
+        self.gateway_up = False
+        self.budget = BudgetWatch(self)
+        self._housekeeping = [
+            Periodic("gateway-latency", LATENCY_INTERVAL_SECONDS, self._record_latency),
+            Periodic("retention", RETENTION_INTERVAL_SECONDS, self._retention),
+        ]
         # What the bot wrote in each channel lately, so progress never takes a slot a result needs.
         self.channel_lanes = ChannelLanes(
             writes=settings.discord_channel_writes, window=settings.discord_channel_window_seconds
@@ -76,7 +95,9 @@ class ImageBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         if self.serving:  # `python -m bot sync` only needs the command tree: no database, no HTTP session
-            self.services = await Services.start(self.settings, clock=self.clock)
+            self.services = await Services.start(self.settings, clock=self.clock, metrics=self.metrics)
+            for task in self._housekeeping:
+                task.start()
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self.add_dynamic_items(*PERSISTENT_ITEMS)
         for extension in EXTENSIONS:
@@ -93,6 +114,7 @@ class ImageBot(commands.AutoShardedBot):
         return
 
     async def on_ready(self) -> None:
+        self.gateway_up = True
         log.info(
             "logged in as %s (id %s) in %d servers on shards %s of %s",
             self.user,
@@ -102,7 +124,55 @@ class ImageBot(commands.AutoShardedBot):
             self.shard_count,
         )
 
+    async def on_resumed(self) -> None:
+        self.gateway_up = True
+        log.info("gateway session resumed")
+
+    async def on_disconnect(self) -> None:
+        if self.gateway_up and not self.is_closed():
+            log.warning("gateway disconnected; discord.py reconnects")
+        self.gateway_up = False
+
+    def _record_latency(self) -> None:
+        if math.isfinite(self.latency):  # inf/nan until the first heartbeat was acknowledged
+            self.metrics.gateway_latency(self.latency)
+
+    async def _retention(self) -> None:
+        services = getattr(self, "services", None)
+        if services is not None:
+            await services.retention()
+
+    def accepting(self) -> bool:
+        """Started and not stopping: requests are taken."""
+        services = getattr(self, "services", None)
+        return services is not None and not self.is_closed() and not services.scheduler.closing
+
+    def health_server(self, *, port: int | None = None, host: str | None = None) -> HealthServer:
+        """The /metrics, /healthz and /readyz endpoint for this bot (METRICS_PORT and METRICS_HOST unless given);
+        start it with `async with`. Ready: the gateway is up, the database answers, the bot is not stopping."""
+
+        async def database_answers() -> bool:
+            services = getattr(self, "services", None)
+            if services is None:
+                return False
+            row = await services.db.fetchone("SELECT 1")
+            return row is not None and row[0] == 1
+
+        checks = readiness_checks(
+            gateway_connected=lambda: self.gateway_up and not self.is_closed(),
+            database=database_answers,
+            shutting_down=lambda: not self.accepting(),
+        )
+        return HealthServer(
+            self.metrics,
+            checks,
+            port=(self.settings.metrics_port or 0) if port is None else port,
+            host=host or self.settings.metrics_host,
+        )
+
     async def close(self) -> None:
+        for task in self._housekeeping:
+            await task.stop()
         services = getattr(self, "services", None)
         if services is not None:
             # Users still waiting are told while the gateway is still up; then the connections close.

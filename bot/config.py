@@ -283,7 +283,7 @@ class Settings(BaseSettings):
             credit_usd=self.credit_usd,
         )
 
-    @field_validator("credit_usd", mode="before")
+    @field_validator("credit_usd", "metrics_port", "usage_alert_channel", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -376,6 +376,20 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.database_path}"
+
+    # --- operations ---
+    # Port of the /metrics, /healthz and /readyz endpoint; unset or empty: no endpoint.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    # Loopback by default: the endpoint has no authentication. Docker sets 0.0.0.0 and publishes the port.
+    metrics_host: str = "127.0.0.1"
+    # json: one JSON object per line (ts, level, logger, message, request_id, exc) for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    # Prompts (and stored input images) older than this are redacted; 0 keeps them.
+    prompt_retention_days: int = Field(90, ge=0)
+    # Channel id that hears when the whole bot's daily cap reaches 80 % and 100 %; unset: no alert.
+    usage_alert_channel: int | None = None
+    # Whether members may ask for images in direct messages with the bot (their limits apply there too).
+    allow_dms: bool = True
 
 
 # Every default, once: constructors that have defaults read them from here (no environment is read).

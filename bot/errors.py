@@ -187,6 +187,26 @@ class NotAllowed(BotError):
         self.action = action
 
 
+class NotHere(BotError):
+    """The bot may not be used here or by this member: direct messages are off (`rule` "dms"), the server closed
+    this channel or its category ("channel") or threads ("thread"), or only some roles may generate ("role").
+    `quiet`: a message door says nothing (the server chose to ignore such messages); interactions always answer."""
+
+    def __init__(
+        self,
+        rule: Literal["dms", "channel", "thread", "role"],
+        *,
+        quiet: bool = False,
+        allowed: tuple[int, ...] = (),
+        roles: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(f"not allowed here: {rule}")
+        self.rule = rule
+        self.quiet = quiet
+        self.allowed = allowed  # the channels or categories the server opened, when that is the rule
+        self.roles = roles  # the roles that may generate, when that is the rule
+
+
 class Cancelled(BotError):
     """The requester (or a moderator) cancelled a waiting request."""
 

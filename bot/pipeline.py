@@ -48,6 +48,8 @@ from bot.errors import (
     UpstreamError,
 )
 from bot.models import ASPECT_RATIOS, Context, GeneratedImage, ImageRequest, Reservation, Turn
+from bot.ops.metered import MeteredDoor
+from bot.ops.metrics import Metrics
 from bot.ports import (
     Accepted,
     Deliver,
@@ -73,6 +75,7 @@ E = TypeVar("E", bound=BaseException)
 
 # Sizes a result can be re-rendered at (the buttons under it): the larger ones worth paying for.
 RENDER_SIZES = ("2K", "4K")
+DEFAULT_PROVIDER = "gemini"  # the metrics label of a provider that does not name itself
 
 __all__ = ["Accepted", "Deliver", "Delivery", "Door", "Loader", "Pipeline", "ProgressCallback"]
 
@@ -98,6 +101,7 @@ class Pipeline(RelaxSteps):
         sole_provider: tuple[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         """`relax`: the relax lane (None: relax requests are refused).
         `input_refusals`: members who keep sending unusable images are refused before the download.
@@ -109,6 +113,10 @@ class Pipeline(RelaxSteps):
         self.relax = relax
         self.provider = provider
         self.sole_provider = sole_provider
+        # The metrics' provider of a request that got no picture: the first one tried.
+        names = getattr(provider, "names", None) or (getattr(provider, "name", DEFAULT_PROVIDER),)
+        self.provider_name: str = names[0]
+        self.metrics = metrics or Metrics.disabled()
         self.moderator = moderator
         self.quota = quota
         self.scheduler = scheduler
@@ -173,20 +181,33 @@ class Pipeline(RelaxSteps):
         self, request: ImageRequest, door: Door, *, key: str | None = None, load: Loader | None = None
     ) -> Delivery | None:
         """The whole life of one request; returns the delivery, or None when it ended otherwise (the door was
-        told). Stopping the bot (`drain`) waits for it, including what the door says at the end."""
+        told). Stopping the bot (`drain`) waits for it, including what the door says at the end. Every request
+        counts once in the metrics, with how it ended, refusals included."""
+        told = MeteredDoor(door)
         try:
-            if load is not None and self.input_refusals is not None:
-                self.input_refusals.check(request.user_id)
-            accepted = await self.accept(request, key=key)
-        except BotError as exc:
-            await door.refused(self._blamed(exc))
-            return None
-        self._enter()
-        try:
-            return await self._serve(accepted, door, load)
+            try:
+                if load is not None and self.input_refusals is not None:
+                    self.input_refusals.check(request.user_id)
+                accepted = await self.accept(request, key=key)
+            except BotError as exc:
+                await told.refused(self._blamed(exc))
+                return None
+            self._enter()
+            try:
+                return await self._serve(accepted, told, load)
+            finally:
+                self._release(accepted)  # from the relax lane's own line for a relax request
+                self._leave()
+        except asyncio.CancelledError:
+            told.ending = told.ending or asyncio.CancelledError()
+            raise
         finally:
-            self._release(accepted)
-            self._leave()
+            self.metrics.request_finished(
+                door=request.kind.value,
+                model=told.model or request.options.model or self.provider.model,
+                provider=told.provider or self.provider_name,
+                outcome=told.outcome,
+            )
 
     async def run(self, request: ImageRequest, deliver: Deliver, progress: ProgressCallback | None = None) -> Delivery:
         """`serve` without a user to talk to (the CLI): what a door would be told is raised."""
@@ -285,18 +306,24 @@ class Pipeline(RelaxSteps):
 
         async def attempt() -> GeneratedImage:
             nonlocal started_at
+            began = self.clock()
             if started_at is None:
-                started_at = self.clock()
+                started_at = began
+                self.metrics.queue_wait(began - queued_at)
             # The turns carry the newest instructions themselves; older ones stay in the preface.
             carried = len(context.turns) if context else 0
             prompt = provider_prompt(request.prompt, request.history[: len(request.history) - carried])
             self.quota.attempt(reservation)
             bill.started()
+            who = self.provider_name
             try:
                 image = await self.provider.generate(prompt, request.images, request.options, context)
+                who = image.provider or who
             except BaseException as exc:
                 bill.failed(exc)
                 raise
+            finally:
+                self.metrics.upstream_call(provider=who, model=accepted.spec.id, seconds=self.clock() - began)
             bill.answered(image)
             return image
 
@@ -353,7 +380,13 @@ class Pipeline(RelaxSteps):
                 model=accepted.spec.id,
             )
             costs = bill.costs()
-            await self.quota.commit(reservation, generation_id, bill.total_usd, costs)
+            if await self.quota.commit(reservation, generation_id, bill.total_usd, costs):
+                self.metrics.spent(
+                    model=accepted.spec.id,
+                    provider=image.provider or self.provider_name,
+                    credits=reservation.credits,
+                    usd=bill.total_usd,
+                )
             log.info(
                 "generation %s delivered by %s: %s %s, %d credit(s), $%.4f real cost (%d call(s)%s)",
                 generation_id,

@@ -8,7 +8,8 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from typing import Any
 
 import aiohttp
 
@@ -19,6 +20,9 @@ from bot.editing.inputs import InputJudge, InputRefusals
 from bot.models import RequestOwner
 from bot.moderation.ai import APPEAL_SYSTEM, SYSTEM, AICall, AIModerator
 from bot.moderation.store import Moderation
+from bot.ops.metrics import Metrics
+from bot.ops.privacy import ForgetReport, RetentionReport, apply_retention, export_member, forget_member
+from bot.ops.server_settings import ServerSettings
 from bot.pipeline import Pipeline
 from bot.providers.config import GOOGLE, ProviderConfig, load_providers
 from bot.providers.factory import build_chain
@@ -62,7 +66,12 @@ def build_registry(settings: Settings) -> ModelRegistry:
 
 
 def build_provider(
-    http: aiohttp.ClientSession, settings: Settings, registry: ModelRegistry, *, clock: Clock | None = None
+    http: aiohttp.ClientSession,
+    settings: Settings,
+    registry: ModelRegistry,
+    *,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
 ) -> FailoverProvider:
     """The providers of PROVIDERS in priority order, each behind a lane of its own when there are several."""
     return build_chain(
@@ -70,14 +79,16 @@ def build_provider(
         settings,
         load_providers(settings),
         registry=registry,
-        lane_for=lambda config: build_lane(settings, config, clock=clock),
+        lane_for=lambda config: build_lane(settings, config, clock=clock, metrics=metrics),
         clock=clock,
         download_max_bytes=settings.provider_download_max_bytes,
         download_timeout=settings.provider_download_timeout_seconds,
     )
 
 
-def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | None = None) -> GateLane:
+def build_lane(
+    settings: Settings, config: ProviderConfig, *, clock: Clock | None = None, metrics: Metrics | None = None
+) -> GateLane:
     """One provider's own gate: the bot's circuit and 429 settings, its own rate and concurrency if configured.
     Times scale with the rate window like the scheduler's (tests run it shortened)."""
     scale = settings.upstream_window_seconds / 60
@@ -91,7 +102,15 @@ def build_lane(settings: Settings, config: ProviderConfig, *, clock: Clock | Non
         default_retry_after=settings.upstream_429_pause_seconds * scale,
         expected_duration=DEFAULT_EXPECTED_DURATION_SECONDS * scale,
     )
-    return GateLane(config.name, gate, clock, label=config.label, rpm=config.rpm, concurrency=config.concurrency)
+    return GateLane(
+        config.name,
+        gate,
+        clock,
+        label=config.label,
+        rpm=config.rpm,
+        concurrency=config.concurrency,
+        metrics=metrics,
+    )
 
 
 def build_retry_policy(settings: Settings) -> RetryPolicy:
@@ -104,12 +123,26 @@ def build_retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
+def build_metrics(settings: Settings) -> Metrics:
+    """One registry for the process; it records only when the endpoint that serves it is on (METRICS_PORT)."""
+    models = [settings.gemini_model, *(m.strip() for m in settings.gemini_models.split(",") if m.strip())]
+    return Metrics(enabled=settings.metrics_port is not None, models=models, providers=settings.provider_names)
+
+
 def build_scheduler(
-    settings: Settings, *, clock: Clock | None = None, window: float | None = None, margin: float | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    window: float | None = None,
+    margin: float | None = None,
+    metrics: Metrics | None = None,
 ) -> Scheduler:
     """`window` other than 60 runs the whole gate scaled in time (tests, benchmarks): the margin, the ETA
     prior and tolerance, the report interval and the default 429 pause scale with it; the cool-down is taken
     as set."""
+    # One provider: its 429s and circuit are the front gate's, named after it. A chain of several: each
+    # provider's lane reports its own (`build_lane`), and the front gate none, so nothing is counted twice.
+    names = settings.provider_names
     window = settings.upstream_window_seconds if window is None else window
     scale = window / 60
     margin = settings.upstream_window_margin_seconds * scale if margin is None else margin
@@ -134,6 +167,8 @@ def build_scheduler(
         report_limit=settings.queue_updates_per_report,
         eta_tolerance=scale,
         clock=clock,
+        metrics=metrics,
+        upstream=names[0] if len(names) == 1 else None,
         shared=build_shared_gate(settings, window=window, margin=margin),
     )
 
@@ -238,6 +273,7 @@ def build_moderation(
     http: aiohttp.ClientSession | None = None,
     quota: QuotaLedger | None = None,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Moderation:
     """The store, with the AI second opinion and the appeal model when they are set and `http` is given; their
     calls count in `quota`'s spend."""
@@ -257,6 +293,7 @@ def build_moderation(
         appeal_model=appeal_model,
         appeals_per_day=settings.moderation_appeals_per_day,
         clock=clock,
+        metrics=metrics,
     )
 
 
@@ -304,6 +341,8 @@ class Services:
     scheduler: Scheduler
     pipeline: Pipeline
     generations: Generations
+    metrics: Metrics
+    server_settings: ServerSettings
     images: ImageWorkers  # the bounded pool for image work (inputs, and results re-encoded to fit a channel)
     inputs: InputJudge
     lease: ProcessLease
@@ -313,11 +352,17 @@ class Services:
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, clock: Callable[[], float] = time.time, recover: bool = True
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        recover: bool = True,
+        metrics: Metrics | None = None,
     ) -> Services:
         """`recover`: this is the bot (not a CLI helper): it reclaims its instance's earlier run and sweeps what
         dead processes left open, at start and every third of a lease. Without it the process still holds a
-        lease of its own (under a name of its own), so the bot's sweeps leave its request alone."""
+        lease of its own (under a name of its own), so the bot's sweeps leave its request alone. `metrics`: the
+        process's registry when something serves it (the bot's health server), else one that records nothing."""
         db = await Database.open(settings.database, pool_size=settings.database_pool_size)
         lease = build_lease(db, settings, clock=clock, suffix="" if recover else f"-cli-{os.getpid()}")
         quota = build_quota(db, settings, clock=clock, owner=lease.owner)
@@ -339,12 +384,13 @@ class Services:
         lease.start(quota.recover if recover else None)
         # Everything below only builds objects: nothing can fail with the session open.
         http = aiohttp.ClientSession()
+        metrics = metrics or Metrics.disabled()
         registry = build_registry(settings)
-        provider = build_provider(http, settings, registry)
+        provider = build_provider(http, settings, registry, metrics=metrics)
         relax = build_relax(http, db, settings, registry, clock=clock)
         access = build_access(db, settings, registry, clock=clock)
-        moderation = build_moderation(db, settings, http=http, quota=quota, clock=clock)
-        scheduler = build_scheduler(settings)
+        moderation = build_moderation(db, settings, http=http, quota=quota, clock=clock, metrics=metrics)
+        scheduler = build_scheduler(settings, metrics=metrics)
         generations = Generations(
             db,
             keep_input_images=settings.keep_input_images,
@@ -371,7 +417,9 @@ class Services:
             max_loading=settings.image_workers,
             sole_provider=provider.only,
             clock=clock,
+            metrics=metrics,
         )
+        server_settings = ServerSettings(db, allow_dms=settings.allow_dms, clock=clock)
         judge = build_input_judge(images, settings)
         return cls(
             settings,
@@ -385,6 +433,8 @@ class Services:
             scheduler,
             pipeline,
             generations,
+            metrics,
+            server_settings,
             images,
             judge,
             lease,
@@ -414,6 +464,41 @@ class Services:
         """Cancel the request `key`: waiting in the fast line, or a relax job at any stage. False when there is
         no such request that can still be cancelled."""
         return self.scheduler.cancel(key) or self.relax.cancel(key)
+
+    # --- privacy: the member's own data, and the daily retention pass ------------------------------------------
+
+    async def export_member(self, user_id: int) -> dict[str, Any]:
+        await self.quota.drain()  # ledger writes still batched belong in the export
+        return await export_member(self.db, user_id)
+
+    async def forget_member(self, user_id: int) -> ForgetReport:
+        await self.quota.drain()
+        now = self.quota.clock()
+        report = await forget_member(
+            self.db,
+            user_id,
+            today=self.quota.days.day_key(now),
+            now=now,
+            cooldown_window_seconds=self.settings.moderation_cooldown_window_seconds,
+        )
+        log.info("forgot user %s: %s", user_id, report.as_dict())
+        return report
+
+    async def retention(self) -> RetentionReport:
+        """Redact prompts older than PROMPT_RETENTION_DAYS, finish forgetting members whose day has ended, purge
+        the moderation log past its retention. Run hourly by the bot (cheap when there is nothing to do)."""
+        now = self.quota.clock()
+        report = await apply_retention(
+            self.db,
+            prompt_retention_days=self.settings.prompt_retention_days,
+            today=self.quota.days.day_key(now),
+            now=now,
+            cooldown_window_seconds=self.settings.moderation_cooldown_window_seconds,
+        )
+        await self.moderation.purge_expired()
+        if any(astuple(report)):
+            log.info("retention: %s", report)
+        return report
 
     async def stop_accepting(self) -> None:
         """Refuse new requests, suspend relax jobs (the next start resumes them), let running ones finish up to the

@@ -25,6 +25,7 @@ from cogs.ui.common import send_ephemeral
 from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.inputs import Pending, download, precheck, refetch, source_images
 from cogs.ui.messages import handle_message
+from cogs.ui.places import check_interaction
 from cogs.ui.views import NOT_ON_THIS
 from cogs.ui.wording import user_message
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GONE = "That picture is no longer available, so its buttons don't work any more."
+PROMPT_GONE = (
+    "The words behind this picture are no longer kept (its author had the bot forget them with `/privacy forget`, "
+    "or they passed the bot's retention period), so it can't be rerolled or edited from here."
+)
 MODAL_TIMEOUT = 15 * 60  # an open modal is kept in memory this long; Discord's own tokens last as long
 
 Submit = Callable[[discord.Interaction, str], Awaitable[None]]
@@ -98,6 +103,8 @@ class EditCog(commands.Cog):
         await self._edit(interaction, instruction, uploads, parent_id=None)
 
     async def edit_image_menu(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        if not await check_interaction(self.bot, interaction):  # before the modal: no instruction typed in vain
+            return
         # Interactions carry the target message whole, whatever the message-content intent.
         try:
             pending = source_images(message)
@@ -146,7 +153,9 @@ class EditCog(commands.Cog):
         self, interaction: discord.Interaction, action: str, generation_id: int, size: str | None = None
     ) -> None:
         generation = await self.bot.services.generations.get(generation_id)
-        if generation is None or not generation.shown:
+        if generation is not None and generation.prompt_gone and action != "delete":
+            await send_ephemeral(interaction, PROMPT_GONE)
+        elif generation is None or not generation.shown:
             await send_ephemeral(interaction, GONE)
         elif interaction.message is None or interaction.message.id != generation.message_id:
             # The custom_id names another picture than the one this button is under: act on neither.
@@ -204,6 +213,8 @@ class EditCog(commands.Cog):
         await run_interaction(self.bot, interaction, request, lambda: download(pending, judge))
 
     async def _open_edit(self, interaction: discord.Interaction, generation: Generation) -> None:
+        if not await check_interaction(self.bot, interaction):
+            return
         message = interaction.message
         try:
             if message is None:

@@ -16,11 +16,13 @@ from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
 
+from bot.errors import NotHere
 from bot.models import ImageOptions, RequestKind
 from bot.providers.registry import ModelRegistry
+from cogs.ui.common import send_ephemeral
 from cogs.ui.flow import interaction_request, run_interaction
 from cogs.ui.threads import start_thread
-from cogs.ui.wording import credits
+from cogs.ui.wording import credits, user_message
 
 if TYPE_CHECKING:
     from bot.app import ImageBot
@@ -118,7 +120,13 @@ class ImagineCog(commands.Cog):
         request = interaction_request(interaction, prompt, RequestKind.IMAGINE, options=options)
         delivery = await run_interaction(self.bot, interaction, request)
         if thread and delivery is not None:
-            await start_thread(self.bot, interaction, delivery)
+            if (
+                interaction.guild_id
+                and not (await self.bot.services.server_settings.rules(interaction.guild_id)).threads
+            ):
+                await send_ephemeral(interaction, user_message(NotHere("thread")).text)
+            else:
+                await start_thread(self.bot, interaction, delivery)
 
 
 async def setup(bot: ImageBot) -> None:

@@ -1,7 +1,9 @@
 """The `generations`, `generation_inputs` and `generation_turns` tables, and the only code with SQL on them: the
 pipeline records each request's start and ending here (model, size, real cost, the model's answer as received);
 the editing doors read results back (a result by its message, the latest result in a thread, a chain's
-instructions, depth and kept answers, where each input image came from, so a Reroll can fetch it again)."""
+instructions, depth and kept answers, where each input image came from, so a Reroll can fetch it again); the
+usage report reads failures; privacy exports, forgets and redacts (`bot.ops.privacy` runs
+those three inside one transaction over every owner's tables, so they take its transaction)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,43 @@ from typing import Any
 from bot.config import DEFAULTS
 from bot.editing.conversation import History, Step, StoredTurn, as_turns, choose_turns, walk
 from bot.models import GeneratedImage, GenerationStatus, ImageOptions, ImageRequest, InputImage, RequestKind, Turn
-from bot.storage.db import Database
+from bot.storage.db import Database, Dialect, Tx
+from bot.storage.rows import anonymise, dict_rows
 
 log = logging.getLogger(__name__)
+
+ANONYMOUS = 0  # the user id of rows that belong to no one any more (the CLI's requests use it as well)
+
+# Columns that say nothing about who asked or what: kept when a member's generation is forgotten. The rest is
+# blanked (by allow-list, so a column added later, a raw model answer say, is blanked without being named here).
+KEPT_WHEN_FORGOTTEN = frozenset(
+    {
+        "id",
+        "created_at",
+        "finished_at",
+        "guild_id",
+        "kind",
+        "model",
+        "input_images",
+        "status",
+        "error_kind",
+        "prompt_tokens",
+        "output_tokens",
+        "total_tokens",
+        "queued_ms",
+        "upstream_ms",
+        "mime_type",
+        "image_bytes",
+        "deleted_at",
+        "provider",
+        "model_version",
+        "size",
+        "credits",
+        "cost_micros",
+        "image_tokens",
+        "thinking_tokens",
+    }
+)
 
 _COLUMNS = (
     "id, user_id, guild_id, channel_id, kind, prompt, model, options_json, input_images, parent_id, status,"
@@ -47,6 +83,11 @@ class Generation:
     def shown(self) -> bool:
         """Delivered and still on Discord: the only kind of result that can be edited or rerolled."""
         return self.status is GenerationStatus.DELIVERED and self.message_id is not None and not self.deleted
+
+    @property
+    def prompt_gone(self) -> bool:
+        """Its words are no longer kept: its author had themselves forgotten, or it passed PROMPT_RETENTION_DAYS."""
+        return not self.prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +159,8 @@ class Generations:
         model: str | None = None,
     ) -> None:
         """The result reached its user: its usage, real cost, the model that answered and the provider that made
-        it (`image.provider`), and (for signed
-        answers of `model`, under the byte budget) the answer as received, for later multi-turn edits."""
+        it (`image.provider`), and (for signed answers of `model`, under the byte budget) the answer as received,
+        for later multi-turn edits."""
         usage = image.usage
         answer = None
         if image.content is not None and model:
@@ -307,3 +348,71 @@ def _generation(row: Any) -> Generation:
         model_version=row["model_version"],
         provider=row["provider"],
     )
+
+
+# --- what the usage report reads ------------------------------------------------------------------------------
+
+
+async def failure_counts(db: Database, guild_id: int | None, start: float, end: float) -> list[tuple[str, int]]:
+    """(error class, count) of the requests that failed in [start, end), for one server or all (None)."""
+    scope, params = ("", (start, end)) if guild_id is None else (" AND guild_id = ?", (start, end, guild_id))
+    rows = await db.fetchall(
+        "SELECT COALESCE(error_kind, 'unknown'), COUNT(*) FROM generations WHERE status = 'failed'"
+        f" AND created_at >= ? AND created_at < ?{scope} GROUP BY COALESCE(error_kind, 'unknown')"
+        " ORDER BY COUNT(*) DESC, COALESCE(error_kind, 'unknown')",
+        params,
+    )
+    return [(row[0], int(row[1])) for row in rows]
+
+
+# --- privacy: run inside the caller's transaction (`tx`) ----------------------------------------------------------
+
+
+async def export_member(tx: Tx, user_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Every generation of a member, its input records and the model's answers kept for it, all columns (a
+    column added later too)."""
+    return {
+        "generations": await dict_rows(tx, "SELECT * FROM generations WHERE user_id = ? ORDER BY id", (user_id,)),
+        "generation_inputs": await dict_rows(
+            tx,
+            "SELECT i.* FROM generation_inputs i JOIN generations g ON g.id = i.generation_id"
+            " WHERE g.user_id = ? ORDER BY i.generation_id, i.position",
+            (user_id,),
+        ),
+        "generation_turns": await dict_rows(
+            tx,
+            "SELECT t.* FROM generation_turns t JOIN generations g ON g.id = t.generation_id"
+            " WHERE g.user_id = ? ORDER BY t.generation_id",
+            (user_id,),
+        ),
+    }
+
+
+async def forget_member(tx: Tx, dialect: Dialect, user_id: int, now: float) -> tuple[int, int]:
+    """A member's generations become anonymous rows (model, kind, status, tokens and timings stay: they are the
+    server's spend by model); their input records and the model's answers kept for them go. The message id goes
+    too, so a Reroll or reply on the picture finds nothing to act on, and other members' edits of it lose it as a
+    parent (their history no longer carries the member's words). Returns (generations anonymised, input records
+    deleted)."""
+    mine = "SELECT id FROM generations WHERE user_id = ?"
+    inputs = await tx.execute(f"DELETE FROM generation_inputs WHERE generation_id IN ({mine})", (user_id,))
+    await tx.execute(f"DELETE FROM generation_turns WHERE generation_id IN ({mine})", (user_id,))
+    await tx.execute(f"UPDATE generations SET parent_id = NULL WHERE parent_id IN ({mine})", (user_id,))
+    generations = await anonymise(tx, dialect, "generations", KEPT_WHEN_FORGOTTEN, "user_id = ?", (user_id,))
+    await tx.execute(
+        "UPDATE generations SET user_id = ?, deleted_at = COALESCE(deleted_at, ?) WHERE user_id = ?",
+        (ANONYMOUS, now, user_id),
+    )
+    return generations, inputs
+
+
+async def redact_older_than(tx: Tx, cutoff: float) -> tuple[int, int]:
+    """Blank the prompts (and drop kept input bytes and the model's kept answers, which may repeat the prompt) of
+    generations made before `cutoff`; returns how many prompts and input images."""
+    prompts = await tx.execute("UPDATE generations SET prompt = '' WHERE created_at < ? AND prompt != ''", (cutoff,))
+    older = "SELECT id FROM generations WHERE created_at < ?"
+    inputs = await tx.execute(
+        f"UPDATE generation_inputs SET data = NULL WHERE data IS NOT NULL AND generation_id IN ({older})", (cutoff,)
+    )
+    await tx.execute(f"DELETE FROM generation_turns WHERE generation_id IN ({older})", (cutoff,))
+    return prompts, inputs

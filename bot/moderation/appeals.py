@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.errors import InvalidRequest
 from bot.moderation.ai import NONE, AIJudgement, AIModerator, cache_key
+from bot.storage.db import Tx
+from bot.storage.rows import dict_rows
 
 if TYPE_CHECKING:
     from bot.moderation.store import AuditEntry, Moderation
@@ -113,3 +115,21 @@ class Appeals:
     async def purge(self, before: float) -> None:
         """Forget appeals older than the audit log's retention (called with the store's purge)."""
         await self.store.db.execute("DELETE FROM moderation_appeals WHERE created_at < ?", (before,))
+
+
+# --- privacy: run inside the caller's transaction (`tx`; see bot.ops.privacy) --------------------------------------
+
+
+async def export_member(tx: Tx, user_id: int) -> dict[str, list[dict[str, Any]]]:
+    rows = await dict_rows(tx, "SELECT * FROM moderation_appeals WHERE user_id = ? ORDER BY id", (user_id,))
+    return {"moderation_appeals": rows}
+
+
+async def forget_member(tx: Tx, user_id: int, now: float) -> int:
+    """Blank the answers to a member's appeals (they may quote the prompt); those of the last 24 hours keep the
+    member's id, since the daily number of appeals counts them. Returns how many appeals were blanked."""
+    blanked = await tx.execute("UPDATE moderation_appeals SET reason = '' WHERE user_id = ?", (user_id,))
+    await tx.execute(
+        "UPDATE moderation_appeals SET user_id = 0 WHERE user_id = ? AND created_at <= ?", (user_id, now - _DAY)
+    )
+    return blanked

@@ -43,6 +43,7 @@ from bot.moderation.filter import (
     explain,
 )
 from bot.moderation.text import fold, skeleton, tokens
+from bot.ops.metrics import Metrics
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,10 @@ class Moderation:
         appeal_model: AIModerator | None = None,
         appeals_per_day: int = DEFAULTS.moderation_appeals_per_day,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics.disabled()
         self.enabled = enabled
         self.cooldown_blocks = cooldown_blocks
         self.cooldown_window_seconds = cooldown_window_seconds
@@ -253,6 +256,8 @@ class Moderation:
                     (guild_key, request.user_id, until, now),
                 )
                 log.info("user %s in guild %s is on a moderation cool-down", request.user_id, request.guild_id)
+        # The metrics' tier: the bot's own (local rules, or the AI second opinion), or the provider's filter.
+        self.metrics.moderation_blocked(tier="upstream" if source == "google" else tier, category=category)
         if now - self._last_purge > _DAY:
             await self.purge_expired()
         if self.on_block is not None:

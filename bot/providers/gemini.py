@@ -71,6 +71,8 @@ class GeminiProvider:
     """`ImageProvider` for Gemini image models. The aiohttp session is the app's and is not closed here. One
     provider serves every model: the request's options name the model and size (`model` is the default)."""
 
+    name = "gemini"  # how metrics and reports name this provider
+
     def __init__(
         self,
         session: aiohttp.ClientSession,

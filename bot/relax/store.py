@@ -1,6 +1,8 @@
 """The `relax_jobs` table, and the only code with SQL on it: one row per relax request that got a reservation,
 with what it takes to resume it after a restart (the request, its quota entry, its generation, and the Batch job
-once there is one). A row is alive until `end`; the next start resumes every live row."""
+once there is one). A row is alive until `end`; the next start resumes every live row. What privacy needs of the
+table (`bot.ops.privacy`): a member's rows exported, their ended rows deleted when they are forgotten, and every
+ended row deleted by the retention pass."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.models import ImageOptions, ImageRequest, RequestKind
-from bot.storage.db import Database
+from bot.storage.db import Database, Tx
+from bot.storage.rows import dict_rows
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +152,21 @@ def _job(row: Any) -> RelaxJob:
         batch_at=row["batch_at"],
         created_at=row["created_at"],
     )
+
+
+# --- privacy (`bot.ops.privacy` runs these inside its transaction) -----------------------------------------------
+
+
+async def export_member(tx: Tx, user_id: int) -> dict[str, list[dict[str, Any]]]:
+    return {"relax_jobs": await dict_rows(tx, "SELECT * FROM relax_jobs WHERE user_id = ? ORDER BY id", (user_id,))}
+
+
+async def forget_member(tx: Tx, user_id: int) -> int:
+    """Delete the member's ended relax jobs (their request, prompt included). A live one stays until it ends: the
+    picture it still owes them needs the request; the first retention pass after it ended deletes it."""
+    return await tx.execute("DELETE FROM relax_jobs WHERE user_id = ? AND ended_at IS NOT NULL", (user_id,))
+
+
+async def delete_ended(tx: Tx) -> int:
+    """Delete the relax jobs that have ended: nothing needs them (the request's record is in `generations`)."""
+    return await tx.execute("DELETE FROM relax_jobs WHERE ended_at IS NOT NULL")

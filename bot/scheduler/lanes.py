@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from bot.ops.metrics import Metrics
 from bot.providers.failover import Availability, LaneOutcome
 from bot.scheduler.gate import Gate, Outcome, SchedulerStats, Slot
 from bot.scheduler.ratelimit import Clock, SystemClock
@@ -49,6 +50,7 @@ class GateLane:
         label: str = "",
         rpm: int | None = None,
         concurrency: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
         self.label = label or name
@@ -56,6 +58,7 @@ class GateLane:
         self.rpm = rpm
         self.concurrency = concurrency
         self._clock: Clock = clock or SystemClock()
+        self.metrics = metrics or Metrics.disabled()
 
     def __repr__(self) -> str:
         return f"GateLane({self.name!r})"
@@ -80,7 +83,9 @@ class GateLane:
         assert isinstance(ticket, Slot)
         result = _OUTCOMES[outcome]
         now = self._clock.monotonic()
-        if self.gate.end(ticket, result, now, tokens=tokens, measured=result is not Outcome.NEUTRAL):
+        opened = self.gate.end(ticket, result, now, tokens=tokens, measured=result is not Outcome.NEUTRAL)
+        self.metrics.circuit_state(provider=self.name, state=self.gate.circuit.state(now))
+        if opened:
             log.warning(
                 "provider %s failed %d times in a row: the chain skips it for %.0fs",
                 self.name,
@@ -89,6 +94,8 @@ class GateLane:
             )
 
     def pause(self, retry_after: float | None) -> None:
+        """The provider answered 429."""
+        self.metrics.upstream_rate_limited(provider=self.name)
         self.gate.pause(retry_after, self._clock.monotonic())
 
     def stats(self) -> SchedulerStats:

@@ -43,6 +43,7 @@ from bot.errors import (
     UpstreamUnavailable,
 )
 from bot.models import GeneratedImage, Progress
+from bot.ops.metrics import Metrics
 from bot.scheduler.fairqueue import FairQueue
 from bot.scheduler.gate import (
     Gate,
@@ -120,12 +121,15 @@ class Scheduler:
         report_limit: int = DEFAULTS.queue_updates_per_report,
         eta_tolerance: float = 1.0,
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        upstream: str | None = "gemini",
         shared: SharedGate | None = None,
     ) -> None:
         """`max_queued`: admitted requests (waiting or running) for the whole bot. `report_interval`: least time
         between two reports of the line; `report_limit`: most requests told of a new place per report.
         `eta_tolerance`: seconds an estimated start must move before a waiting request hears of it. `shared`: the
-        gate every process shares, when there are several (see the module's docstring)."""
+        gate every process shares, when there are several (see the module's docstring). `upstream` names the
+        provider behind the gate in the metrics (None: the providers report their own)."""
         if user_max_pending < 1 or max_queued < 1 or report_limit < 1:
             raise ValueError("user_max_pending, max_queued and report_limit must be >= 1")
         self.gate = gate
@@ -147,6 +151,8 @@ class Scheduler:
         self._timer_at: float | None = None
         self._senders: set[asyncio.Task[None]] = set()
         self._reports = Throttle(report_interval, self._clock, self._report)
+        self.metrics = metrics or Metrics.disabled()
+        self.upstream = upstream
 
     # --- the Scheduler protocol ------------------------------------------------------------------------------
 
@@ -244,6 +250,11 @@ class Scheduler:
         log.info("scheduler stopped: %d waiting refused, %d running, %d interrupted", refused, running, interrupted)
         return ShutdownReport(refused, running - interrupted, interrupted)
 
+    @property
+    def closing(self) -> bool:
+        """`shutdown` was called: no request is admitted any more."""
+        return self._closing
+
     def stats(self) -> SchedulerStats:
         return self.gate.stats(self._clock.monotonic(), self._clock.time(), queued=len(self._queue))
 
@@ -299,6 +310,7 @@ class Scheduler:
             self._running.add(ticket)
             self._idle.clear()
             ticket._future.set_result(None)
+        self.metrics.queue_depth(len(self._queue))
         self._reports.request(now)
 
     def _arm(self, at: float) -> None:
@@ -339,6 +351,8 @@ class Scheduler:
                 raise ShuttingDown() from None
             raise
         except RateLimited as exc:
+            if self.upstream is not None:
+                self.metrics.upstream_rate_limited(provider=self.upstream)
             self.gate.pause(exc.retry_after, self._clock.monotonic())
             if shared is not None:
                 await self._pause_everyone(shared, exc.retry_after)
@@ -386,7 +400,10 @@ class Scheduler:
         if ticket._state is _State.RUNNING:
             ticket._state = _State.IDLE
         if ticket._slot is not None:
-            self.gate.end(ticket._slot, outcome, self._clock.monotonic(), tokens=tokens, measured=measured)
+            now = self._clock.monotonic()
+            self.gate.end(ticket._slot, outcome, now, tokens=tokens, measured=measured)
+            if self.upstream is not None:
+                self.metrics.circuit_state(provider=self.upstream, state=self.gate.circuit.state(now))
             ticket._slot = None
         if not self._running:
             self._idle.set()

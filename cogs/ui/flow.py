@@ -6,6 +6,10 @@ input images (after accepting, so an interaction is always answered within Disco
 refunding on every ending that is not a delivery. The job objects (`cogs.ui.jobs`, `cogs.ui.message_jobs`) are
 the pipeline's `Door`: they say what happens, in Discord. A relax request gets a `cogs.ui.relax.RelaxDoor`; a
 member out of credits is offered to queue the same request in relax mode (`relax_offer`).
+
+Every door passes here, so this is where each request gets its log request id (`bot.ops.logs`), where the
+server's rules on where the bot may be used are checked for interactions (messages are checked as they arrive,
+`cogs.ui.messages`), and where the budget alerts are looked at after the request ended.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import discord
 
 from bot.errors import BotError, QuotaExceeded
 from bot.models import ImageOptions, ImageRequest, RequestKind, as_relax
+from bot.ops.logs import current_request_id, request_context
 from bot.pipeline import Delivery, Loader
 from cogs.ui.common import role_ids
 from cogs.ui.jobs import InteractionJob, Offer
 from cogs.ui.message_jobs import MessageJob
+from cogs.ui.places import check_interaction
 from cogs.ui.relax import RelaxDoor
 from cogs.ui.render import DEFAULT_UPLOAD_LIMIT
 from cogs.ui.views import offer_view
@@ -71,16 +77,23 @@ async def run_interaction(
 ) -> Delivery | None:
     """A slash command, context menu, modal or button: refusals are ephemeral, the rest shows publicly."""
     key = str(interaction.id)
-    if request.relax:
-        door = RelaxDoor.for_interaction(bot, interaction, key)
-        return await bot.services.pipeline.serve(request, door, key=key, load=load)
-    job = InteractionJob(
-        interaction,
-        edit_interval=bot.settings.progress_edit_interval_seconds,
-        images=bot.services.images,
-        offer=relax_offer(bot, interaction, request, load),
-    )
-    return await bot.services.pipeline.serve(request, job, key=key, load=load)
+    with request_context(current_request_id()):
+        if not await check_interaction(bot, interaction):
+            return None
+        door: RelaxDoor | InteractionJob
+        if request.relax:
+            door = RelaxDoor.for_interaction(bot, interaction, key)
+        else:
+            door = InteractionJob(
+                interaction,
+                edit_interval=bot.settings.progress_edit_interval_seconds,
+                images=bot.services.images,
+                offer=relax_offer(bot, interaction, request, load),
+            )
+        try:
+            return await bot.services.pipeline.serve(request, door, key=key, load=load)
+        finally:
+            await bot.budget.after_request(request.guild_id)
 
 
 def relax_offer(bot: ImageBot, interaction: discord.Interaction, request: ImageRequest, load: Loader | None) -> Offer:
@@ -108,16 +121,21 @@ def relax_offer(bot: ImageBot, interaction: discord.Interaction, request: ImageR
 
 
 async def run_message(bot: ImageBot, message: discord.Message, request: ImageRequest, load: Loader) -> Delivery | None:
-    """A reply or a thread message: everything, refusals included, is answered as a reply to it."""
-    job = MessageJob(
-        message,
-        edit_interval=bot.settings.progress_edit_interval_seconds,
-        size_limit=upload_limit(message),
-        images=bot.services.images,
-        lanes=bot.channel_lanes,
-        me=bot.user,
-    )
-    return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
+    """A reply or a thread message: everything, refusals included, is answered as a reply to it. The place was
+    checked when the message arrived."""
+    with request_context(current_request_id()):
+        job = MessageJob(
+            message,
+            edit_interval=bot.settings.progress_edit_interval_seconds,
+            size_limit=upload_limit(message),
+            images=bot.services.images,
+            lanes=bot.channel_lanes,
+            me=bot.user,
+        )
+        try:
+            return await bot.services.pipeline.serve(request, job, key=str(message.id), load=load)
+        finally:
+            await bot.budget.after_request(request.guild_id)
 
 
 def upload_limit(message: discord.Message) -> int:

@@ -6,7 +6,8 @@ messages: only with the message-content intent, without which Discord sends them
 - a reply edits the picture it replies to, with the message's own attachments as further inputs;
 - in a bot thread, a message that replies to nothing edits the latest picture there (`bot.editing.conversation`);
 - elsewhere, a mention with attached images edits those images.
-Anything else addressed to the bot gets a short explanation, never silence.
+Anything else addressed to the bot gets a short explanation, never silence, except in a place the server's rules
+close (`/settings`): there the message is ignored, or answered with the rule when the server asked for that.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from bot.editing.conversation import Incoming, MessageRef, source_of
 from bot.editing.inputs import HOW_TO_EDIT, NO_INSTRUCTION, SOURCE_DELETED
 from bot.errors import BotError, InvalidRequest
 from bot.models import ImageRequest, RequestKind
+from bot.ops.logs import request_context
 from cogs.ui.flow import request_for, run_message
 from cogs.ui.inputs import Pending, download, fetch_message, on_message, precheck, source_images
 from cogs.ui.message_jobs import refuse
+from cogs.ui.places import check_message
 from cogs.ui.threads import thread_owner
 
 if TYPE_CHECKING:
@@ -43,15 +46,22 @@ async def handle_message(bot: ImageBot, message: discord.Message) -> None:
     owner_speaks = owner == message.author.id and bot.intents.message_content
     if not (mentioned or owner_speaks):
         return
-    try:
-        request, pending = await _request(bot, message, me.id, in_bot_thread=owner is not None)
-    except Exception as exc:  # the user always hears something; BotErrors say why, others are logged
-        if not isinstance(exc, BotError):
-            log.error("could not read the request in message %s", message.id, exc_info=exc)
-        await refuse(message, exc)
-        return
-    judge = bot.services.inputs
-    await run_message(bot, message, request, lambda: download(pending, judge))
+    with request_context():
+        closed = await check_message(bot, message)
+        if closed is not None:
+            log.info("message %s is in a place closed to it (%s)", message.id, closed.rule)
+            if not closed.quiet:
+                await refuse(message, closed)
+            return
+        try:
+            request, pending = await _request(bot, message, me.id, in_bot_thread=owner is not None)
+        except Exception as exc:  # the user always hears something; BotErrors say why, others are logged
+            if not isinstance(exc, BotError):
+                log.error("could not read the request in message %s", message.id, exc_info=exc)
+            await refuse(message, exc)
+            return
+        judge = bot.services.inputs
+        await run_message(bot, message, request, lambda: download(pending, judge))
 
 
 async def _request(

@@ -21,6 +21,7 @@ from bot.errors import (
     ModelUnavailable,
     ModerationBlocked,
     NotAllowed,
+    NotHere,
     OperatorError,
     PromptBlocked,
     QueueFull,
@@ -238,6 +239,8 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage(
                 f"Only the person who asked for this picture, or a moderator who can manage messages, can {action} it."
             )
+        case NotHere():
+            return UserMessage(not_here_text(exc))
         case Cancelled():
             return UserMessage("Cancelled." + refunded)
         case Suspended():
@@ -299,6 +302,21 @@ def user_message(exc: BaseException, *, public: bool = False) -> UserMessage:
             return UserMessage("The image model took too long to answer. Please try again." + refunded)
     # Not only the pipeline lands here (a failed button, an admin command), so no claim about the quota.
     return UserMessage("Something went wrong on our side. Please try again.")
+
+
+def not_here_text(exc: NotHere) -> str:
+    """Where the bot may be used, in the words of the rule that refused (mentions render as names)."""
+    if exc.rule == "dms":
+        return "🔒 The bot doesn't take requests in direct messages. Use it in a server you share with it."
+    if exc.rule == "thread":
+        return "🔒 This server doesn't allow the image bot in threads. Ask in a channel instead."
+    if exc.rule == "role":
+        roles = " or ".join(f"<@&{role}>" for role in exc.roles)
+        return f"🔒 On this server, only members with the role {roles} can make images."
+    where = ""
+    if exc.allowed:
+        where = " It can be used in " + ", ".join(f"<#{place}>" for place in exc.allowed) + "."
+    return f"🔒 This server doesn't allow the image bot in this channel.{where}"
 
 
 def credits(n: int) -> str:

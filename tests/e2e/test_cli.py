@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import re
 import sys
@@ -123,10 +124,28 @@ async def test_generate_beside_a_running_bot_leaves_its_open_reservations_alone(
     assert await ledger.commit(held, 1, 0.039)  # still open: the CLI did not refund the bot's request
 
 
+async def test_report_needs_no_secrets_and_writes_the_chart_and_rows(tmp_path):
+    async with FakeGemini() as gemini:  # one image, made by the CLI, so the ledger has a day to report
+        env = {"GEMINI_API_KEY": gemini.api_key, "GEMINI_BASE_URL": gemini.base_url}
+        code, _, err = await run("generate", "a fox", cwd=tmp_path, DATABASE_PATH="db.sqlite3", **env)
+        assert code == 0, err
+    code, out, err = await run("report", "--days", "7", "--out", "out", cwd=tmp_path, DATABASE_PATH="db.sqlite3")
+    assert code == 0, err
+    assert out.startswith("Usage of the whole bot, last 7 days")
+    cost = re.search(r"^Images 1 · credits 1 · cost \$(\d+\.\d{3})$", out, re.M)
+    assert cost is not None, out
+    assert (tmp_path / "out" / "usage-all-7d.png").read_bytes().startswith(b"\x89PNG")
+    rows = list(csv.DictReader((tmp_path / "out" / "usage-all-7d.csv").open()))
+    assert len(rows) == 7 and sum(int(r["images"]) for r in rows) == 1
+    assert f"{sum(float(r['cost_usd']) for r in rows):.3f}" == cost.group(1)  # the real cost, as the table says
+
+
 def test_log_output_never_carries_the_secrets(capsys):
     import logging
+    import sys
+    import threading
 
-    from bot.__main__ import setup_logging
+    from bot.__main__ import setup_logging  # what `python -m bot` sets up (bot.ops.logs.configure_logging)
     from bot.config import Settings
 
     settings = Settings(
@@ -135,6 +154,7 @@ def test_log_output_never_carries_the_secrets(capsys):
         gemini_api_key="key-very-secret-2",
         database_url="postgresql://bot:pw-very-secret-3@db/bot",
     )
+    hooks = (sys.excepthook, threading.excepthook)
     setup_logging(settings)
     try:
         logging.getLogger("discord.http").warning("sent Authorization: Bot %s", "tok-very-secret-1")
@@ -142,6 +162,8 @@ def test_log_output_never_carries_the_secrets(capsys):
         logging.getLogger("asyncpg").error("password authentication failed: pw-very-secret-3")
     finally:
         logging.basicConfig(handlers=[], force=True)
+        logging.captureWarnings(False)
+        sys.excepthook, threading.excepthook = hooks
     err = capsys.readouterr().err
     assert "very-secret" not in err and err.count("[redacted]") == 3
 
@@ -181,6 +203,8 @@ async def test_migrate_says_when_the_database_cannot_be_reached(tmp_path):
 def test_exception_text_and_tracebacks_are_redacted_too(capsys, monkeypatch):
     # Issue 12.9: the final line is redacted, not only `record.msg`; gateway keys count as secrets as well.
     import logging
+    import sys
+    import threading
 
     from bot.__main__ import setup_logging
     from bot.config import Settings
@@ -194,6 +218,7 @@ def test_exception_text_and_tracebacks_are_redacted_too(capsys, monkeypatch):
         gemini_api_key="key-very-secret-2",
         providers="gemini,relay",
     )
+    hooks = (sys.excepthook, threading.excepthook)
     setup_logging(settings)
     log = logging.getLogger("bot.test")
     try:
@@ -205,6 +230,8 @@ def test_exception_text_and_tracebacks_are_redacted_too(capsys, monkeypatch):
         log.warning("gateway said: %r", {"authorization": "Bearer relay-very-secret-3"})
     finally:
         logging.basicConfig(handlers=[], force=True)
+        logging.captureWarnings(False)
+        sys.excepthook, threading.excepthook = hooks
     err = capsys.readouterr().err
     assert "very-secret" not in err
     assert "Traceback" in err and "key=[redacted] failed" in err and "token [redacted] refused" in err

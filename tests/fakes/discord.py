@@ -41,6 +41,7 @@ from tests.fakes.discord_interactions import (
     interaction_payload,
     member_or_user,
     modal_submit_components,
+    select_resolved,
     usable_command,
 )
 from tests.fakes.discord_limits import ApiError
@@ -302,6 +303,8 @@ class FakeDiscord(World):
                 raise InteractionRefused("only the user an ephemeral message was sent to can click on it")
             user = user or viewer
         data = component_data(message, custom_id, values)
+        if (resolved := select_resolved(self, message, data)) is not None:
+            data["resolved"] = resolved
         return await self._interact(COMPONENT, data, custom_id, user=user, channel=message.channel, message=message)
 
     async def submit_modal(

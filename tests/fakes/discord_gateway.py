@@ -2,7 +2,11 @@
 
 Sharding as Discord does it: IDENTIFY's `shard` is `[shard_id, num_shards]` (absent: `[0, 1]`); a session
 receives the guilds, and the events of the guilds, whose `(guild_id >> 22) % num_shards` is its shard id, and
-shard 0 receives direct messages. An impossible shard closes the connection with 4010 (Invalid shard)."""
+shard 0 receives direct messages. An impossible shard closes the connection with 4010 (Invalid shard).
+
+RESUME -> RESUMED for a session it knows (same shard, same sequence). `drop()` closes every connection as Discord
+does when a session must reconnect (close code 4000) and holds the gateway down (new connections get no HELLO)
+until `restore()`."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, RESUME, REQUEST_MEMBERS, INVALID_SESSIO
 HEARTBEAT_INTERVAL_MS = 41250
 # Close codes (discord-api-docs, "Gateway close event codes").
 AUTHENTICATION_FAILED, INVALID_SHARD, INVALID_INTENTS, DISALLOWED_INTENTS = 4004, 4010, 4013, 4014
+UNKNOWN_ERROR = 4000  # "We're not sure what went wrong. Try reconnecting?": clients resume
 # Events whose guild is the payload itself rather than its guild_id.
 _GUILD_EVENTS = {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"}
 
@@ -46,6 +51,7 @@ class Session:
         self.ws = ws
         self.sequence = 0
         self.ready = False
+        self.session_id: str | None = None
         self.shard = (0, 1)  # (shard id, number of shards), from IDENTIFY
         self.lock = asyncio.Lock()  # sequence numbers must reach the client in order
 
@@ -63,6 +69,22 @@ class Gateway:
         self.fake = fake
         self.sessions: list[Session] = []
         self.presences: list[dict[str, Any]] = []
+        # session id -> (last sequence sent, shard): what a RESUME may pick up
+        self.known: dict[str, tuple[int, tuple[int, int]]] = {}
+        self.resumed = 0
+        self._up = asyncio.Event()
+        self._up.set()
+
+    async def drop(self) -> None:
+        """Close every connection (4000: the client reconnects and resumes) and accept none until `restore`."""
+        self._up.clear()
+        for session in list(self.sessions):
+            await session.ws.close(code=UNKNOWN_ERROR, message=b"Unknown error.")
+        self.fake.notify()
+
+    def restore(self) -> None:
+        """Let the waiting reconnection through: HELLO, then its RESUME is answered with RESUMED."""
+        self._up.set()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -70,6 +92,7 @@ class Gateway:
         session = Session(ws)
         self.sessions.append(session)
         try:
+            await self._up.wait()  # while dropped, the connection opens but nothing answers
             await session.send(HELLO, {"heartbeat_interval": HEARTBEAT_INTERVAL_MS})
             async for frame in ws:
                 if frame.type is not WSMsgType.TEXT:
@@ -78,6 +101,9 @@ class Gateway:
                 await self._receive(session, json.loads(frame.data))
         finally:
             self.sessions.remove(session)
+            if session.session_id is not None:
+                self.known[session.session_id] = (session.sequence, session.shard)
+            self.fake.notify()
         return ws
 
     async def _receive(self, session: Session, payload: dict[str, Any]) -> None:
@@ -89,7 +115,7 @@ class Gateway:
         elif op == PRESENCE:
             self.presences.append(data)
         elif op == RESUME:
-            await session.send(INVALID_SESSION, False)  # sessions are not kept: the client identifies anew
+            await self._resume(session, data)
         elif op == REQUEST_MEMBERS:
             guild = self.fake.guilds[int(data["guild_id"])]
             chunk = {"guild_id": str(guild.id), "members": [m.payload() for m in guild.members.values()],
@@ -97,6 +123,19 @@ class Gateway:
             await session.send(DISPATCH, chunk, "GUILD_MEMBERS_CHUNK")
         else:
             self.fake.fail(f"gateway: unexpected opcode {op}: {payload}")
+
+    async def _resume(self, session: Session, data: dict[str, Any]) -> None:
+        """A known session picks up where it was (nothing was dispatched meanwhile: `dispatch` needs a ready
+        session); anything else is invalid and the client identifies anew."""
+        known = self.known.pop(str(data.get("session_id")), None)
+        if data.get("token") != self.fake.token or known is None or data.get("seq") != known[0]:
+            await session.send(INVALID_SESSION, False)
+            return
+        session.session_id, (session.sequence, session.shard) = str(data["session_id"]), known
+        await session.send(DISPATCH, {}, "RESUMED")
+        session.ready = True
+        self.resumed += 1
+        self.fake.notify()
 
     async def _identify(self, session: Session, data: dict[str, Any]) -> None:
         fake = self.fake
@@ -117,6 +156,7 @@ class Gateway:
         session.shard = (shard[0], shard[1])
         guilds = [g for g in fake.guilds.values() if shard_of(g.id, shard[1]) == shard[0]]
         fake.identify, fake.intents = data, intents
+        session.session_id = uuid.uuid4().hex
         ready = {
             "v": 10,
             "user": {
@@ -127,7 +167,7 @@ class Gateway:
                 "email": None,
             },
             "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
-            "session_id": uuid.uuid4().hex,
+            "session_id": session.session_id,
             "resume_gateway_url": fake.gateway_url,
             "application": {"id": str(fake.application_id), "flags": 0},
             "private_channels": [],

@@ -263,6 +263,35 @@ def component_data(message: Message, custom_id: str, values: list[str] | None) -
     return data
 
 
+ROLE_SELECT, CHANNEL_SELECT = 6, 8
+
+
+def select_resolved(fake: FakeDiscord, message: Message, data: dict[str, Any]) -> dict[str, Any] | None:
+    """`resolved` of a choice in a role or channel select: Discord sends the chosen roles and channels whole,
+    and offers only the server's own roles and channels of the select's `channel_types`."""
+    component = message.component(data["custom_id"]) or {}
+    kind, guild = component.get("type"), message.channel.guild
+    if kind not in (ROLE_SELECT, CHANNEL_SELECT):
+        return None
+    if guild is None:
+        raise InteractionRefused("role and channel selects list a server's roles and channels")
+    resolved: dict[str, dict[str, Any]] = {}
+    for value in data["values"]:
+        if kind == ROLE_SELECT:
+            role = next((r for r in guild.roles if str(r.id) == value), None)
+            if role is None:
+                raise InteractionRefused(f"select {data['custom_id']!r} offers this server's roles, not {value}")
+            resolved.setdefault("roles", {})[value] = role.payload()
+            continue
+        channel = fake.channels.get(int(value))
+        types = component.get("channel_types")
+        if channel is None or channel.guild is not guild or (types and channel.type not in types):
+            raise InteractionRefused(f"select {data['custom_id']!r} offers channels of types {types}, not {value}")
+        permissions = str(fake.bot_permissions(guild))
+        resolved.setdefault("channels", {})[value] = {**channel.payload(), "permissions": permissions}
+    return resolved
+
+
 def modal_submit_components(modal: dict[str, Any], values: Mapping[str, str | list[str]]) -> list[dict[str, Any]]:
     """What a user's client submits for `modal`: `values` maps custom_id -> text (a list for selects)."""
     fields = {c["custom_id"]: c for c in walk_components(modal.get("components") or []) if c.get("type") in (3, 4)}

@@ -186,6 +186,11 @@ def check_component(component: dict[str, Any], path: str) -> None:
             raise invalid(f"{path}.label", "BASE_TYPE_REQUIRED", "This field is required")
     elif kind in _SELECTS:
         _length(component.get("placeholder"), f"{path}.placeholder", 150)
+        low, high = component.get("min_values", 1), component.get("max_values", 1)
+        if not (0 <= low <= 25 and 1 <= high <= 25 and low <= high):
+            raise invalid(f"{path}.max_values", "BASE_TYPE_BAD_INT", "min_values and max_values must be 0-25, 1-25")
+        if len(component.get("default_values") or []) > high:
+            raise bad_length(f"{path}.default_values", 0, high)
         if kind == 3:
             options = component.get("options") or []
             if not 1 <= len(options) <= 25:

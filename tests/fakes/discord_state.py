@@ -51,7 +51,7 @@ FLAG_COMPONENTS_V2 = 1 << 15
 TYPE_DEFAULT, TYPE_REPLY, TYPE_SLASH, TYPE_CONTEXT_MENU = 0, 19, 20, 23
 
 # Channel types.
-GUILD_TEXT, DM, PUBLIC_THREAD, PRIVATE_THREAD = 0, 1, 11, 12
+GUILD_TEXT, DM, GUILD_CATEGORY, PUBLIC_THREAD, PRIVATE_THREAD = 0, 1, 4, 11, 12
 
 
 def iso(timestamp: float) -> str:
@@ -176,7 +176,7 @@ class Channel:
     type: int
     name: str
     guild: Guild | None = field(default=None, repr=False)
-    parent: Channel | None = field(default=None, repr=False)  # threads
+    parent: Channel | None = field(default=None, repr=False)  # threads: the channel; channels: the category
     owner_id: int | None = None  # threads
     recipient: User | None = None  # DMs
     position: int = 0
@@ -225,7 +225,10 @@ class Channel:
                 },
             )
         else:
-            data.update(position=self.position, topic=None, parent_id=None, permission_overwrites=[])
+            parent_id = str(self.parent.id) if self.parent is not None else None
+            data.update(position=self.position, parent_id=parent_id, permission_overwrites=[])
+            if self.type != GUILD_CATEGORY:
+                data.update(topic=None)
         return data
 
 

@@ -14,6 +14,7 @@ from tests.fakes.discord_state import (
     ADMINISTRATOR,
     DM,
     EVERYONE_PERMISSIONS,
+    GUILD_CATEGORY,
     GUILD_TEXT,
     INTENT_GUILD_MEMBERS,
     MANAGE_GUILD,
@@ -133,9 +134,15 @@ class World:
             self._announce("GUILD_MEMBER_ADD", lambda: {**member.payload(), "guild_id": str(guild.id)})
         return member
 
-    def add_channel(self, name: str, *, guild: Guild | None = None) -> Channel:
+    def add_channel(
+        self, name: str, *, guild: Guild | None = None, category: Channel | None = None, kind: int = GUILD_TEXT
+    ) -> Channel:
+        """A text channel (in `category`, if given), or a category with `kind=GUILD_CATEGORY`."""
         guild = guild or self.guild
-        channel = Channel(self.mint(), GUILD_TEXT, name, guild, position=len(guild.channels), created_at=self.now())
+        assert category is None or (category.type == GUILD_CATEGORY and kind != GUILD_CATEGORY)
+        channel = Channel(
+            self.mint(), kind, name, guild, parent=category, position=len(guild.channels), created_at=self.now()
+        )
         guild.channels.append(channel)
         self.channels[channel.id] = channel
         self._announce("CHANNEL_CREATE", channel.payload)

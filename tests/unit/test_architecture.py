@@ -80,9 +80,16 @@ def test_the_core_never_imports_the_discord_side():
 # Each table is written and read by one module (or package): everyone else calls it.
 TABLE_OWNERS = {
     r"generations|generation_inputs|generation_turns": ("bot/editing/generations.py",),
-    r"quota_\w+": ("bot/quota/ledger.py", "bot/quota/facts.py", "bot/quota/admin.py", "bot/quota/access.py"),
+    r"quota_\w+": (
+        "bot/quota/ledger.py",
+        "bot/quota/facts.py",
+        "bot/quota/admin.py",
+        "bot/quota/access.py",
+        "bot/quota/records.py",
+    ),
     r"moderation_appeals": ("bot/moderation/appeals.py",),
-    r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py",),
+    r"moderation_(?!appeals\b)\w+": ("bot/moderation/store.py", "bot/moderation/records.py"),
+    r"server_settings": ("bot/ops/server_settings.py",),
     r"relax_jobs": ("bot/relax/store.py",),
     # The ledger's recovery reads the leases in the same statement as its refunds (bot.storage.leases).
     r"process_leases": ("bot/storage/leases.py", "bot/quota/ledger.py"),

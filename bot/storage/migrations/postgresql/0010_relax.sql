@@ -1,4 +1,4 @@
--- PostgreSQL twin of ../0009_relax.sql; the comments there say what each change means.
+-- PostgreSQL twin of ../0010_relax.sql; the comments there say what each change means.
 ALTER TABLE quota_entries ADD COLUMN lane TEXT NOT NULL DEFAULT 'fast' CHECK (lane IN ('fast', 'relax'));
 
 CREATE TABLE relax_jobs (
