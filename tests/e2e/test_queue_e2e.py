@@ -248,7 +248,7 @@ async def test_after_repeated_failures_users_are_told_at_once_instead_of_waiting
 async def test_queue_shows_how_busy_the_line_is(run_bot, fake_discord, gemini):
     fake = fake_discord
     bob = fake.add_member("bob")
-    gemini.latency = 0.2
+    gemini.latency = 2.0  # the fox must still be generating when /queue is read, however loaded the machine
     async with run_bot(**FOREVER):
         await fake.slash("imagine", {"prompt": "a fox"})
         await gemini_busy(fake, gemini)
